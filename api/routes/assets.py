@@ -1,0 +1,51 @@
+"""Single assets: read, change (history kept), read history or the state at a past time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query
+
+from api.deps import Caller, Conn, Reader
+from geo import assets
+
+router = APIRouter(prefix="/assets", tags=["assets"])
+
+
+@router.get("/{asset_id}", summary="One asset, now or at a past time")
+async def get_asset(
+    asset_id: int,
+    conn: Conn,
+    reader: Reader,
+    at: Annotated[
+        dt.datetime | None, Query(description="Return the version current at this time (ISO 8601).")
+    ] = None,
+) -> dict[str, Any]:
+    """The asset's attributes and its geometry as GeoJSON (WGS84)."""
+    if at is not None:
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=dt.UTC)
+        return await assets.asset_at(conn, asset_id, at)
+    return await assets.get_asset(conn, asset_id)
+
+
+@router.get("/{asset_id}/history", summary="Every version of an asset, newest first")
+async def get_history(asset_id: int, conn: Conn, reader: Reader) -> list[dict[str, Any]]:
+    """Each version with the interval it was current (``valid_from``, ``valid_to``)."""
+    return await assets.asset_history(conn, asset_id)
+
+
+@router.patch("/{asset_id}", summary="Change an asset's attributes")
+async def patch_asset(
+    asset_id: int,
+    conn: Conn,
+    caller: Caller,
+    changes: Annotated[dict[str, Any], Body(examples=[{"status": "in_service", "height_m": 8}])],
+    if_match: Annotated[
+        str | None, Header(description="The version you read; a newer one answers 409.")
+    ] = None,
+) -> dict[str, Any]:
+    """Borough keys change their own borough's assets, admin keys any. The replaced version stays in history."""
+    expected = int(if_match.strip('W/"')) if if_match and if_match.strip('W/"').isdigit() else None
+    return await assets.update_asset(conn, asset_id, changes, caller, expected)

@@ -1,0 +1,87 @@
+"""Settings, one small class per concern, all read from ``CONNECTIVITY_*`` environment variables.
+
+Every setting is documented once, in the README's configuration table; a test checks that
+each name in that table maps to a field here and the other way round.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "data"
+
+
+class DatabaseSettings(BaseSettings):
+    """Where the PostGIS database is, and the embedded cluster the project runs when none is given."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTIVITY_DB_", extra="ignore", populate_by_name=True)
+
+    url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "CONNECTIVITY_DB_URL"),
+        description="Use this PostgreSQL/PostGIS server instead of the embedded cluster.",
+    )
+    dir: Path = Field(default=PROJECT_ROOT / "var" / "pg", description="Embedded cluster directory.")
+    port: int | None = Field(
+        default=None,
+        ge=1024,
+        le=65535,
+        description="Loopback port of the embedded cluster; by default the first free port from 55432, "
+        "chosen once and remembered.",
+    )
+    name: str = Field(default="connectivity", description="Database name in the embedded cluster.")
+    os_user: str = Field(
+        default="postgres", description="Unprivileged OS user that runs the cluster as root."
+    )
+    pool_min_size: int = Field(default=1, ge=1)
+    pool_max_size: int = Field(default=4, ge=1)
+
+    @model_validator(mode="after")
+    def _pool_sizes(self) -> DatabaseSettings:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError("CONNECTIVITY_DB_POOL_MIN_SIZE must not exceed CONNECTIVITY_DB_POOL_MAX_SIZE")
+        return self
+
+
+class ApiSettings(BaseSettings):
+    """The HTTP service."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTIVITY_API_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    anonymous_read: bool = Field(
+        default=True, description="Allow reading the public layers without an API key. Writing never is."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL the service is reached at, for links; by default taken from the request.",
+    )
+
+
+class Settings(BaseModel):
+    """All settings, grouped by concern. ``Settings()`` reads them all from the environment."""
+
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+
+def env_names() -> set[str]:
+    """Every environment variable a setting is read from."""
+    names: set[str] = set()
+    for group in Settings.model_fields.values():
+        cls = group.annotation
+        assert isinstance(cls, type) and issubclass(cls, BaseSettings)
+        prefix = cls.model_config.get("env_prefix", "")
+        for field_name, field in cls.model_fields.items():
+            alias = field.validation_alias
+            if isinstance(alias, AliasChoices):
+                names.update(str(choice) for choice in alias.choices)
+            else:
+                names.add(f"{prefix}{field_name}".upper())
+    return names

@@ -1,0 +1,55 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli.main import app
+
+runner = CliRunner()
+
+
+def invoke(db_url, *args):
+    return runner.invoke(app, list(args), env={"DATABASE_URL": db_url, "COLUMNS": "200"})
+
+
+def test_keys_create_list_revoke(db_url):
+    created = invoke(
+        db_url, "keys", "create", "--role", "borough", "--borough", "E09000007", "--label", "Camden GIS"
+    )
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("cx_")
+    listed = invoke(db_url, "keys", "list")
+    assert listed.exit_code == 0 and "Camden GIS" in listed.stdout and key not in listed.stdout
+    key_id = next(line.split("│")[1].strip() for line in listed.stdout.splitlines() if "Camden GIS" in line)
+    revoked = invoke(db_url, "keys", "revoke", key_id)
+    assert revoked.exit_code == 0 and f"key {key_id} revoked" in revoked.stdout
+    again = invoke(db_url, "keys", "revoke", key_id)
+    assert again.exit_code == 1 and f"no live key has id {key_id}" in again.output
+
+
+def test_bad_key_requests_exit_non_zero_with_the_reason(db_url):
+    wrong = invoke(db_url, "keys", "create", "--role", "borough", "--borough", "E09000099")
+    assert wrong.exit_code == 2 and "'E09000099' is not a London authority GSS code" in wrong.output
+    unbound = invoke(db_url, "keys", "create", "--role", "borough")
+    assert unbound.exit_code == 2 and "needs --borough" in unbound.output
+
+
+def test_migrate_twice_applies_nothing(db_url):
+    result = invoke(db_url, "db", "migrate")
+    assert result.exit_code == 0 and "applied: nothing" in result.stdout
+
+
+def test_demo_refuses_a_database_that_holds_assets(db_url):
+    result = invoke(db_url, "demo", "load", "--scale", "small")
+    assert result.exit_code == 1 and "already holds" in result.output
+    bad = invoke(db_url, "demo", "load", "--scale", "huge")
+    assert bad.exit_code == 2 and "unknown scale 'huge'" in bad.output
+
+
+def test_the_console_script_is_installed():
+    script = Path(sys.executable).parent / "connectivity"
+    out = subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("serve", "db", "demo", "keys"):
+        assert command in out
