@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
 from api import errors
-from api.routes import assets, boroughs, health
+from api.routes import assets, boroughs, features, health, tiles
+from api.summaries import SummaryRefresher
 from geo.database import database_url
 from geo.settings import Settings
 
@@ -50,7 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="connectivity", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.extent_cache = {}
+    app.state.summaries = SummaryRefresher(app)
     errors.install(app)
-    for module in (health, boroughs, assets):
+    for module in (features, health, boroughs, assets, tiles):
         app.include_router(module.router)
     return app

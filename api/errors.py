@@ -12,6 +12,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from geo.access import AuthenticationFailed, PermissionDenied
 from geo.assets import AssetNotFound, InvalidAssetChange, VersionConflict
 from geo.boroughs import UnknownBorough
+from geo.collections import UnknownCollection
+from geo.features import FeatureNotFound, InvalidParameter
+from geo.tiles import InvalidTile
 
 PROBLEM = "application/problem+json"
 
@@ -23,6 +26,10 @@ STATUS_CODES: dict[type[Exception], int] = {
     UnknownBorough: 422,
     InvalidAssetChange: 422,
     VersionConflict: 409,
+    UnknownCollection: 404,
+    FeatureNotFound: 404,
+    InvalidTile: 404,
+    InvalidParameter: 400,
 }
 
 TITLES = {
@@ -74,6 +81,8 @@ def install(app: FastAPI, table: dict[type[Exception], int] | None = None) -> No
         return problem(status, str(exc), **extra)
 
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A bad query or path parameter is a 400 (as OGC API asks); a bad body a 422.
+        status = 422 if any(e.get("loc", ("",))[0] == "body" for e in exc.errors()) else 400
         errors = [
             {
                 "where": ".".join(str(p) for p in e.get("loc", ())),
@@ -83,7 +92,7 @@ def install(app: FastAPI, table: dict[type[Exception], int] | None = None) -> No
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['where']}: {e['message']}" for e in errors)
-        return problem(422, detail, errors=errors)
+        return problem(status, detail, errors=errors)
 
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail))

@@ -87,7 +87,7 @@ def prepare_database(settings: Settings, *, demo: bool = True, quiet: bool = Fal
         row = conn.execute("SELECT count(*) FROM assets").fetchone()
         if demo and row is not None and row[0] == 0:
             with progress_bar("loading the London demo") as report:
-                counts = load_demo(conn, "default", report)
+                counts = load_demo(conn, "default", report, settings.tiles.raw_min_zoom)
             err.print(f"demo loaded: {counts}")
     return url
 
@@ -170,7 +170,7 @@ def demo_load(
         database.migrate(conn)
         try:
             with progress_bar(f"demo ({scale})") as report:
-                counts = load_demo(conn, scale, report)
+                counts = load_demo(conn, scale, report, Settings().tiles.raw_min_zoom)
         except DemoAlreadyLoaded as exc:
             raise fail(str(exc)) from exc
     table = Table("kind", "assets")

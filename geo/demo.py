@@ -21,8 +21,10 @@ from psycopg.types.json import Jsonb
 from scipy.spatial import cKDTree
 
 from geo.boroughs import borough_frame, council_name, load_boroughs
+from geo.collections import COLLECTIONS
 from geo.progress import Progress, silent
 from geo.settings import DATA_DIR
+from geo.tiles import refresh_summaries
 
 POSTCODES_FILE = DATA_DIR / "london_postcodes_codepoint_2014.csv"
 BUS_STOPS_FILE = DATA_DIR / "tfl_bus_stops.csv"
@@ -363,7 +365,7 @@ def _new_load(
 
 
 def load_demo(
-    conn: psycopg.Connection[Any], scale: str = "default", progress: Progress = silent
+    conn: psycopg.Connection[Any], scale: str = "default", progress: Progress = silent, raw_min_zoom: int = 13
 ) -> dict[str, int]:
     """Fill an empty database with the London demo, in one transaction.
 
@@ -376,6 +378,8 @@ def load_demo(
         (at least 500,000 street-furniture points and 5,000 km of duct, for benchmarks).
     progress
         Called with ``(step, done, total)`` as the steps finish.
+    raw_min_zoom
+        The tile zoom from which raw features are served; summaries are built below it.
 
     Returns
     -------
@@ -426,7 +430,8 @@ def load_demo(
         counts["duct"] = copy_assets(conn, _ducts(rng, postcodes, boroughs, params), synthetic_load, by)
         for load_id in (tfl_load, synthetic_load):
             conn.execute("UPDATE loads SET finished_at = now() WHERE id = %s", [load_id])
-        progress("analyse", 5, steps)
+        progress("tile summaries", 5, steps)
+        refresh_summaries(conn, list(COLLECTIONS.values()), raw_min_zoom)
     conn.execute("ANALYZE assets")
     progress("done", steps, steps)
     return counts

@@ -64,11 +64,29 @@ class ApiSettings(BaseSettings):
     )
 
 
+class TileSettings(BaseSettings):
+    """Vector tiles."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTIVITY_TILES_", extra="ignore")
+
+    raw_min_zoom: int = Field(default=13, ge=1, le=22, description="From this zoom tiles carry raw features.")
+    max_zoom: int = Field(default=22, ge=1, le=24)
+    max_features: int = Field(default=10_000, ge=1, description="Most features in one raw tile.")
+    cache_max_age: int = Field(default=60, ge=0, description="Cache-Control max-age of tiles, in seconds.")
+
+    @model_validator(mode="after")
+    def _zooms(self) -> TileSettings:
+        if self.raw_min_zoom > self.max_zoom:
+            raise ValueError("CONNECTIVITY_TILES_RAW_MIN_ZOOM must not exceed CONNECTIVITY_TILES_MAX_ZOOM")
+        return self
+
+
 class Settings(BaseModel):
     """All settings, grouped by concern. ``Settings()`` reads them all from the environment."""
 
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    tiles: TileSettings = Field(default_factory=TileSettings)
 
 
 def env_names() -> set[str]:

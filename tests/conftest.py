@@ -25,13 +25,11 @@ from psycopg import sql
 from geo import access, database
 from geo.settings import PROJECT_ROOT, DatabaseSettings, Settings
 
+# The template is rebuilt when any of these change.
 TEMPLATE_INPUTS = [
     *sorted((PROJECT_ROOT / "geo" / "migrations").glob("*.sql")),
+    *sorted((PROJECT_ROOT / "geo").glob("*.py")),
     PROJECT_ROOT / "data" / "asset_model.yaml",
-    PROJECT_ROOT / "geo" / "model.py",
-    PROJECT_ROOT / "geo" / "boroughs.py",
-    PROJECT_ROOT / "geo" / "demo.py",
-    PROJECT_ROOT / "geo" / "database.py",
 ]
 TEMPLATE_LOCK = 74_201_002
 

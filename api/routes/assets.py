@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query
+from fastapi import APIRouter, BackgroundTasks, Body, Header, Query, Request
 
 from api.deps import Caller, Conn, Reader
 from geo import assets
@@ -41,6 +41,8 @@ async def patch_asset(
     asset_id: int,
     conn: Conn,
     caller: Caller,
+    request: Request,
+    background: BackgroundTasks,
     changes: Annotated[dict[str, Any], Body(examples=[{"status": "in_service", "height_m": 8}])],
     if_match: Annotated[
         str | None, Header(description="The version you read; a newer one answers 409.")
@@ -48,4 +50,6 @@ async def patch_asset(
 ) -> dict[str, Any]:
     """Borough keys change their own borough's assets, admin keys any. The replaced version stays in history."""
     expected = int(if_match.strip('W/"')) if if_match and if_match.strip('W/"').isdigit() else None
-    return await assets.update_asset(conn, asset_id, changes, caller, expected)
+    updated = await assets.update_asset(conn, asset_id, changes, caller, expected)
+    background.add_task(request.app.state.summaries.refresh, updated["kind"])
+    return updated

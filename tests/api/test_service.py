@@ -33,7 +33,7 @@ def test_errors_are_problem_json_saying_what_was_wrong(client, auth):
     assert missing.json()["detail"] == "no asset has id 987654321"
 
     bad = client.get("/assets/not-a-number")
-    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+    assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
     assert bad.json()["errors"][0]["where"] == "path.asset_id"
     assert bad.json()["errors"][0]["value"] == "not-a-number"
 

@@ -1,0 +1,196 @@
+"""OGC API - Features (Part 1 Core, GeoJSON; Part 2 CRS): landing page, conformance, collections, items."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from api.deps import Conn, Reader
+from geo import features
+from geo.collections import COLLECTIONS, Collection, get_collection
+from geo.features import CRS84, EPSG, SUPPORTED_CRS, ItemsQuery
+
+router = APIRouter(tags=["OGC API Features"])
+GEOJSON = "application/geo+json"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+]
+
+
+def base_url(request: Request) -> str:
+    """The service's base URL (setting, else the request's)."""
+    configured = request.app.state.settings.api.public_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+def link(href: str, rel: str, type_: str, title: str | None = None) -> dict[str, str]:
+    """An OGC link object."""
+    out = {"href": href, "rel": rel, "type": type_}
+    if title:
+        out["title"] = title
+    return out
+
+
+@router.get("/", summary="Landing page")
+async def landing(request: Request) -> dict[str, Any]:
+    """Links to the API definition, the conformance classes, the collections and the web map."""
+    base = base_url(request)
+    return {
+        "title": "connectivity",
+        "description": "Candidate full-fibre assets of London's 33 authorities: OGC API Features and vector tiles.",
+        "links": [
+            link(f"{base}/", "self", "application/json", "This document"),
+            link(
+                f"{base}/openapi.json",
+                "service-desc",
+                "application/vnd.oai.openapi+json;version=3.0",
+                "API definition",
+            ),
+            link(f"{base}/docs", "service-doc", "text/html", "API documentation"),
+            link(f"{base}/conformance", "conformance", "application/json", "Conformance classes"),
+            link(f"{base}/collections", "data", "application/json", "Collections"),
+            link(f"{base}/map", "alternate", "text/html", "Web map"),
+        ],
+    }
+
+
+@router.get("/conformance", summary="Conformance classes")
+async def conformance() -> dict[str, list[str]]:
+    """The OGC conformance classes this service implements."""
+    return {"conformsTo": CONFORMANCE}
+
+
+async def describe(request: Request, conn: Any, collection: Collection) -> dict[str, Any]:
+    """A collection's metadata, with its extent (cached per data version)."""
+    base = base_url(request)
+    version = await features.data_version(conn, collection.version_layer)
+    cache = request.app.state.extent_cache
+    key = (collection.id, version)
+    if key not in cache:
+        cache[key] = await features.get_extent(conn, collection)
+    extent = cache[key]
+    items = f"{base}/collections/{collection.id}/items"
+    return {
+        "id": collection.id,
+        "title": collection.title,
+        "description": collection.description,
+        "itemType": "feature",
+        "crs": list(SUPPORTED_CRS),
+        "storageCrs": EPSG.format(27700),
+        "extent": {"spatial": {"bbox": [extent] if extent else [], "crs": CRS84}},
+        "links": [
+            link(f"{base}/collections/{collection.id}", "self", "application/json"),
+            link(items, "items", GEOJSON, "Features"),
+            link(f"{base}/tiles/{collection.id}.json", "tiles", "application/json", "TileJSON"),
+        ],
+    }
+
+
+@router.get("/collections", summary="The layers")
+async def collections(request: Request, conn: Conn, reader: Reader) -> dict[str, Any]:
+    """Every collection with its extent and links."""
+    base = base_url(request)
+    return {
+        "links": [link(f"{base}/collections", "self", "application/json")],
+        "crs": list(SUPPORTED_CRS),
+        "collections": [await describe(request, conn, c) for c in COLLECTIONS.values()],
+    }
+
+
+@router.get("/collections/{collection_id}", summary="One layer")
+async def collection(collection_id: str, request: Request, conn: Conn, reader: Reader) -> dict[str, Any]:
+    """A collection's metadata."""
+    return await describe(request, conn, get_collection(collection_id))
+
+
+def _crs_header(srid: int, lat_first: bool) -> str:
+    return f"<{EPSG.format(srid) if srid != 4326 or lat_first else CRS84}>"
+
+
+@router.get(
+    "/collections/{collection_id}/items", summary="Features, filtered and paged", response_class=Response
+)
+async def items(
+    collection_id: str,
+    request: Request,
+    conn: Conn,
+    reader: Reader,
+    limit: Annotated[int, Query(ge=1, le=features.MAX_LIMIT)] = features.DEFAULT_LIMIT,
+    bbox: Annotated[
+        str | None, Query(description="minx,miny,maxx,maxy in bbox-crs (CRS84 by default)")
+    ] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
+    crs: Annotated[str | None, Query(description="Output CRS URI (CRS84 by default)")] = None,
+    datetime: Annotated[
+        str | None, Query(description="Last change: an instant or an interval a/b, ../b, a/..")
+    ] = None,
+    borough: Annotated[str | None, Query(description="GSS codes, comma-separated")] = None,
+    subtype: Annotated[str | None, Query(description="Subtypes, comma-separated")] = None,
+    status: Annotated[str | None, Query(description="Operational statuses, comma-separated")] = None,
+    properties: Annotated[str | None, Query(description="Properties to return, comma-separated")] = None,
+    after: Annotated[str | None, Query(description="Cursor of the next page (from the next link)")] = None,
+) -> Response:
+    """GeoJSON features in id order; follow the ``next`` link for the following page."""
+    coll = get_collection(collection_id)
+    bbox_srid, bbox_lat_first = features.parse_crs(bbox_crs, "bbox-crs")
+    srid, lat_first = features.parse_crs(crs, "crs")
+    dt_from, dt_to = features.parse_datetime(datetime)
+    query = ItemsQuery(
+        limit=limit,
+        after=features.parse_after(coll, after),
+        bbox=features.parse_bbox(bbox, bbox_srid, bbox_lat_first),
+        bbox_srid=bbox_srid,
+        filters=features.parse_filters(coll, {"borough": borough, "subtype": subtype, "status": status}),
+        datetime_from=dt_from,
+        datetime_to=dt_to,
+        properties=features.parse_properties(coll, properties),
+        srid=srid,
+        lat_first=lat_first,
+    )
+    page = await features.get_items(conn, coll, query)
+    here = f"{base_url(request)}/collections/{coll.id}/items"
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "after"]
+    links = [
+        link(
+            f"{here}?{urlencode(params + [('after', str(query.after))] if query.after is not None else params)}",
+            "self",
+            GEOJSON,
+        )
+    ]
+    if page.next_after is not None:
+        links.append(
+            link(
+                f"{here}?{urlencode(params + [('after', str(page.next_after))])}",
+                "next",
+                GEOJSON,
+                "Next page",
+            )
+        )
+    head = {"type": "FeatureCollection", "numberReturned": page.returned, "links": links}
+    if page.matched is not None:
+        head["numberMatched"] = page.matched
+    body = json.dumps(head)[:-1].encode() + b',"features":' + page.features + b"}"
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": _crs_header(srid, lat_first)})
+
+
+@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature", response_class=Response)
+async def item(
+    collection_id: str,
+    feature_id: str,
+    request: Request,
+    conn: Conn,
+    reader: Reader,
+    crs: Annotated[str | None, Query(description="Output CRS URI (CRS84 by default)")] = None,
+) -> Response:
+    """One feature as GeoJSON."""
+    coll = get_collection(collection_id)
+    srid, lat_first = features.parse_crs(crs, "crs")
+    body = await features.get_feature(conn, coll, feature_id, srid, lat_first)
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": _crs_header(srid, lat_first)})

@@ -1,0 +1,85 @@
+"""Vector tiles (``/tiles/{collection}/{z}/{x}/{y}.mvt``) and their TileJSON."""
+
+from __future__ import annotations
+
+import gzip
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from api.deps import AppSettings, Conn, Reader
+from api.routes.features import base_url
+from geo import features, tiles
+from geo.collections import get_collection
+
+router = APIRouter(tags=["vector tiles"])
+MVT = "application/vnd.mapbox-vector-tile"
+
+
+@router.get("/tiles/{collection_id}.json", summary="TileJSON of a layer")
+async def tilejson(
+    collection_id: str, request: Request, conn: Conn, reader: Reader, settings: AppSettings
+) -> dict[str, Any]:
+    """TileJSON 3.0.0: the tile URL template, zooms, bounds and the layer's fields."""
+    coll = get_collection(collection_id)
+    extent = await features.get_extent(conn, coll)
+    raw = settings.tiles.raw_min_zoom
+    if coll.low_zoom == "points":
+        low = {"count": "Number"}
+    elif coll.low_zoom == "lines":
+        low = {"length_m": "Number", "count": "Number"}
+    else:
+        low = dict.fromkeys(coll.tile_properties, "String")
+    return {
+        "tilejson": "3.0.0",
+        "name": coll.title,
+        "description": f"{coll.description} Raw features from zoom {raw}; below it: {coll.low_zoom} summaries.",
+        "tiles": [f"{base_url(request)}/tiles/{coll.id}/{{z}}/{{x}}/{{y}}.mvt"],
+        "minzoom": 0,
+        "maxzoom": settings.tiles.max_zoom,
+        "bounds": extent or [-180, -85.05, 180, 85.05],
+        "vector_layers": [
+            {"id": coll.id, "fields": dict.fromkeys(coll.tile_properties, "String"), "minzoom": raw},
+            {"id": coll.id, "fields": low, "maxzoom": raw - 1, "description": "summaries below the raw zoom"},
+        ],
+    }
+
+
+@router.get("/tiles/{collection_id}/{z}/{x}/{y}.mvt", summary="A vector tile", response_class=Response)
+async def tile(
+    collection_id: str,
+    z: int,
+    x: int,
+    y: int,
+    request: Request,
+    conn: Conn,
+    reader: Reader,
+    settings: AppSettings,
+    borough: Annotated[str | None, Query(description="GSS codes, comma-separated")] = None,
+    subtype: Annotated[str | None, Query(description="Subtypes, comma-separated")] = None,
+    status: Annotated[str | None, Query(description="Operational statuses, comma-separated")] = None,
+) -> Response:
+    """MVT, gzip-compressed when the client accepts it; ``ETag`` follows the layer's data version."""
+    coll = get_collection(collection_id)
+    tiles.check_tile(z, x, y, settings.tiles.max_zoom)
+    filters = features.parse_filters(coll, {"borough": borough, "subtype": subtype, "status": status})
+    summarised = z < settings.tiles.raw_min_zoom and coll.low_zoom != "raw"
+    version = await (
+        tiles.summary_version(conn, coll) if summarised else features.data_version(conn, coll.version_layer)
+    )
+    etag = f'W/"{coll.id}-{version}"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"public, max-age={settings.tiles.cache_max_age}",
+        "Vary": "Accept-Encoding, Authorization",
+    }
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    body = await tiles.get_tile(
+        conn, coll, z, x, y, filters, settings.tiles.raw_min_zoom, settings.tiles.max_features
+    )
+    if "gzip" in request.headers.get("accept-encoding", "") and body:
+        body = gzip.compress(body, compresslevel=5)
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, media_type=MVT, headers=headers)

@@ -1,0 +1,122 @@
+"""The registry of map layers: one entry serves the features API and the vector tiles.
+
+A new layer is one :class:`Collection` in :data:`COLLECTIONS`: where its rows are, which
+columns it shows, which filters it takes and how its tiles look below the raw zoom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+#: Query parameter -> column, for the filters every asset layer takes.
+ASSET_FILTERS = {"borough": "borough_code", "subtype": "subtype", "status": "status"}
+ASSET_PROPERTIES = (
+    "kind", "subtype", "source_id", "name", "owner", "status", "borough_code", "height_m",
+    "power_available", "power_source", "duct_diameter_mm", "duct_spare_capacity_pct", "rooftop_access",
+    "listed_building", "conservation_area", "positional_accuracy_m", "survey_quality", "last_surveyed",
+    "provenance", "version", "valid_from",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Collection:
+    """One layer of the features API and the tiles."""
+
+    id: str
+    title: str
+    description: str
+    table: str
+    #: Constant SQL condition selecting the layer's rows in ``table``.
+    where: str
+    #: Column with the feature id; keyset paging orders by it.
+    id_column: str
+    id_type: Literal["int", "text"]
+    geometry_type: str
+    properties: tuple[str, ...]
+    #: Properties vector tiles carry at raw zooms (kept small: tiles are for drawing and clicking).
+    tile_properties: tuple[str, ...]
+    filters: dict[str, str] = field(default_factory=dict)
+    #: Column the standard ``datetime`` parameter filters on (None: not supported).
+    datetime_column: str | None = None
+    #: Source of the data version in ``data_versions``.
+    version_layer: str = "assets"
+    #: Below the raw zoom: ``points`` (clusters with counts), ``lines`` (merged, simplified), ``raw``.
+    low_zoom: Literal["points", "lines", "raw"] = "raw"
+    #: The asset kind in summaries (asset layers only).
+    kind: str | None = None
+
+
+def _asset_layer(
+    collection_id: str, kind: str, title: str, description: str, geometry: str, low: str
+) -> Collection:
+    tile_props = ("kind", "subtype", "status", "borough_code", "name", "source_id")
+    if kind != "duct":
+        tile_props += ("height_m",)
+    return Collection(
+        id=collection_id,
+        title=title,
+        description=description,
+        table="assets",
+        where=f"kind = '{kind}' AND retired_at IS NULL",
+        id_column="id",
+        id_type="int",
+        geometry_type=geometry,
+        properties=ASSET_PROPERTIES,
+        tile_properties=tile_props,
+        filters=ASSET_FILTERS,
+        datetime_column="valid_from",
+        low_zoom=low,  # type: ignore[arg-type]
+        kind=kind,
+    )
+
+
+COLLECTIONS: dict[str, Collection] = {
+    c.id: c
+    for c in (
+        Collection(
+            id="boroughs",
+            title="London authorities",
+            description="The 33 London authorities (32 boroughs and the City of London) with their GSS codes.",
+            table="boroughs",
+            where="true",
+            id_column="code",
+            id_type="text",
+            geometry_type="MultiPolygon",
+            properties=("code", "name", "inner_london"),
+            tile_properties=("code", "name"),
+            version_layer="boroughs",
+        ),
+        _asset_layer(
+            "public_buildings",
+            "public_building",
+            "Public buildings",
+            "Council buildings that could host equipment or a fibre entry point.",
+            "Geometry",
+            "points",
+        ),
+        _asset_layer(
+            "street_furniture",
+            "street_furniture",
+            "Street furniture",
+            "Lamp posts, bus stops and shelters, CCTV columns, traffic signals, cabinets...",
+            "Geometry",
+            "points",
+        ),
+        _asset_layer("ducts", "duct", "Ducts", "Duct routes that could carry fibre.", "LineString", "lines"),
+    )
+}
+
+
+class UnknownCollection(LookupError):
+    """No layer has that id (404)."""
+
+
+def get_collection(collection_id: str) -> Collection:
+    """The collection with that id, or :class:`UnknownCollection`."""
+    try:
+        return COLLECTIONS[collection_id]
+    except KeyError:
+        raise UnknownCollection(
+            f"no collection {collection_id!r}; collections: {', '.join(COLLECTIONS)}"
+        ) from None

@@ -1,0 +1,244 @@
+"""Mapbox vector tiles from PostGIS, Martin-style: ``ST_AsMVT`` over stored Web Mercator geometry.
+
+From the raw zoom (13 by default) a tile carries the features themselves, capped per tile.
+Below it, point layers carry clusters (a count per grid cell, 64 x 64 cells a tile) and
+line layers carry merged, simplified lines, both read from summary tables built after
+each bulk write (``refresh_summaries``), so a London-wide z8 tile costs a few
+milliseconds instead of half a second of on-the-fly clustering.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from geo.collections import Collection
+
+EXTENT = 4096
+BUFFER = 64
+CELLS = 64  # cluster cells per tile side at low zooms
+HALF_WORLD = 20037508.342789244
+WORLD = 2 * HALF_WORLD
+
+
+class InvalidTile(ValueError):
+    """z/x/y outside the tile matrix (404)."""
+
+
+def check_tile(z: int, x: int, y: int, max_zoom: int) -> None:
+    """Raise :class:`InvalidTile` unless z/x/y names a tile of the Web Mercator matrix."""
+    if not 0 <= z <= max_zoom:
+        raise InvalidTile(f"zoom {z} is outside 0..{max_zoom}")
+    if not (0 <= x < 2**z and 0 <= y < 2**z):
+        raise InvalidTile(f"tile {z}/{x}/{y} does not exist: x and y must be in 0..{2**z - 1} at zoom {z}")
+
+
+# Summaries ---------------------------------------------------------------------------------------------
+# Cells nest: a cell at zoom z holds the cells of zoom max_z whose indexes shifted right by
+# (max_z - z) equal its own, so the finest grid is computed once from the geometries and every
+# coarser zoom is integer arithmetic on it.
+POINT_SUMMARY_SQL = f"""
+WITH base AS MATERIALIZED (
+    SELECT floor((ST_X(c) + {HALF_WORLD}) / ({WORLD} / 2 ^ %(max_z)s / {CELLS}))::int AS cx,
+           floor(({HALF_WORLD} - ST_Y(c)) / ({WORLD} / 2 ^ %(max_z)s / {CELLS}))::int AS cy,
+           borough_code, subtype, status, count(*) AS n, sum(ST_X(c)) AS sx, sum(ST_Y(c)) AS sy
+    FROM (SELECT ST_Centroid(geom_3857) AS c, borough_code, subtype, status
+          FROM assets WHERE kind = %(kind)s AND retired_at IS NULL) a
+    GROUP BY 1, 2, 3, 4, 5
+)
+INSERT INTO tile_point_summaries (kind, z, cx, cy, borough_code, subtype, status, n, sx, sy)
+SELECT %(kind)s, z, cx >> (%(max_z)s - z), cy >> (%(max_z)s - z), borough_code, subtype, status,
+       sum(n), sum(sx), sum(sy)
+FROM base CROSS JOIN generate_series(0, %(max_z)s) AS z(z)
+-- The roll-up rows (attributes NULL) serve unfiltered tiles without a second GROUP BY.
+GROUP BY GROUPING SETS ((1, 2, 3, 4, 5, 6, 7), (1, 2, 3, 4))
+"""
+
+LINE_SUMMARY_SQL = f"""
+INSERT INTO tile_line_summaries (kind, z, borough_code, subtype, status, length_m, n, geom)
+SELECT %(kind)s, z, borough_code, subtype, status, sum(length_m), count(*),
+       ST_Simplify(ST_LineMerge(ST_Collect(geom_3857)), {WORLD} / 2 ^ z / 256, true)
+FROM (
+    SELECT z.z, a.borough_code, a.subtype, a.status, a.geom_3857, ST_Length(a.geom) AS length_m,
+           floor((ST_X(ST_StartPoint(ST_GeometryN(a.geom_3857, 1))) + {HALF_WORLD}) / ({WORLD} / 2 ^ z.z))::int AS tx,
+           floor(({HALF_WORLD} - ST_Y(ST_StartPoint(ST_GeometryN(a.geom_3857, 1)))) / ({WORLD} / 2 ^ z.z))::int AS ty
+    FROM assets a CROSS JOIN generate_series(0, %(max_z)s) AS z(z)
+    WHERE a.kind = %(kind)s AND a.retired_at IS NULL
+) lines
+GROUP BY GROUPING SETS ((z, tx, ty, borough_code, subtype, status), (z, tx, ty))
+"""
+
+
+def refresh_statements(kind: str, low_zoom: str, raw_min_zoom: int) -> list[tuple[str, dict[str, Any]]]:
+    """The SQL that rebuilds one kind's summaries, stamped with the current data version."""
+    table = "tile_point_summaries" if low_zoom == "points" else "tile_line_summaries"
+    build = POINT_SUMMARY_SQL if low_zoom == "points" else LINE_SUMMARY_SQL
+    params = {"kind": kind, "max_z": raw_min_zoom - 1}
+    return [
+        # Enough memory to hash the grouping sets; sorting them spills to disk and takes seconds.
+        ("SET LOCAL work_mem = '256MB'", {}),
+        (f"DELETE FROM {table} WHERE kind = %(kind)s", params),
+        (build, params),
+        (
+            """INSERT INTO tile_summary_builds (kind, built_from)
+               SELECT %(kind)s, version FROM data_versions WHERE layer = 'assets'
+               ON CONFLICT (kind) DO UPDATE SET built_from = EXCLUDED.built_from, built_at = now()""",
+            params,
+        ),
+    ]
+
+
+def refresh_summaries(
+    conn: psycopg.Connection[Any], collections: list[Collection], raw_min_zoom: int
+) -> None:
+    """Rebuild the low-zoom summaries of the given asset layers (call after bulk writes).
+
+    Performance: about 2 s per 500,000 points on 2 cores; ducts less.
+    """
+    for c in collections:
+        if c.kind and c.low_zoom in ("points", "lines"):
+            for statement, params in refresh_statements(c.kind, c.low_zoom, raw_min_zoom):
+                conn.execute(statement.encode(), params)
+
+
+async def refresh_summaries_async(
+    conn: psycopg.AsyncConnection[Any], collections: list[Collection], raw_min_zoom: int
+) -> None:
+    """:func:`refresh_summaries` on an async connection, in one transaction."""
+    async with conn.transaction():
+        for c in collections:
+            if c.kind and c.low_zoom in ("points", "lines"):
+                for statement, params in refresh_statements(c.kind, c.low_zoom, raw_min_zoom):
+                    await conn.execute(statement.encode(), params)
+
+
+async def summary_version(conn: psycopg.AsyncConnection[Any], collection: Collection) -> int:
+    """The data version the collection's summaries were built from (0 when never built)."""
+    cur = await conn.execute("SELECT built_from FROM tile_summary_builds WHERE kind = %s", [collection.kind])
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+# Tile queries ------------------------------------------------------------------------------------------
+def _filter_conditions(filters: dict[str, list[str]]) -> sql.Composable:
+    parts = [
+        sql.SQL("{} = ANY({})").format(sql.Identifier(c), sql.Placeholder(f"f_{c}")) for c in sorted(filters)
+    ]
+    return sql.SQL("").join(sql.SQL(" AND ") + p for p in parts)
+
+
+def _raw_query(collection: Collection, filters: dict[str, list[str]]) -> sql.Composable:
+    columns = sql.SQL(", ").join(sql.Identifier(p) for p in collection.tile_properties)
+    return sql.SQL(
+        """WITH t AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,
+                         ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => {margin}) AS benv),
+        f AS (SELECT {id} AS id, {columns}, ST_AsMVTGeom({geom}, t.env, {extent}, {buffer}, true) AS geom
+              FROM {table}, t
+              WHERE {where} AND {geom} && t.benv{filters}
+              LIMIT %(cap)s)
+        SELECT ST_AsMVT(f, %(layer)s, {extent}, 'geom', 'id') FROM f"""
+    ).format(
+        margin=sql.Literal(BUFFER / EXTENT),
+        id=sql.Identifier(collection.id_column) if collection.id_type == "int" else sql.SQL("NULL::int"),
+        columns=columns,
+        geom=sql.SQL("geom_3857"),
+        extent=sql.Literal(EXTENT),
+        buffer=sql.Literal(BUFFER),
+        table=sql.Identifier(collection.table),
+        where=sql.SQL(collection.where),  # type: ignore[arg-type]
+        filters=_filter_conditions(filters),
+    )
+
+
+def _points_query(filters: dict[str, list[str]]) -> sql.Composable:
+    rollup = (
+        sql.SQL("")
+        if filters
+        else sql.SQL(" AND borough_code IS NULL AND subtype IS NULL AND status IS NULL")
+    )
+    detail = sql.SQL(" AND borough_code IS NOT NULL") if filters else sql.SQL("")
+    return sql.SQL(
+        """WITH t AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env),
+        c AS (SELECT sum(n)::int AS count, sum(sx) / sum(n) AS mx, sum(sy) / sum(n) AS my
+              FROM tile_point_summaries
+              WHERE kind = %(kind)s AND z = %(z)s
+                AND cx BETWEEN %(x)s * {cells} AND %(x)s * {cells} + {last}
+                AND cy BETWEEN %(y)s * {cells} AND %(y)s * {cells} + {last}{rollup}{detail}{filters}
+              GROUP BY cx, cy),
+        f AS (SELECT count, ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(mx, my), 3857), t.env, {extent}, {buffer}, true) AS geom
+              FROM c, t)
+        SELECT ST_AsMVT(f, %(layer)s, {extent}, 'geom') FROM f"""
+    ).format(
+        cells=sql.Literal(CELLS),
+        last=sql.Literal(CELLS - 1),
+        rollup=rollup,
+        detail=detail,
+        filters=_filter_conditions(filters),
+        extent=sql.Literal(EXTENT),
+        buffer=sql.Literal(BUFFER),
+    )
+
+
+def _lines_query(filters: dict[str, list[str]]) -> sql.Composable:
+    rollup = (
+        sql.SQL("")
+        if filters
+        else sql.SQL(" AND borough_code IS NULL AND subtype IS NULL AND status IS NULL")
+    )
+    detail = sql.SQL(" AND borough_code IS NOT NULL") if filters else sql.SQL("")
+    return sql.SQL(
+        """WITH t AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,
+                         ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => {margin}) AS benv),
+        f AS (SELECT round(length_m)::int AS length_m, n AS count,
+                     ST_AsMVTGeom(geom, t.env, {extent}, {buffer}, true) AS geom
+              FROM tile_line_summaries, t
+              WHERE kind = %(kind)s AND z = %(z)s AND geom && t.benv{rollup}{detail}{filters})
+        SELECT ST_AsMVT(f, %(layer)s, {extent}, 'geom') FROM f WHERE geom IS NOT NULL"""
+    ).format(
+        margin=sql.Literal(BUFFER / EXTENT),
+        rollup=rollup,
+        detail=detail,
+        filters=_filter_conditions(filters),
+        extent=sql.Literal(EXTENT),
+        buffer=sql.Literal(BUFFER),
+    )
+
+
+async def get_tile(
+    conn: psycopg.AsyncConnection[Any],
+    collection: Collection,
+    z: int,
+    x: int,
+    y: int,
+    filters: dict[str, list[str]],
+    raw_min_zoom: int,
+    max_features: int,
+) -> bytes:
+    """One tile of a collection as MVT bytes (empty bytes when nothing is in it)."""
+    params: dict[str, Any] = {"z": z, "x": x, "y": y, "layer": collection.id, "kind": collection.kind}
+    params.update({f"f_{c}": v for c, v in filters.items()})
+    if z >= raw_min_zoom or collection.low_zoom == "raw":
+        query = _raw_query(collection, filters)
+        params["cap"] = max_features
+    elif collection.low_zoom == "points":
+        query = _points_query(filters)
+    else:
+        query = _lines_query(filters)
+    cur = await conn.execute(query, params, binary=True)
+    row = await cur.fetchone()
+    return bytes(row[0]) if row and row[0] else b""
+
+
+def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """The WGS84 bounds (west, south, east, north) of a tile."""
+
+    def lon(tx: int) -> float:
+        return tx / 2**z * 360 - 180
+
+    def lat(ty: int) -> float:
+        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * ty / 2**z))))
+
+    return lon(x), lat(y + 1), lon(x + 1), lat(y)

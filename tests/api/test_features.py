@@ -1,0 +1,175 @@
+"""OGC API Features contract, checked against the database."""
+
+import pytest
+
+BNG = "http://www.opengis.net/def/crs/EPSG/0/27700"
+CAMDEN_BBOX_84 = "-0.16,51.53,-0.13,51.55"
+
+
+def db_ids(conn, where, params=()):
+    return {r[0] for r in conn.execute(f"SELECT id FROM assets WHERE retired_at IS NULL AND {where}", params)}
+
+
+def all_pages(client, url, params):
+    ids, pages = [], 0
+    while url:
+        body = client.get(url, params=params).json()
+        params = None  # the next link carries them
+        ids += [f["id"] for f in body["features"]]
+        url = next((link["href"] for link in body["links"] if link["rel"] == "next"), None)
+        pages += 1
+    return ids, pages
+
+
+def test_landing_page_and_conformance(client):
+    landing = client.get("/").json()
+    rels = {link["rel"]: link["href"] for link in landing["links"]}
+    assert {"self", "service-desc", "conformance", "data"} <= set(rels)
+    assert rels["data"].endswith("/collections")
+    classes = client.get("/conformance").json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in classes
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson" in classes
+    assert "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs" in classes
+
+
+def test_collections_describe_every_layer(client):
+    body = client.get("/collections").json()
+    ids = [c["id"] for c in body["collections"]]
+    assert ids == ["boroughs", "public_buildings", "street_furniture", "ducts"]
+    for c in body["collections"]:
+        west, south, east, north = c["extent"]["spatial"]["bbox"][0]
+        assert -0.6 < west < east < 0.4 and 51.2 < south < north < 51.8
+        assert BNG in c["crs"] and c["storageCrs"] == BNG
+        assert any(link["rel"] == "items" for link in c["links"])
+    assert client.get("/collections/ducts").json()["id"] == "ducts"
+    missing = client.get("/collections/lamps")
+    assert missing.status_code == 404 and "collections: boroughs" in missing.json()["detail"]
+
+
+def test_items_are_geojson_in_wgs84_with_the_right_media_type(client):
+    response = client.get("/collections/street_furniture/items", params={"limit": 3})
+    assert response.headers["content-type"] == "application/geo+json"
+    assert response.headers["content-crs"] == "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
+    body = response.json()
+    assert body["type"] == "FeatureCollection" and body["numberReturned"] == 3
+    for feature in body["features"]:
+        lon, lat = feature["geometry"]["coordinates"]
+        assert -0.6 < lon < 0.4 and 51.2 < lat < 51.8
+        assert "crs" not in feature["geometry"]
+        assert feature["properties"]["kind"] == "street_furniture"
+
+
+def test_bbox_in_both_crss_matches_the_database(client, conn):
+    expected = db_ids(
+        conn,
+        """kind = 'street_furniture' AND ST_Intersects(geom, ST_Transform(
+               ST_Segmentize(ST_MakeEnvelope(-0.16, 51.53, -0.13, 51.55, 4326), 0.001), 27700))""",
+    )
+    ids, _ = all_pages(client, "/collections/street_furniture/items", {"bbox": CAMDEN_BBOX_84, "limit": 1000})
+    assert len(ids) == len(set(ids)) and set(ids) == expected and expected
+    bng = db_ids(
+        conn,
+        "kind = 'street_furniture' AND ST_Intersects(geom, ST_MakeEnvelope(528000, 183000, 530000, 185000, 27700))",
+    )
+    ids, _ = all_pages(
+        client,
+        "/collections/street_furniture/items",
+        {"bbox": "528000,183000,530000,185000", "bbox-crs": BNG, "limit": 1000},
+    )
+    assert set(ids) == bng and bng
+
+
+def test_output_in_british_national_grid_on_request(client):
+    body = client.get("/collections/street_furniture/items", params={"limit": 1, "crs": BNG}).json()
+    x, y = body["features"][0]["geometry"]["coordinates"]
+    assert 500_000 < x < 565_000 and 155_000 < y < 205_000
+    one = client.get(f"/collections/street_furniture/items/{body['features'][0]['id']}", params={"crs": BNG})
+    assert one.headers["content-crs"] == f"<{BNG}>"
+
+
+def test_epsg_4326_bbox_is_latitude_first(client):
+    lat_first = client.get(
+        "/collections/boroughs/items",
+        params={"bbox": "51.53,-0.16,51.55,-0.13", "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/4326"},
+    ).json()
+    lon_first = client.get("/collections/boroughs/items", params={"bbox": CAMDEN_BBOX_84}).json()
+    assert [f["id"] for f in lat_first["features"]] == [f["id"] for f in lon_first["features"]]
+
+
+def test_property_filters_and_selection(client, conn):
+    params = {
+        "borough": "E09000007",
+        "subtype": "lamp_post,cctv_column",
+        "status": "in_service",
+        "limit": 10000,
+    }
+    body = client.get(
+        "/collections/street_furniture/items", params={**params, "properties": "subtype,status,borough_code"}
+    ).json()
+    expected = db_ids(
+        conn,
+        "kind = 'street_furniture' AND borough_code = 'E09000007' AND subtype IN ('lamp_post', 'cctv_column') AND status = 'in_service'",
+    )
+    assert {f["id"] for f in body["features"]} == expected and expected
+    for f in body["features"]:
+        assert set(f["properties"]) == {"subtype", "status", "borough_code"}
+    assert body["numberMatched"] == len(expected)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"bbox": "1,2,3"}, "bbox: '1,2,3' must be four finite numbers"),
+        ({"bbox": "530000,180000,531000,181000"}, "is not longitude/latitude"),
+        ({"bbox": "0,1,-1,2"}, "minimum above its maximum"),
+        ({"subtype": "lamp"}, "subtype: 'lamp' is not one of"),
+        ({"borough": "E09000099"}, "'E09000099' is not a London authority GSS code"),
+        ({"properties": "colour"}, "properties: colour not in collection"),
+        ({"crs": "EPSG:999"}, "crs: 'EPSG:999' is not supported"),
+        ({"datetime": "yesterday"}, "datetime: 'yesterday' is not an RFC 3339 date-time"),
+        ({"limit": "0"}, "query.limit"),
+        ({"limit": "10001"}, "query.limit"),
+        ({"after": "abc"}, "after: 'abc' is not a feature id"),
+    ],
+)
+def test_bad_parameters_are_400_saying_what_and_where(client, params, message):
+    response = client.get("/collections/street_furniture/items", params=params)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert message in response.json()["detail"]
+
+
+def test_paging_reaches_every_feature_exactly_once(client, conn):
+    ids, pages = all_pages(client, "/collections/boroughs/items", {"limit": 5})
+    assert ids == sorted(ids) and len(ids) == 33 and len(set(ids)) == 33 and pages == 7
+    expected = db_ids(conn, "kind = 'duct'")
+    ids, pages = all_pages(client, "/collections/ducts/items", {"limit": 37, "properties": "status"})
+    assert len(ids) == len(expected) and set(ids) == expected
+    assert pages == -(-len(expected) // 37) or pages == -(-len(expected) // 37) + 1
+
+
+def test_datetime_filters_on_the_last_change(client, conn, auth):
+    asset_id = conn.execute(
+        "SELECT max(id) FROM assets WHERE kind = 'public_building' AND borough_code = 'E09000007'"
+    ).fetchone()[0]
+    changed = client.patch(
+        f"/assets/{asset_id}", json={"name": "Renamed library"}, headers=auth("camden")
+    ).json()
+    since = changed["valid_from"]
+    body = client.get(
+        "/collections/public_buildings/items", params={"datetime": f"{since}/..", "limit": 10000}
+    ).json()
+    assert asset_id in [f["id"] for f in body["features"]]
+    assert all(f["properties"]["valid_from"] >= since[:19] for f in body["features"])
+    before = client.get(
+        "/collections/public_buildings/items", params={"datetime": "../2000-01-01T00:00:00Z"}
+    ).json()
+    assert before["features"] == []
+
+
+def test_one_feature_and_a_missing_one(client):
+    camden = client.get("/collections/boroughs/items/E09000007").json()
+    assert camden["type"] == "Feature" and camden["properties"]["name"] == "Camden"
+    assert camden["geometry"]["type"] == "MultiPolygon"
+    assert client.get("/collections/boroughs/items/E09000099").status_code == 404
+    assert client.get("/collections/ducts/items/abc").status_code == 404
