@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
 from api import errors
-from api.routes import assets, boroughs, features, health, tiles
+from api.jobs import Jobs
+from api.routes import assets, boroughs, features, health, tiles, uploads
 from api.summaries import SummaryRefresher
 from geo.database import database_url
 from geo.settings import Settings
@@ -44,16 +45,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         await pool.open(wait=True, timeout=30)
         app.state.pool = pool
+        app.state.database_url = url
         try:
             yield
         finally:
+            await app.state.jobs.drain()
             await pool.close()
 
     app = FastAPI(title="connectivity", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.extent_cache = {}
     app.state.summaries = SummaryRefresher(app)
-    errors.install(app)
-    for module in (features, health, boroughs, assets, tiles):
+    app.state.jobs = Jobs()
+    modules = (features, health, boroughs, assets, tiles, uploads)
+    # Each routes module may declare the statuses of its own domain errors in ERRORS.
+    errors.install(app, {exc: status for m in modules for exc, status in getattr(m, "ERRORS", {}).items()})
+    for module in modules:
         app.include_router(module.router)
     return app

@@ -60,21 +60,20 @@ def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
-def status_for(exc: Exception) -> int | None:
+def status_for(exc: Exception, table: dict[type[Exception], int]) -> int | None:
     """The status of a domain exception, by its class or nearest mapped base class."""
     for cls in type(exc).__mro__:
-        if cls in STATUS_CODES:
-            return STATUS_CODES[cls]
+        if cls in table:
+            return table[cls]
     return None
 
 
-def install(app: FastAPI, table: dict[type[Exception], int] | None = None) -> None:
-    """Install the error handlers (and any extra mappings) on ``app``."""
-    if table:
-        STATUS_CODES.update(table)
+def install(app: FastAPI, extra: dict[type[Exception], int] | None = None) -> None:
+    """Install the error handlers on ``app``: :data:`STATUS_CODES` plus the ``extra`` mappings."""
+    table = {**STATUS_CODES, **(extra or {})}
 
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
-        status = status_for(exc)
+        status = status_for(exc, table)
         if status is None:  # not ours: a real bug, logged by the server
             raise exc
         extra = getattr(exc, "problem_extra", None) or {}
@@ -97,7 +96,7 @@ def install(app: FastAPI, table: dict[type[Exception], int] | None = None) -> No
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail))
 
-    for cls in STATUS_CODES:
+    for cls in table:
         app.add_exception_handler(cls, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]

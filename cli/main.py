@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import psycopg
@@ -78,10 +79,13 @@ def _run_async(settings: Settings, work: Callable[[psycopg.AsyncConnection[Any]]
 def prepare_database(settings: Settings, *, demo: bool = True, quiet: bool = False) -> str:
     """Start the embedded cluster if used, apply migrations, load the demo into an empty database."""
     from geo.demo import load_demo
+    from geo.uploads import interrupted
 
     url = _url(settings)
     with database.connect(url) as conn:
         applied = database.migrate(conn)
+        if interrupted(conn) and not quiet:
+            err.print("uploads left unfinished by the last run were marked failed")
         if applied and not quiet:
             err.print(f"applied migrations: {', '.join(applied)}")
         row = conn.execute("SELECT count(*) FROM assets").fetchone()
@@ -218,6 +222,110 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's id (see `k
     if not _run_async(Settings(), lambda conn: access.revoke_key(conn, key_id)):
         raise fail(f"no live key has id {key_id}")
     console.print(f"key {key_id} revoked")
+
+
+# import ------------------------------------------------------------------------------------------------
+@app.command("import")
+def import_file(
+    file: Annotated[
+        Path, typer.Argument(help="GeoPackage, zipped Shapefile, GeoJSON, FlatGeobuf, KML/KMZ, CSV or XLSX")
+    ],
+    borough: Annotated[str, typer.Option(help="GSS code of the borough the assets belong to")],
+    kind: Annotated[
+        str | None,
+        typer.Option(help="public_building, street_furniture or duct (default: from the geometry)"),
+    ] = None,
+    layer: Annotated[
+        str | None, typer.Option(help="Layer, sheet or Shapefile to read when the file has several")
+    ] = None,
+    mapping: Annotated[Path | None, typer.Option(help="Column/value mapping file (YAML or JSON)")] = None,
+    mode: Annotated[
+        str, typer.Option(help="append (upsert) or replace (also retire what the file no longer holds)")
+    ] = "append",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Preview only: write nothing to the assets")
+    ] = False,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Apply the valid rows even if some have errors")
+    ] = False,
+) -> None:
+    """Import a borough's asset file: validate, preview or apply in one transaction (exit 1 if rejected)."""
+    import getpass
+    import shutil
+    import uuid
+
+    from geo import uploads
+    from geo.access import Principal
+    from geo.boroughs import UnknownBorough, check_code
+    from geo.mapping import load_mapping_file
+    from geo.upload_errors import UploadRejected
+
+    settings = Settings()
+    if not file.is_file():
+        raise fail(f"{file}: no such file", 2)
+    try:
+        code = check_code(borough)
+        uploads.check_fields(kind, mode)
+        spec = load_mapping_file(mapping) if mapping else None
+        limits = uploads.ReadLimits(
+            max_bytes=settings.upload.max_bytes, max_uncompressed_bytes=settings.upload.max_uncompressed_bytes
+        )
+        chosen_kind = uploads.inspect_upload(file, layer, kind, file.name, limits)
+    except (UnknownBorough, uploads.InvalidUploadRequest) as exc:
+        raise fail(str(exc), 2) from exc
+    except UploadRejected as exc:
+        raise fail(exc.message) from exc
+    url = _url(settings)
+    with database.connect(url) as conn:
+        database.migrate(conn)
+    folder = Path(settings.upload.dir) / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    stored = folder / file.name
+    shutil.copyfile(file, stored)
+    request = uploads.UploadRequest(code, chosen_kind, mode, dry_run, skip_invalid, layer, spec)
+    principal = Principal(role="admin", label=f"cli:{getpass.getuser()}")
+    upload_id = _run_async(
+        settings, lambda c: uploads.register_upload(c, request, stored, file.name, principal)
+    )
+    with progress_bar(f"upload {upload_id}") as report:
+        record = uploads.process_upload(
+            url, upload_id, settings.upload, raw_min_zoom=settings.tiles.raw_min_zoom, progress=report
+        )
+    _print_upload(record)
+    if record["state"] not in ("applied", "previewed"):
+        raise fail(record["message"] or record["state"])
+
+
+def _print_upload(record: dict[str, Any]) -> None:
+    counts = record["counts"]
+    table = Table(
+        title=f"upload {record['id']}: {record['file_name']} -> {record['state']}", show_header=False
+    )
+    for key in ("rows", "valid", "invalid", "new", "changed", "unchanged", "retired"):
+        if key in counts:
+            table.add_row(key, f"{counts[key]:,}")
+    for field, n in record["changed_fields"].items():
+        table.add_row(f"  {field} changes", f"{n:,}")
+    table.add_row("format / CRS", f"{record['format']} / {record['crs']}")
+    console.print(table)
+    for note in record["report"].get("notes", []):
+        console.print(f"note: {note}", highlight=False)
+    if record["mapping"]:
+        columns = record["mapping"].get("columns", {})
+        console.print("mapping: " + ", ".join(f"{k} -> {v}" for k, v in columns.items()), highlight=False)
+    if counts.get("errors"):
+        errors = Table(
+            "row", "source_id", "column", "value", "message", title=f"{counts['errors']} row error(s)"
+        )
+        with database.connect(_url(Settings())) as conn:
+            rows = conn.execute(
+                """SELECT row_number, source_id, column_name, value, message FROM upload_errors
+                   WHERE upload_id = %s ORDER BY seq LIMIT 20""",
+                [record["id"]],
+            ).fetchall()
+        for r in rows:
+            errors.add_row(*(str(v) if v is not None else "" for v in r))
+        console.print(errors)
 
 
 # serve ------------------------------------------------------------------------------------------------

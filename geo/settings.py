@@ -81,12 +81,29 @@ class TileSettings(BaseSettings):
         return self
 
 
+class UploadSettings(BaseSettings):
+    """Borough uploads."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTIVITY_UPLOAD_", extra="ignore")
+
+    dir: Path = Field(default=PROJECT_ROOT / "var" / "uploads", description="Where received files are kept.")
+    max_bytes: int = Field(default=500 * 2**20, ge=1, description="Largest file accepted, in bytes.")
+    max_uncompressed_bytes: int = Field(
+        default=2 * 2**30, ge=1, description="Largest unzipped size of an archive."
+    )
+    tolerance_m: float = Field(
+        default=50.0, ge=0, le=5000, description="How far outside its borough an asset may lie."
+    )
+    max_errors: int = Field(default=10_000, ge=1, description="Row errors kept per upload (all are counted).")
+
+
 class Settings(BaseModel):
     """All settings, grouped by concern. ``Settings()`` reads them all from the environment."""
 
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     tiles: TileSettings = Field(default_factory=TileSettings)
+    upload: UploadSettings = Field(default_factory=UploadSettings)
 
 
 def env_names() -> set[str]:

@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,6 +33,7 @@ TEMPLATE_INPUTS = [
     PROJECT_ROOT / "data" / "asset_model.yaml",
 ]
 TEMPLATE_LOCK = 74_201_002
+pytest_plugins = ["samples"]
 
 
 def with_dbname(url: str, name: str) -> str:
@@ -157,8 +159,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield c
 
 
-@pytest.fixture(scope="session")
-def keys(db_url: str) -> dict[str, str]:
+def make_keys(db_url: str) -> dict[str, str]:
     """One key per role: admin, operator, Camden (E09000007) and Hackney (E09000012) boroughs."""
 
     async def make() -> dict[str, str]:
@@ -174,9 +175,40 @@ def keys(db_url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def keys(db_url: str) -> dict[str, str]:
+    """The session's keys (see :func:`make_keys`)."""
+    return make_keys(db_url)
+
+
+@pytest.fixture(scope="module")
+def isolated(admin_url: str, server_url: str, template: str) -> Iterator[SimpleNamespace]:
+    """A database, app and keys of the test module's own, for tests that change much data.
+
+    ``isolated.client``, ``isolated.url``, ``isolated.auth(who)``.
+    """
+    from api.app import create_app
+
+    name = create_database(admin_url, template)
+    url = with_dbname(server_url, name)
+    keys = make_keys(url)
+    with TestClient(create_app(Settings(db=DatabaseSettings(url=url)))) as client:
+        yield SimpleNamespace(
+            client=client, url=url, auth=lambda who: {"Authorization": f"Bearer {keys[who]}"}
+        )
+    drop_database(admin_url, name)
+
+
+@pytest.fixture(scope="session")
 def auth(keys: dict[str, str]) -> Callable[[str], dict[str, str]]:
     """``auth("camden")``: the Authorization header for one of the session's keys."""
     return lambda who: {"Authorization": f"Bearer {keys[who]}"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Files received by uploads during the tests go to a temporary folder, not var/uploads.
+    import tempfile
+
+    os.environ.setdefault("CONNECTIVITY_UPLOAD_DIR", tempfile.mkdtemp(prefix="connectivity-uploads-"))
 
 
 def pytest_report_header(config: pytest.Config) -> str:

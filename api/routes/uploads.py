@@ -1,0 +1,189 @@
+"""Borough asset uploads: send a file, watch it being checked, read the preview and errors, apply."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from api.deps import AppSettings, Caller, Conn
+from geo import uploads
+from geo.boroughs import check_code
+from geo.mapping import load_mapping_file
+from geo.upload_errors import UploadRejected
+
+router = APIRouter(prefix="/uploads", tags=["uploads"])
+
+
+class UploadTooLarge(Exception):
+    """The file is over the size limit (413)."""
+
+
+ERRORS: dict[type[Exception], int] = {
+    uploads.UploadNotFound: 404,
+    uploads.UploadStateError: 409,
+    uploads.InvalidUploadRequest: 422,
+    UploadRejected: 422,
+    UploadTooLarge: 413,
+}
+ERROR_COLUMNS = ["row", "source_id", "column", "value", "message"]
+
+
+def _safe_name(name: str | None) -> str:
+    base = Path(name or "upload").name
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "upload"
+
+
+async def _save(upload: UploadFile, folder: Path, limit: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / _safe_name(upload.filename)
+    size = 0
+    with open(target, "wb") as out:
+        while block := await upload.read(2**20):
+            size += len(block)
+            if size > limit:
+                out.close()
+                shutil.rmtree(folder, ignore_errors=True)
+                raise UploadTooLarge(
+                    f"{upload.filename}: the file is larger than the limit of {limit // 2**20} MB"
+                )
+            out.write(block)
+    return target
+
+
+def _status(record: dict[str, Any]) -> dict[str, Any]:
+    done, total = record["progress_done"], record["progress_total"]
+    record["progress"] = {"done": done, "total": total, "fraction": round(done / total, 4) if total else None}
+    return record
+
+
+@router.post("", status_code=202, summary="Upload a borough's asset file")
+async def create_upload(
+    request: Request,
+    conn: Conn,
+    caller: Caller,
+    settings: AppSettings,
+    file: Annotated[
+        UploadFile,
+        File(description="GeoPackage, zipped Shapefile, GeoJSON, FlatGeobuf, KML/KMZ, CSV or XLSX"),
+    ],
+    borough: Annotated[str, Form(description="GSS code of the borough the assets belong to")],
+    kind: Annotated[
+        str | None, Form(description="public_building, street_furniture or duct (default: from the geometry)")
+    ] = None,
+    layer: Annotated[
+        str | None, Form(description="Layer, sheet or Shapefile to read when the file has several")
+    ] = None,
+    mapping: Annotated[UploadFile | None, File(description="Column/value mapping (YAML or JSON)")] = None,
+    mode: Annotated[
+        str, Form(description="append (upsert) or replace (also retire what the file no longer holds)")
+    ] = "append",
+    dry_run: Annotated[bool, Form(description="Preview only: nothing is written to the assets")] = False,
+    skip_invalid: Annotated[
+        bool, Form(description="Apply the valid rows even when some have errors")
+    ] = False,
+) -> JSONResponse:
+    """Store the file, queue its processing and answer at once; ``GET /uploads/{id}`` shows progress."""
+    caller.require_role("admin", "borough")
+    caller.require_borough_write(check_code(borough))
+    uploads.check_fields(kind, mode)
+    limit = settings.upload.max_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + 2**20:
+        raise UploadTooLarge(f"the request is larger than the upload limit of {limit // 2**20} MB")
+    folder = Path(settings.upload.dir) / uuid.uuid4().hex
+    path = await _save(file, folder, limit)
+    try:
+        spec = None
+        if mapping is not None:
+            mapping_path = await _save(mapping, folder / "mapping", 2**20)
+            spec = load_mapping_file(mapping_path)
+        limits = uploads.ReadLimits(
+            max_bytes=limit, max_uncompressed_bytes=settings.upload.max_uncompressed_bytes
+        )
+        name = file.filename or path.name
+        chosen_kind = await asyncio.to_thread(uploads.inspect_upload, path, layer, kind, name, limits)
+        upload_request = uploads.UploadRequest(borough, chosen_kind, mode, dry_run, skip_invalid, layer, spec)
+        upload_id = await uploads.register_upload(conn, upload_request, path, name, caller)
+    except Exception:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    request.app.state.jobs.start(
+        f"upload {upload_id}", uploads.process_upload, request.app.state.database_url, upload_id,
+        settings.upload, raw_min_zoom=settings.tiles.raw_min_zoom,
+    )  # fmt: skip
+    record = _status(await uploads.get_upload(conn, upload_id, caller))
+    return JSONResponse(
+        json.loads(json.dumps(record, default=str)),
+        status_code=202,
+        headers={"Location": f"/uploads/{upload_id}"},
+    )
+
+
+@router.get("", summary="Recent uploads")
+async def list_uploads(
+    conn: Conn, caller: Caller, borough: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Newest first; a borough key sees its own borough's uploads only."""
+    caller.require_role("admin", "borough")
+    return [_status(r) for r in await uploads.list_uploads(conn, caller, borough, min(max(limit, 1), 1000))]
+
+
+@router.get("/{upload_id}", summary="One upload: state, progress, counts, mapping, notes")
+async def get_upload(upload_id: int, conn: Conn, caller: Caller) -> dict[str, Any]:
+    """``state`` is queued, running, previewed, applied, rejected or failed; ``counts`` has new/changed/unchanged/retired."""
+    caller.require_role("admin", "borough")
+    return _status(await uploads.get_upload(conn, upload_id, caller))
+
+
+@router.get("/{upload_id}/errors.csv", summary="Row errors as CSV", response_class=Response)
+async def errors_csv(upload_id: int, conn: Conn, caller: Caller) -> Response:
+    """One line per problem: row, source_id, column, value, message."""
+    caller.require_role("admin", "borough")
+    await uploads.get_upload(conn, upload_id, caller)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, ERROR_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(await uploads.upload_errors(conn, upload_id))
+    return Response(
+        out.getvalue(), media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="upload-{upload_id}-errors.csv"'},
+    )  # fmt: skip
+
+
+@router.get("/{upload_id}/errors.geojson", summary="Row errors as GeoJSON (WGS84)")
+async def errors_geojson(upload_id: int, conn: Conn, caller: Caller) -> JSONResponse:
+    """The errors that have a geometry, as features (others with a null geometry)."""
+    caller.require_role("admin", "borough")
+    await uploads.get_upload(conn, upload_id, caller)
+    rows = await uploads.upload_errors(conn, upload_id)
+    features = [
+        {"type": "Feature", "geometry": r["geometry"], "properties": {k: r[k] for k in ERROR_COLUMNS}}
+        for r in rows
+    ]
+    return JSONResponse(
+        {"type": "FeatureCollection", "features": features}, media_type="application/geo+json"
+    )
+
+
+@router.post("/{upload_id}/apply", status_code=202, summary="Apply a dry run that looked right")
+async def apply_upload(
+    upload_id: int, request: Request, conn: Conn, caller: Caller, settings: AppSettings
+) -> dict[str, Any]:
+    """Re-reads the stored file and applies it in one transaction (the counts may differ if data changed since)."""
+    caller.require_role("admin", "borough")
+    await uploads.mark_for_apply(conn, upload_id, caller)
+    request.app.state.jobs.start(
+        f"apply upload {upload_id}", uploads.process_upload, request.app.state.database_url, upload_id,
+        settings.upload, apply=True, raw_min_zoom=settings.tiles.raw_min_zoom,
+    )  # fmt: skip
+    return _status(await uploads.get_upload(conn, upload_id, caller))

@@ -1,0 +1,552 @@
+"""Borough uploads into the database: stage, preview (dry run), apply in one transaction.
+
+The file half (reading, mapping, validation) is :mod:`geo.staging`; this module records the
+upload, streams its validated rows into a temporary staging table, works out what would
+change, and applies it in one transaction: upsert by borough, kind and ``source_id``; in
+replace mode, retire (never delete) the borough's assets of that kind that the file no
+longer holds. History is kept by the database trigger on ``assets``, so every replaced
+version stays readable. An upload with row errors is rejected whole unless
+``skip_invalid`` is set; a rejected or failed upload leaves the assets exactly as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from geo.access import Principal
+from geo.boroughs import check_code
+from geo.collections import COLLECTIONS
+from geo.model import KINDS
+from geo.progress import Progress, silent
+from geo.readers import ReadLimits, open_upload
+from geo.settings import UploadSettings
+from geo.staging import prepare_upload
+from geo.tiles import refresh_summaries
+from geo.upload_errors import RowError, UploadRejected
+from geo.validation import output_schema
+
+KEY_COLUMNS = ("row", "borough_code", "kind", "source_id")
+ARROW_TO_PG = {
+    pa.float64(): "float8",
+    pa.bool_(): "bool",
+    pa.date32(): "date",
+    pa.string(): "text",
+    pa.int64(): "int8",
+}
+
+
+class UploadNotFound(LookupError):
+    """No upload has that id (404)."""
+
+
+class UploadStateError(Exception):
+    """The upload is not in a state that allows this (409)."""
+
+
+class InvalidUploadRequest(ValueError):
+    """A parameter of the upload request is not acceptable (422)."""
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    """What a borough asks for, besides the file."""
+
+    borough_code: str
+    kind: str
+    mode: str = "append"
+    dry_run: bool = False
+    skip_invalid: bool = False
+    layer: str | None = None
+    mapping_spec: dict[str, Any] | None = None
+
+    def checked(self) -> UploadRequest:
+        """The request with its values validated."""
+        check_fields(self.kind, self.mode)
+        return UploadRequest(
+            check_code(self.borough_code), self.kind, self.mode, self.dry_run, self.skip_invalid,
+            self.layer or None, self.mapping_spec,
+        )  # fmt: skip
+
+
+def check_fields(kind: str | None, mode: str) -> None:
+    """Raise :class:`InvalidUploadRequest` for an unknown kind (None: decided later) or mode."""
+    if kind is not None and kind not in KINDS:
+        raise InvalidUploadRequest(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
+    if mode not in ("append", "replace"):
+        raise InvalidUploadRequest(f"mode: {mode!r} is not append or replace")
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """SHA-256 and size of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while block := f.read(2**20):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def inspect_upload(
+    path: Path, layer: str | None, kind: str | None, file_name: str, limits: ReadLimits
+) -> str:
+    """Open a received file (format, layers, CRS, coordinates) and return the asset kind to load it as.
+
+    Whole-file problems raise :class:`UploadRejected` here, before anything is queued. Without
+    ``kind``, the geometry decides: lines are ducts, polygons public buildings, points street furniture.
+    """
+    with open_upload(path, layer=layer, kind=kind, limits=limits, file_name=file_name) as info:
+        geometry = info.geometry_type or ""
+    if kind:
+        return kind
+    if "LineString" in geometry:
+        return "duct"
+    if "Polygon" in geometry:
+        return "public_building"
+    return "street_furniture"
+
+
+async def register_upload(
+    conn: psycopg.AsyncConnection[Any],
+    request: UploadRequest,
+    path: Path,
+    file_name: str,
+    principal: Principal,
+) -> int:
+    """Record a received file as a queued upload; the caller must be allowed to write the borough."""
+    request = request.checked()
+    principal.require_borough_write(request.borough_code)
+    sha256, size = file_digest(path)
+    cur = await conn.execute(
+        """INSERT INTO uploads (borough_code, kind, mode, dry_run, skip_invalid, layer, mapping_spec,
+                                file_name, file_path, size_bytes, sha256, key_id, created_by)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+        [
+            request.borough_code, request.kind, request.mode, request.dry_run, request.skip_invalid,
+            request.layer, Jsonb(request.mapping_spec) if request.mapping_spec else None, file_name,
+            str(path), size, sha256, principal.key_id, principal.name,
+        ],
+    )  # fmt: skip
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+class _Status:
+    """Writes an upload's state and progress on its own autocommit connection, so they show at once."""
+
+    def __init__(self, url: str, upload_id: int) -> None:
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.upload_id = upload_id
+        self.last = 0.0
+
+    def set(self, **values: Any) -> None:
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in values
+        )
+        self.conn.execute(
+            sql.SQL("UPDATE uploads SET {} WHERE id = %(upload_id)s").format(assignments),
+            {
+                **{k: Jsonb(v) if isinstance(v, dict | list) else v for k, v in values.items()},
+                "upload_id": self.upload_id,
+            },
+        )
+
+    def progress(self, step: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= 0.5 or done >= total:
+            self.last = now
+            self.set(progress_done=done, progress_total=total)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _stage_columns(kind: str) -> list[tuple[str, str]]:
+    schema = output_schema(kind)
+    return [(f.name, "geometry" if f.name == "geom" else ARROW_TO_PG[f.type]) for f in schema]
+
+
+def _copy_batch(conn: psycopg.Connection[Any], table: pa.Table, columns: list[tuple[str, str]]) -> None:
+    names = [c for c, _ in columns]
+    types = ["bytea" if t == "geometry" else t for _, t in columns]
+    data = [table.column(n).to_pylist() for n in names]
+    statement = sql.SQL("COPY stage ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.SQL(", ").join(sql.Identifier(n) for n in names)
+    )
+    with conn.cursor().copy(statement) as copy:
+        copy.set_types(types)
+        for row in zip(*data, strict=True):
+            copy.write_row(row)
+
+
+def _compared(kind: str) -> list[str]:
+    """Asset columns an upload writes (and compares), besides the key, extra and geometry."""
+    return [c for c, _ in _stage_columns(kind) if c not in KEY_COLUMNS and c not in ("extra", "geom")]
+
+
+def _tuple(prefix: str, columns: list[str]) -> sql.Composable:
+    parts = [sql.SQL("{}.{}").format(sql.Identifier(prefix), sql.Identifier(c)) for c in columns]
+    if prefix == "s":
+        parts += [sql.SQL("s.extra::jsonb"), sql.SQL("ST_SetSRID(s.geom, 27700)")]
+    else:
+        parts += [sql.SQL("a.extra"), sql.SQL("a.geom")]
+    return sql.SQL("({})").format(sql.SQL(", ").join(parts))
+
+
+def _diff(conn: psycopg.Connection[Any], request: UploadRequest) -> tuple[dict[str, int], dict[str, int]]:
+    columns = _compared(request.kind)
+    differs = sql.SQL("(a.retired_at IS NOT NULL OR {} IS DISTINCT FROM {})").format(
+        _tuple("a", columns), _tuple("s", columns)
+    )
+    per_field = [
+        sql.SQL("count(*) FILTER (WHERE a.id IS NOT NULL AND a.{c} IS DISTINCT FROM s.{c})").format(
+            c=sql.Identifier(c)
+        )
+        for c in columns
+    ] + [
+        sql.SQL("count(*) FILTER (WHERE a.id IS NOT NULL AND a.extra IS DISTINCT FROM s.extra::jsonb)"),
+        sql.SQL(
+            "count(*) FILTER (WHERE a.id IS NOT NULL AND a.geom IS DISTINCT FROM ST_SetSRID(s.geom, 27700))"
+        ),
+    ]
+    query = sql.SQL(
+        """SELECT count(*) FILTER (WHERE a.id IS NULL),
+                  count(*) FILTER (WHERE a.id IS NOT NULL AND {differs}),
+                  count(*) FILTER (WHERE a.id IS NOT NULL AND NOT {differs}),
+                  {per_field}
+           FROM stage s LEFT JOIN assets a
+             ON a.borough_code = %(borough)s AND a.kind = %(kind)s AND a.source_id = s.source_id"""
+    ).format(differs=differs, per_field=sql.SQL(", ").join(per_field))
+    params = {"borough": request.borough_code, "kind": request.kind}
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    counts = {"new": row[0], "changed": row[1], "unchanged": row[2], "retired": 0}
+    changed_fields = {name: n for name, n in zip([*columns, "extra", "geom"], row[3:], strict=True) if n}
+    if request.mode == "replace":
+        retired = conn.execute(RETIRE_CANDIDATES.format(select="count(*)"), params).fetchone()
+        counts["retired"] = retired[0] if retired else 0
+    return counts, changed_fields
+
+
+# Assets of the borough and kind that the file no longer holds; a row of the file that had
+# errors (in skip_invalid mode) still counts as held, so it is not retired by mistake.
+RETIRE_CANDIDATES = """
+SELECT {select} FROM assets a
+WHERE a.borough_code = %(borough)s AND a.kind = %(kind)s AND a.retired_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM stage s WHERE s.source_id = a.source_id)
+  AND NOT EXISTS (SELECT 1 FROM seen_invalid i WHERE i.source_id = a.source_id)
+"""
+
+
+def _apply(
+    conn: psycopg.Connection[Any], request: UploadRequest, upload_id: int, load_id: int, by: str
+) -> None:
+    columns = _compared(request.kind)
+    idents = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    values = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in columns)
+    params = {
+        "borough": request.borough_code,
+        "kind": request.kind,
+        "upload": upload_id,
+        "load": load_id,
+        "by": by,
+    }
+    conn.execute(
+        sql.SQL(
+            """WITH ins AS (
+                   INSERT INTO assets (borough_code, kind, source_id, {idents}, extra, geom, load_id, changed_by)
+                   SELECT %(borough)s, %(kind)s, s.source_id, {values}, s.extra::jsonb, ST_SetSRID(s.geom, 27700),
+                          %(load)s, %(by)s
+                   FROM stage s
+                   WHERE NOT EXISTS (SELECT 1 FROM assets a WHERE a.borough_code = %(borough)s
+                                     AND a.kind = %(kind)s AND a.source_id = s.source_id)
+                   RETURNING id)
+               INSERT INTO upload_assets (upload_id, asset_id, action) SELECT %(upload)s, id, 'new' FROM ins"""
+        ).format(idents=idents, values=values),
+        params,
+    )
+    conn.execute(
+        sql.SQL(
+            """WITH upd AS (
+                   UPDATE assets a SET ({idents}, extra, geom, retired_at, load_id, changed_by)
+                                     = ({values}, s.extra::jsonb, ST_SetSRID(s.geom, 27700), NULL, %(load)s, %(by)s)
+                   FROM stage s
+                   WHERE a.borough_code = %(borough)s AND a.kind = %(kind)s AND a.source_id = s.source_id
+                     AND (a.retired_at IS NOT NULL OR {old} IS DISTINCT FROM {new})
+                   RETURNING a.id)
+               INSERT INTO upload_assets (upload_id, asset_id, action) SELECT %(upload)s, id, 'changed' FROM upd"""
+        ).format(idents=idents, values=values, old=_tuple("a", columns), new=_tuple("s", columns)),
+        params,
+    )
+    if request.mode == "replace":
+        conn.execute(
+            """WITH ret AS (
+                   UPDATE assets SET retired_at = now(), load_id = %(load)s, changed_by = %(by)s
+                   WHERE id IN ("""
+            + RETIRE_CANDIDATES.format(select="a.id")
+            + """) RETURNING id)
+               INSERT INTO upload_assets (upload_id, asset_id, action) SELECT %(upload)s, id, 'retired' FROM ret""",
+            params,
+        )
+
+
+def _store_errors(conn: psycopg.Connection[Any], upload_id: int, errors: list[RowError]) -> None:
+    conn.execute("DELETE FROM upload_errors WHERE upload_id = %s", [upload_id])
+    with conn.cursor().copy(
+        "COPY upload_errors (upload_id, seq, row_number, source_id, column_name, value, message, geom) "
+        "FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["int8", "int4", "int8", "text", "text", "text", "text", "bytea"])
+        for seq, e in enumerate(errors, start=1):
+            geom = None
+            if e.geometry is not None:
+                # EWKB with SRID 27700, so the geometry column accepts it.
+                import shapely
+
+                geom = shapely.to_wkb(
+                    shapely.set_srid(shapely.from_wkb(e.geometry), 27700), include_srid=True
+                )
+            copy.write_row([upload_id, seq, e.row, e.source_id, e.column, e.value, e.message, geom])
+
+
+def process_upload(
+    url: str,
+    upload_id: int,
+    settings: UploadSettings,
+    *,
+    apply: bool | None = None,
+    raw_min_zoom: int = 13,
+    progress: Progress = silent,
+) -> dict[str, Any]:
+    """Validate, preview and (unless a dry run) apply one registered upload; return its record.
+
+    ``apply=True`` applies an upload that was previewed (its stored file is read again).
+    Whatever happens, the upload's state says how it ended: ``previewed``, ``applied``,
+    ``rejected`` (the file or its rows are unusable; nothing written) or ``failed``.
+    """
+    status = _Status(url, upload_id)
+    try:
+        with psycopg.connect(url) as conn:
+            record = conn.execute("SELECT * FROM uploads WHERE id = %s", [upload_id]).fetchone()
+            if record is None:
+                raise UploadNotFound(f"no upload has id {upload_id}")
+            up = dict(
+                zip(
+                    [d.name for d in conn.execute("SELECT * FROM uploads LIMIT 0").description or []],
+                    record,
+                    strict=True,
+                )
+            )
+        request = UploadRequest(
+            up["borough_code"], up["kind"], up["mode"], up["dry_run"] and not apply, up["skip_invalid"], up["layer"],
+            up["mapping_spec"],
+        )  # fmt: skip
+        status.set(state="running", started_at=_now(), message=None, progress_done=0)
+        outcome = _run(url, upload_id, up, request, settings, raw_min_zoom, status, progress)
+        status.set(finished_at=_now(), **outcome)
+    except UploadRejected as exc:
+        status.set(
+            state="rejected", message=exc.message, report={"rejected": exc.to_dict()}, finished_at=_now()
+        )
+    except Exception as exc:  # recorded, so the upload never stays 'running'
+        status.set(state="failed", message=f"{type(exc).__name__}: {exc}", finished_at=_now())
+        raise
+    finally:
+        status.close()
+    with psycopg.connect(url) as conn:
+        return get_upload_sync(conn, upload_id)
+
+
+def _now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
+
+
+def _run(
+    url: str,
+    upload_id: int,
+    up: dict[str, Any],
+    request: UploadRequest,
+    settings: UploadSettings,
+    raw_min_zoom: int,
+    status: _Status,
+    progress: Progress,
+) -> dict[str, Any]:
+    path = Path(up["file_path"])
+    sha256, _ = file_digest(path)
+    if sha256 != up["sha256"]:
+        raise UploadRejected(
+            "the stored file changed since it was uploaded; upload it again", file=up["file_name"]
+        )
+
+    def report(step: str, done: int, total: int) -> None:
+        status.progress(step, done, total)
+        progress(step, done, total)
+
+    limits = ReadLimits(max_bytes=settings.max_bytes, max_uncompressed_bytes=settings.max_uncompressed_bytes)
+    columns = _stage_columns(request.kind)
+    with (
+        prepare_upload(
+            path, request.borough_code, request.kind, layer=request.layer, mapping=request.mapping_spec,
+            tolerance_m=settings.tolerance_m, limits=limits, progress=report, file_name=up["file_name"],
+            max_errors=settings.max_errors,
+        ) as prepared,
+        psycopg.connect(url) as conn,
+    ):  # fmt: skip
+        conn.execute("SET LOCAL work_mem = '256MB'")
+        conn.execute(
+            sql.SQL("CREATE TEMP TABLE stage ({}) ON COMMIT DROP").format(
+                sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in columns)
+            )
+        )
+        conn.execute("CREATE TEMP TABLE seen_invalid (source_id text) ON COMMIT DROP")
+        for table in prepared.batches():
+            _copy_batch(conn, table, columns)
+        rep = prepared.report
+        invalid_ids = {e.source_id for e in rep.errors if e.source_id}
+        with conn.cursor().copy("COPY seen_invalid (source_id) FROM STDIN") as copy:
+            for sid in invalid_ids:
+                copy.write_row([sid])
+        conn.execute("CREATE INDEX ON stage (source_id)")
+        conn.execute("ANALYZE stage")
+        report("compare", 0, 1)
+        counts, changed_fields = _diff(conn, request)
+        counts.update(
+            rows=rep.rows_read, valid=rep.rows_valid, invalid=rep.rows_invalid, errors=rep.error_count
+        )
+        _store_errors(status.conn, upload_id, rep.errors)
+        summary: dict[str, Any] = {
+            "counts": counts,
+            "changed_fields": changed_fields,
+            "format": rep.source.get("format"),
+            "crs": rep.source.get("crs"),
+            "mapping": rep.mapping,
+            "report": {"source": rep.source, "notes": rep.notes, "repairs": [r.to_dict() for r in rep.repairs[:100]],
+                       "errors_kept": len(rep.errors), "tolerance_m": rep.tolerance_m},
+        }  # fmt: skip
+        if request.dry_run:
+            conn.rollback()
+            return {"state": "previewed", **summary}
+        if rep.error_count and not request.skip_invalid:
+            conn.rollback()
+            message = (
+                f"{rep.error_count} row(s) have errors, so nothing was applied; fix them, "
+                "or upload again with skip_invalid to apply the valid rows"
+            )
+            return {"state": "rejected", "message": message, **summary}
+        report("apply", 0, 1)
+        load = conn.execute(
+            """INSERT INTO loads (source, description, borough_code, created_by, details)
+               VALUES ('upload', %s, %s, %s, %s) RETURNING id""",
+            [f"upload {upload_id}: {up['file_name']}", request.borough_code, up["created_by"],
+             Jsonb({"upload_id": upload_id, "sha256": up["sha256"]})],
+        ).fetchone()  # fmt: skip
+        assert load is not None
+        _apply(conn, request, upload_id, int(load[0]), f"upload {upload_id} ({up['created_by']})")
+        conn.execute("UPDATE loads SET finished_at = now() WHERE id = %s", [load[0]])
+        if counts["new"] or counts["changed"] or counts["retired"]:
+            layers = [c for c in COLLECTIONS.values() if c.kind == request.kind]
+            refresh_summaries(conn, layers, raw_min_zoom)
+        conn.execute(
+            "UPDATE uploads SET state = 'applied', load_id = %s, applied_at = now(), dry_run = false WHERE id = %s",
+            [load[0], upload_id],
+        )
+        conn.commit()
+        report("apply", 1, 1)
+        return {"state": "applied", **summary}
+
+
+UPLOAD_COLUMNS = """id, borough_code, kind, mode, dry_run, skip_invalid, layer, file_name, size_bytes, sha256, state,
+    progress_done, progress_total, format, crs, mapping, counts, changed_fields, report, message, load_id,
+    created_by, created_at, started_at, finished_at, applied_at"""
+
+
+def get_upload_sync(conn: psycopg.Connection[Any], upload_id: int) -> dict[str, Any]:
+    """One upload's record (synchronous, for the CLI and background jobs)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(f"SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = %s", [upload_id])
+        row = cur.fetchone()
+    if row is None:
+        raise UploadNotFound(f"no upload has id {upload_id}")
+    return row
+
+
+async def get_upload(
+    conn: psycopg.AsyncConnection[Any], upload_id: int, principal: Principal
+) -> dict[str, Any]:
+    """One upload's record; a borough key sees only its own borough's uploads."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(f"SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = %s", [upload_id])
+        row = await cur.fetchone()
+    if row is None or (principal.role == "borough" and row["borough_code"] != principal.borough_code):
+        raise UploadNotFound(f"no upload has id {upload_id}")
+    return row
+
+
+async def list_uploads(
+    conn: psycopg.AsyncConnection[Any],
+    principal: Principal,
+    borough_code: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Recent uploads, newest first (a borough key sees its own borough's only)."""
+    if principal.role == "borough":
+        borough_code = principal.borough_code
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"""SELECT {UPLOAD_COLUMNS} FROM uploads
+                WHERE (%(b)s::text IS NULL OR borough_code = %(b)s) ORDER BY id DESC LIMIT %(limit)s""",
+            {"b": borough_code, "limit": limit},
+        )
+        return await cur.fetchall()
+
+
+async def upload_errors(conn: psycopg.AsyncConnection[Any], upload_id: int) -> list[dict[str, Any]]:
+    """The row errors of an upload, in row order, with WGS84 GeoJSON geometry where there is one."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            """SELECT row_number AS row, source_id, column_name AS column, value, message,
+                      ST_AsGeoJSON(ST_Transform(geom, 4326), 7)::json AS geometry
+               FROM upload_errors WHERE upload_id = %s ORDER BY seq""",
+            [upload_id],
+        )
+        return await cur.fetchall()
+
+
+async def mark_for_apply(
+    conn: psycopg.AsyncConnection[Any], upload_id: int, principal: Principal
+) -> dict[str, Any]:
+    """Check that a previewed upload may be applied by this caller, and queue it."""
+    record = await get_upload(conn, upload_id, principal)
+    principal.require_borough_write(record["borough_code"])
+    if record["state"] != "previewed":
+        raise UploadStateError(
+            f"upload {upload_id} is {record['state']}; only a previewed dry run can be applied"
+        )
+    await conn.execute(
+        "UPDATE uploads SET state = 'queued' WHERE id = %s AND state = 'previewed'", [upload_id]
+    )
+    return record
+
+
+def interrupted(conn: psycopg.Connection[Any]) -> int:
+    """Mark uploads left queued or running by a stopped service as failed; return how many."""
+    cur = conn.execute(
+        """UPDATE uploads SET state = 'failed', finished_at = now(),
+                  message = 'interrupted when the service stopped; nothing was applied: upload the file again'
+           WHERE state IN ('queued', 'running')"""
+    )
+    conn.commit()
+    return cur.rowcount
