@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.wayleaves import wayleaves_app
 from geo import access, database
 from geo.cluster import ClusterError, EmbeddedCluster
 from geo.settings import Settings
@@ -27,6 +28,7 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(keys_app, name="keys")
+app.add_typer(wayleaves_app, name="wayleaves")
 
 console = Console()
 err = Console(stderr=True)
@@ -189,12 +191,26 @@ def keys_create(
     role: Annotated[str, typer.Option(help="admin, borough or operator")],
     borough: Annotated[str | None, typer.Option(help="GSS code the borough key is bound to")] = None,
     label: Annotated[str, typer.Option(help="Who the key is for")] = "",
+    operator: Annotated[
+        str | None, typer.Option(help="For operator keys: the operator whose wayleaves the key may see")
+    ] = None,
 ) -> None:
     """Create an API key and print it once: it is stored hashed and cannot be shown again."""
     from geo.boroughs import UnknownBorough
+    from geo.wayleaves import set_key_operator
+
+    if operator and role != "operator":
+        raise fail("--operator applies to operator keys only", 2)
+
+    async def create(conn: psycopg.AsyncConnection[Any]) -> access.NewKey:
+        async with conn.transaction():
+            new = await access.create_key(conn, role, borough, label)
+            if operator:
+                await set_key_operator(conn, new.id, operator)
+        return new
 
     try:
-        new = _run_async(Settings(), lambda conn: access.create_key(conn, role, borough, label))
+        new = _run_async(Settings(), create)
     except (ValueError, UnknownBorough) as exc:
         raise fail(str(exc), 2) from exc
     err.print(f"key {new.id} ({new.role}{' ' + new.borough_code if new.borough_code else ''}); store it now:")
@@ -205,10 +221,10 @@ def keys_create(
 def keys_list() -> None:
     """List keys (never their secrets)."""
     rows = _run_async(Settings(), access.list_keys)
-    table = Table("id", "prefix", "role", "borough", "label", "created", "last used", "revoked")
+    table = Table("id", "prefix", "role", "borough", "operator", "label", "created", "last used", "revoked")
     for r in rows:
         table.add_row(
-            str(r["id"]), r["prefix"] + "…", r["role"], r["borough_code"] or "", r["label"],
+            str(r["id"]), r["prefix"] + "…", r["role"], r["borough_code"] or "", r["operator"] or "", r["label"],
             f"{r['created_at']:%Y-%m-%d %H:%M}",
             f"{r['last_used_at']:%Y-%m-%d %H:%M}" if r["last_used_at"] else "",
             f"{r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else "",

@@ -116,7 +116,7 @@ async def list_keys(conn: psycopg.AsyncConnection[Any]) -> list[dict[str, Any]]:
     """Every key, without its secret."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            """SELECT id, prefix, role, borough_code, label, created_at, last_used_at, revoked_at
+            """SELECT id, prefix, role, borough_code, operator, label, created_at, last_used_at, revoked_at
                FROM api_keys ORDER BY id"""
         )
         return await cur.fetchall()

@@ -6,8 +6,11 @@ columns it shows, which filters it takes and how its tiles look below the raw zo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
+
+from geo.model import load_model
 
 #: Query parameter -> column, for the filters every asset layer takes.
 ASSET_FILTERS = {"borough": "borough_code", "subtype": "subtype", "status": "status"}
@@ -37,6 +40,8 @@ class Collection:
     #: Properties vector tiles carry at raw zooms (kept small: tiles are for drawing and clicking).
     tile_properties: tuple[str, ...]
     filters: dict[str, str] = field(default_factory=dict)
+    #: Filter parameter -> the values it may take (checked before any query runs).
+    vocabularies: dict[str, Callable[[], set[str]]] = field(default_factory=dict)
     #: Column the standard ``datetime`` parameter filters on (None: not supported).
     datetime_column: str | None = None
     #: Source of the data version in ``data_versions``.
@@ -45,6 +50,12 @@ class Collection:
     low_zoom: Literal["points", "lines", "raw"] = "raw"
     #: The asset kind in summaries (asset layers only).
     kind: str | None = None
+
+
+def _wayleave_statuses() -> set[str]:
+    from geo.wayleaves import STATUSES
+
+    return set(STATUSES)
 
 
 def _asset_layer(
@@ -65,6 +76,10 @@ def _asset_layer(
         properties=ASSET_PROPERTIES,
         tile_properties=tile_props,
         filters=ASSET_FILTERS,
+        vocabularies={
+            "subtype": lambda: load_model().vocabulary("subtypes", kind),
+            "status": lambda: load_model().vocabulary("statuses"),
+        },
         datetime_column="valid_from",
         low_zoom=low,  # type: ignore[arg-type]
         kind=kind,
@@ -104,6 +119,34 @@ COLLECTIONS: dict[str, Collection] = {
             "points",
         ),
         _asset_layer("ducts", "duct", "Ducts", "Duct routes that could carry fibre.", "LineString", "lines"),
+        # No operator and no personal data: every caller sees where wayleaves stand, operators see
+        # whose they are only for their own, through /wayleaves.
+        Collection(
+            id="wayleaves",
+            title="Wayleaves",
+            description="Wayleave status on each site (no operator, no personal data).",
+            table="wayleave_features",
+            where="true",
+            id_column="id",
+            id_type="int",
+            geometry_type="Geometry",
+            properties=(
+                "site_id",
+                "site_name",
+                "borough_code",
+                "status",
+                "template",
+                "template_version",
+                "status_since",
+                "days_in_status",
+            ),  # fmt: skip
+            tile_properties=("status", "borough_code", "days_in_status", "site_name"),
+            filters={"borough": "borough_code", "status": "status"},
+            vocabularies={"status": _wayleave_statuses},
+            datetime_column="status_since",
+            version_layer="wayleaves",
+            low_zoom="raw",
+        ),
     )
 }
 

@@ -16,7 +16,6 @@ from psycopg import sql
 
 from geo.boroughs import UnknownBorough, check_code
 from geo.collections import Collection
-from geo.model import load_model
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/{}"
@@ -109,7 +108,6 @@ def parse_datetime(value: str | None) -> tuple[dt.datetime | None, dt.datetime |
 
 def parse_filters(collection: Collection, raw: dict[str, str | None]) -> dict[str, list[str]]:
     """Property filters: comma-separated values, checked against the vocabularies."""
-    model = load_model()
     filters: dict[str, list[str]] = {}
     for name, value in raw.items():
         if value is None or value == "":
@@ -122,13 +120,16 @@ def parse_filters(collection: Collection, raw: dict[str, str | None]) -> dict[st
                 values = [check_code(v) for v in values]
             except UnknownBorough as exc:
                 raise InvalidParameter(f"borough: {exc}") from None
-        elif name == "subtype" and collection.kind:
-            allowed = model.vocabulary("subtypes", collection.kind)
-            _check_values(name, values, allowed)
-        elif name == "status":
-            _check_values(name, values, model.vocabulary("statuses"))
+        elif name in collection.vocabularies:
+            _check_values(name, values, collection.vocabularies[name]())
         filters[collection.filters[name]] = values
     return filters
+
+
+def filter_values(collection: Collection, query: dict[str, str]) -> dict[str, str | None]:
+    """The filter parameters of a request: the collection's own, and the common ones if sent."""
+    names = set(collection.filters) | {"borough", "subtype", "status"}
+    return {name: query.get(name) for name in sorted(names) if query.get(name) is not None}
 
 
 def _check_values(name: str, values: list[str], allowed: set[str]) -> None:

@@ -97,6 +97,60 @@ class UploadSettings(BaseSettings):
     max_errors: int = Field(default=10_000, ge=1, description="Row errors kept per upload (all are counted).")
 
 
+class WayleaveSettings(BaseSettings):
+    """Wayleave clocks: per-status deadlines (working days skip weekends and England and Wales bank
+    holidays; statutory notice periods count calendar days) and KPI thresholds."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTIVITY_WAYLEAVE_", extra="ignore")
+
+    identified_working_days: int = Field(
+        default=20, ge=1, description="Working days from identifying a site to requesting the wayleave."
+    )
+    request_answer_working_days: int = Field(
+        default=10, ge=1, description="Working days a landlord has to answer a request before it is overdue."
+    )
+    chase_interval_working_days: int = Field(
+        default=5, ge=1, description="Working days between chases of an unanswered request."
+    )
+    survey_working_days: int = Field(
+        default=15, ge=1, description="Working days from scheduling a survey to its being done."
+    )
+    terms_working_days: int = Field(
+        default=10, ge=1, description="Working days from the survey to issuing the (standard) terms."
+    )
+    terms_answer_working_days: int = Field(
+        default=15, ge=1, description="Working days for the operator to accept or negotiate issued terms."
+    )
+    negotiation_working_days: int = Field(
+        default=40, ge=1, description="Working days of negotiation before it is overdue (8 weeks)."
+    )
+    approval_working_days: int = Field(
+        default=20, ge=1, description="Working days from approval (committee or delegated) to signature."
+    )
+    installation_start_working_days: int = Field(
+        default=60,
+        ge=1,
+        description="Working days from signature (or rights imposed) to the start of installation.",
+    )
+    installing_working_days: int = Field(
+        default=60, ge=1, description="Working days from the start of installation to going live."
+    )
+    on_hold_review_working_days: int = Field(
+        default=20, ge=1, description="Working days a wayleave may stay on hold before it needs review."
+    )
+    code_notice_days: int = Field(
+        default=28,
+        ge=1,
+        description="Calendar days after an ECC paragraph 20 notice before the Tribunal can be applied to.",
+    )
+    tribunal_days: int = Field(
+        default=180, ge=1, description="Calendar days a Tribunal case may run before it is flagged."
+    )
+    signed_within_days: int = Field(
+        default=30, ge=1, description="KPI: a request counts as fast when signed within this many days."
+    )
+
+
 class Settings(BaseModel):
     """All settings, grouped by concern. ``Settings()`` reads them all from the environment."""
 
@@ -104,6 +158,7 @@ class Settings(BaseModel):
     api: ApiSettings = Field(default_factory=ApiSettings)
     tiles: TileSettings = Field(default_factory=TileSettings)
     upload: UploadSettings = Field(default_factory=UploadSettings)
+    wayleave: WayleaveSettings = Field(default_factory=WayleaveSettings)
 
 
 def env_names() -> set[str]:

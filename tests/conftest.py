@@ -204,6 +204,33 @@ def auth(keys: dict[str, str]) -> Callable[[str], dict[str, str]]:
     return lambda who: {"Authorization": f"Bearer {keys[who]}"}
 
 
+@pytest.fixture(scope="session")
+def live_server(settings: Settings) -> Iterator[str]:
+    """The app under uvicorn on a free loopback port (for real HTTP clients: GDAL, Chromium); its base URL."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from api.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Files received by uploads during the tests go to a temporary folder, not var/uploads.
     import tempfile

@@ -147,7 +147,7 @@ async def items(
         after=features.parse_after(coll, after),
         bbox=features.parse_bbox(bbox, bbox_srid, bbox_lat_first),
         bbox_srid=bbox_srid,
-        filters=features.parse_filters(coll, {"borough": borough, "subtype": subtype, "status": status}),
+        filters=features.parse_filters(coll, features.filter_values(coll, dict(request.query_params))),
         datetime_from=dt_from,
         datetime_to=dt_to,
         properties=features.parse_properties(coll, properties),

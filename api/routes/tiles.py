@@ -63,7 +63,7 @@ async def tile(
     """MVT, gzip-compressed when the client accepts it; ``ETag`` follows the layer's data version."""
     coll = get_collection(collection_id)
     tiles.check_tile(z, x, y, settings.tiles.max_zoom)
-    filters = features.parse_filters(coll, {"borough": borough, "subtype": subtype, "status": status})
+    filters = features.parse_filters(coll, features.filter_values(coll, dict(request.query_params)))
     summarised = z < settings.tiles.raw_min_zoom and coll.low_zoom != "raw"
     version = await (
         tiles.summary_version(conn, coll) if summarised else features.data_version(conn, coll.version_layer)

@@ -29,6 +29,17 @@ def test_keys_create_list_revoke(db_url):
     assert again.exit_code == 1 and f"no live key has id {key_id}" in again.output
 
 
+def test_operator_keys_can_be_bound_to_their_operator(db_url):
+    created = invoke(
+        db_url, "keys", "create", "--role", "operator", "--operator", "Openreach", "--label", "OR"
+    )
+    assert created.exit_code == 0, created.output
+    listed = invoke(db_url, "keys", "list").stdout
+    assert any("Openreach" in line and "OR" in line for line in listed.splitlines())
+    wrong = invoke(db_url, "keys", "create", "--role", "admin", "--operator", "Openreach")
+    assert wrong.exit_code == 2 and "operator keys only" in wrong.output
+
+
 def test_bad_key_requests_exit_non_zero_with_the_reason(db_url):
     wrong = invoke(db_url, "keys", "create", "--role", "borough", "--borough", "E09000099")
     assert wrong.exit_code == 2 and "'E09000099' is not a London authority GSS code" in wrong.output

@@ -1,0 +1,215 @@
+"""``connectivity wayleaves``: the wayleave commands, a thin front over :mod:`geo.wayleaves`.
+
+The CLI acts as the GLA team (an admin principal): it runs where the database is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from geo import wayleave_kpis, wayleaves
+from geo.access import Principal
+from geo.boroughs import UnknownBorough
+from geo.settings import Settings
+
+wayleaves_app = typer.Typer(
+    help="Wayleaves: list, create, change status, KPIs, bulk updates.", no_args_is_help=True
+)
+CLI_ADMIN = Principal(role="admin", label="cli")
+DOMAIN_ERRORS = (
+    wayleaves.WayleaveNotFound,
+    wayleaves.InvalidWayleave,
+    wayleaves.InvalidTransition,
+    wayleaves.InvalidBulkFile,
+    wayleaves.VersionConflict,
+    UnknownBorough,
+)
+
+
+def _run(work: Any) -> Any:
+    from cli.main import _run_async, fail
+
+    try:
+        return _run_async(Settings(), work)
+    except DOMAIN_ERRORS as exc:
+        raise fail(str(exc)) from exc
+
+
+def _console() -> Any:
+    from cli.main import console
+
+    return console
+
+
+def _table(rows: list[dict[str, Any]]) -> Table:
+    table = Table("id", "borough", "operator", "site", "status", "days", "due", "overdue", "version")
+    for r in rows:
+        table.add_row(
+            str(r["id"]), r["borough_code"], r["operator"], r["site_name"], r["status"],
+            str(r["days_in_status"]), str(r["due_on"] or ""), "yes" if r["overdue"] else "", str(r["version"]),
+        )  # fmt: skip
+    return table
+
+
+@wayleaves_app.command("list")
+def list_command(
+    borough: Annotated[str | None, typer.Option(help="GSS codes, comma-separated")] = None,
+    operator: Annotated[str | None, typer.Option(help="Operators, comma-separated")] = None,
+    status: Annotated[str | None, typer.Option(help="Statuses, comma-separated")] = None,
+    overdue: Annotated[
+        bool | None, typer.Option("--overdue/--on-time", help="Only overdue or on-time")
+    ] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout")] = False,
+) -> None:
+    """List wayleaves with their clocks."""
+    from cli.main import fail
+
+    try:
+        query = wayleaves.parse_query(borough, operator, status, overdue)
+    except (wayleaves.InvalidWayleave, UnknownBorough) as exc:
+        raise fail(str(exc), 2) from exc
+    rows = _run(lambda conn: wayleaves.list_wayleaves(conn, CLI_ADMIN, query))
+    if csv:
+        typer.echo(wayleaves.to_csv(rows), nl=False)
+    else:
+        _console().print(_table(rows))
+
+
+@wayleaves_app.command("show")
+def show(wayleave_id: Annotated[int, typer.Argument(help="The wayleave's id")]) -> None:
+    """Show one wayleave as JSON."""
+    row = _run(lambda conn: wayleaves.get_wayleave(conn, wayleave_id, CLI_ADMIN))
+    typer.echo(json.dumps(row, default=str, indent=2))
+
+
+@wayleaves_app.command("create")
+def create(
+    operator: Annotated[str, typer.Option(help="The operator's name")],
+    asset: Annotated[list[int] | None, typer.Option(help="Asset id of the site (repeat for a group)")] = None,
+    site: Annotated[int | None, typer.Option(help="An existing site's id instead of --asset")] = None,
+    site_name: Annotated[str | None, typer.Option(help="Name of the new site")] = None,
+    template: Annotated[str, typer.Option(help="standardised or bespoke")] = "standardised",
+    template_version: Annotated[str | None, typer.Option(help="Template version")] = None,
+    status: Annotated[str, typer.Option(help="identified or requested")] = "identified",
+    reference: Annotated[str | None, typer.Option(help="The borough's reference")] = None,
+) -> None:
+    """Create a wayleave on a site or on assets, and print its id."""
+    row = _run(
+        lambda conn: wayleaves.create_wayleave(
+            conn,
+            CLI_ADMIN,
+            operator=operator,
+            template=template,
+            template_version=template_version,
+            site_id=site,
+            asset_ids=asset,
+            site_name=site_name,
+            status=status,
+            reference=reference,
+        )  # fmt: skip
+    )
+    _console().print(f"wayleave {row['id']} created: {row['status']} (version {row['version']})")
+
+
+@wayleaves_app.command("transition")
+def transition_command(
+    wayleave_id: Annotated[int, typer.Argument(help="The wayleave's id")],
+    to: Annotated[str, typer.Argument(help="The new status")],
+    note: Annotated[str | None, typer.Option(help="Why")] = None,
+    version: Annotated[int | None, typer.Option(help="The version you read (default: current)")] = None,
+    at: Annotated[str | None, typer.Option(help="Backdate the event (ISO 8601), for imports")] = None,
+) -> None:
+    """Change a wayleave's status (exit 1 with the allowed next statuses when the rules refuse)."""
+    from cli.main import fail
+
+    try:
+        when = dt.datetime.fromisoformat(at) if at else None
+    except ValueError:
+        raise fail(f"--at: {at!r} is not an ISO 8601 date-time", 2) from None
+    row = _run(
+        lambda conn: wayleaves.transition(
+            conn, wayleave_id, to, CLI_ADMIN, expected_version=version, note=note, at=when
+        )
+    )
+    _console().print(f"wayleave {row['id']}: {row['status']} (version {row['version']})")
+
+
+@wayleaves_app.command("history")
+def history_command(wayleave_id: Annotated[int, typer.Argument(help="The wayleave's id")]) -> None:
+    """The wayleave's events, oldest first."""
+    events = _run(lambda conn: wayleaves.history(conn, wayleave_id, CLI_ADMIN))
+    table = Table("seq", "at", "from", "to", "by", "note")
+    for e in events:
+        table.add_row(
+            str(e["seq"]), f"{e['at']:%Y-%m-%d %H:%M}", e["from_status"] or "", e["to_status"], e["by"],
+            e["note"] or "",
+        )  # fmt: skip
+    _console().print(table)
+
+
+@wayleaves_app.command("kpis")
+def kpis_command(csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout")] = False) -> None:
+    """KPIs per borough and operator."""
+    result = _run(lambda conn: wayleave_kpis.wayleave_kpis(conn, CLI_ADMIN))
+    if csv:
+        typer.echo(wayleave_kpis.kpis_csv(result), nl=False)
+        return
+    table = Table("scope", "key", "total", "overdue", "signed", "median days", "p90 days", "share ≤30d")
+    for scope, key, groups in (
+        ("all", None, [result["overall"]]),
+        ("borough", "borough_code", result["by_borough"]),
+        ("operator", "operator", result["by_operator"]),
+    ):
+        for g in groups:
+            table.add_row(
+                scope, g[key] if key else "", str(g["total"]), str(g["overdue"]), str(g["signed"]),
+                str(g["median_days_to_sign"] or ""), str(g["p90_days_to_sign"] or ""),
+                "" if g["signed_within_share"] is None else f"{g['signed_within_share']:.0%}",
+            )  # fmt: skip
+    _console().print(table)
+    if result["stalled"]:
+        _console().print(
+            f"stalled: {len(result['stalled'])}, longest first: "
+            + ", ".join(f"{s['id']} ({s['status']}, {s['days_in_status']} d)" for s in result["stalled"][:10])
+        )
+
+
+@wayleaves_app.command("bulk")
+def bulk(
+    file: Annotated[Path, typer.Argument(help="CSV: wayleave_id or reference, to, [version, note, at]")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check only, apply nothing")] = False,
+) -> None:
+    """Apply status updates from a CSV, all or nothing; errors are printed as CSV and exit 1."""
+    from cli.main import fail, progress_bar
+
+    if not file.is_file():
+        raise fail(f"{file}: no such file", 2)
+    try:
+        rows = wayleaves.read_bulk_csv(file.read_bytes())
+    except wayleaves.InvalidBulkFile as exc:
+        raise fail(f"{file}: {exc}", 2) from exc
+    with progress_bar(f"checking {len(rows)} rows") as report:
+        report("checking and applying", 0, len(rows))
+        result = _run(lambda conn: wayleaves.bulk_transition(conn, CLI_ADMIN, rows, dry_run=dry_run))
+        report("done", len(rows), len(rows))
+    if result.errors:
+        typer.echo(wayleaves.errors_csv(result.errors), nl=False)
+        raise fail(f"{len(result.errors)} row errors: nothing applied")
+    verb = "would apply" if dry_run else "applied"
+    _console().print(f"{verb} {len(rows) if dry_run else result.applied} status changes")
+
+
+@wayleaves_app.command("bind-key")
+def bind_key(
+    key_id: Annotated[int, typer.Argument(help="The operator key's id (see `keys list`)")],
+    operator: Annotated[str, typer.Argument(help="The operator name its wayleaves carry")],
+) -> None:
+    """Bind an operator key to an operator, so it sees that operator's wayleaves."""
+    _run(lambda conn: wayleaves.set_key_operator(conn, key_id, operator))
+    _console().print(f"key {key_id} bound to operator {operator!r}")

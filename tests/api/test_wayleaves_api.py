@@ -1,0 +1,395 @@
+"""Wayleaves over HTTP: create, transitions, history, concurrency, KPIs, personal data, boroughs, bulk CSV."""
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import json
+import math
+import threading
+
+import mapbox_vector_tile
+import psycopg
+import pytest
+
+from geo import access
+from geo import wayleaves as wl
+
+CAMDEN, HACKNEY = "E09000007", "E09000012"
+SECRETS = ("Jane Landlord", "jane@example.org", "020 7946 0000", "secret note about the caretaker")
+
+
+@pytest.fixture(scope="module")
+def op_keys(db_url):
+    """Operator keys bound to operator names."""
+
+    async def make():
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as c:
+            out = {}
+            for name in ("Fibre A", "KPI Networks"):
+                new = await access.create_key(c, "operator", label=f"{name} key")
+                await wl.set_key_operator(c, new.id, name)
+                out[name] = {"Authorization": f"Bearer {new.key}"}
+            return out
+
+    return asyncio.run(make())
+
+
+@pytest.fixture(scope="module")
+def assets(db_url):
+    with psycopg.connect(db_url) as c:
+        rows = c.execute(
+            """SELECT borough_code, id, ST_X(ST_Transform(geom, 4326)), ST_Y(ST_Transform(geom, 4326))
+               FROM assets WHERE kind = 'street_furniture' AND borough_code IN (%s, %s) AND retired_at IS NULL
+               ORDER BY id""",
+            [CAMDEN, HACKNEY],
+        ).fetchall()
+    camden = [r for r in rows if r[0] == CAMDEN]
+    hackney = [r for r in rows if r[0] == HACKNEY]
+    return {"camden": camden, "hackney": hackney}
+
+
+def create(client, headers, asset_ids, operator="Fibre A", **extra):
+    body = {"operator": operator, "asset_ids": asset_ids, "site_name": "Test block", **extra}
+    response = client.post("/wayleaves", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def move(client, headers, row, to, **extra):
+    return client.post(
+        f"/wayleaves/{row['id']}/transitions",
+        json={"to": to, "expected_version": row["version"], **extra},
+        headers=headers,
+    )
+
+
+def test_create_transition_history(client, auth, assets):
+    row = create(client, auth("camden"), [assets["camden"][0][1]], reference="CAM-WL-1", note="first")
+    assert row["status"] == "identified" and row["version"] == 1 and row["borough_code"] == CAMDEN
+    assert row["allowed_next"] == ["requested", "on_hold", "withdrawn"]
+    moved = move(client, auth("camden"), row, "requested", note="emailed the landlord")
+    assert moved.status_code == 200 and moved.json()["status"] == "requested" and moved.json()["version"] == 2
+    assert moved.json()["requested_on"] == dt.datetime.now(wl.LONDON).date().isoformat()
+    # If-Match works as the version too.
+    held = client.post(
+        f"/wayleaves/{row['id']}/transitions",
+        json={"to": "on_hold"},
+        headers={**auth("camden"), "If-Match": '"2"'},
+    )
+    assert held.status_code == 200 and held.json()["allowed_next"] == ["requested", "withdrawn"]
+    events = client.get(f"/wayleaves/{row['id']}/history", headers=auth("camden")).json()
+    assert [(e["from_status"], e["to_status"]) for e in events] == [
+        (None, "identified"),
+        ("identified", "requested"),
+        ("requested", "on_hold"),
+    ]
+    assert events[1]["note"] == "emailed the landlord" and "test camden" in events[1]["by"]
+    assert events[2]["resume_status"] == "requested"
+    got = client.get(f"/wayleaves/{row['id']}", headers=auth("camden"))
+    assert got.headers["etag"] == '"3"' and got.json()["status"] == "on_hold"
+
+
+def test_invalid_transition_answers_409_with_the_allowed_statuses(client, auth, assets):
+    row = create(client, auth("camden"), [assets["camden"][1][1]])
+    response = move(client, auth("camden"), row, "live")
+    assert response.status_code == 409
+    body = response.json()
+    assert response.headers["content-type"] == "application/problem+json"
+    assert body["allowed"] == ["requested", "on_hold", "withdrawn"] and body["current_status"] == "identified"
+    unknown = move(client, auth("camden"), row, "done")
+    assert unknown.status_code == 422 and "'done'" in unknown.json()["detail"]
+    no_version = client.post(
+        f"/wayleaves/{row['id']}/transitions", json={"to": "requested"}, headers=auth("camden")
+    )
+    assert no_version.status_code == 428
+    assert client.get("/wayleaves/999999", headers=auth("admin")).status_code == 404
+    assert client.get("/wayleaves").status_code == 401
+
+
+def test_two_concurrent_transitions_on_one_version_one_is_409(client, auth, assets):
+    row = create(client, auth("camden"), [assets["camden"][2][1]])
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def attempt(to):
+        barrier.wait()
+        results[to] = move(client, auth("camden"), row, to)
+
+    threads = [threading.Thread(target=attempt, args=(to,)) for to in ("requested", "withdrawn")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(r.status_code for r in results.values())
+    assert statuses == [200, 409]
+    loser = next(r for r in results.values() if r.status_code == 409)
+    assert "version" in loser.json()["detail"]
+    events = client.get(f"/wayleaves/{row['id']}/history", headers=auth("admin")).json()
+    assert len(events) == 2
+
+
+def test_borough_isolation(client, auth, assets):
+    row = create(client, auth("camden"), [assets["camden"][3][1]], contact_name="Jane Landlord")
+    assert move(client, auth("hackney"), row, "requested").status_code == 403
+    other = client.post(
+        "/wayleaves",
+        json={"operator": "Fibre A", "asset_ids": [assets["camden"][4][1]]},
+        headers=auth("hackney"),
+    )
+    assert other.status_code == 403
+    assert (
+        client.post(
+            "/wayleaves",
+            json={"operator": "Fibre A", "asset_ids": [assets["camden"][4][1]]},
+            headers=auth("operator"),
+        ).status_code
+        == 403
+    )
+    seen_by_hackney = client.get(f"/wayleaves/{row['id']}", headers=auth("hackney")).json()
+    assert "contact_name" not in seen_by_hackney and seen_by_hackney["status"] == "identified"
+    assert (
+        client.get(f"/wayleaves/{row['id']}", headers=auth("camden")).json()["contact_name"]
+        == "Jane Landlord"
+    )
+    assert (
+        client.get(f"/wayleaves/{row['id']}", headers=auth("admin")).json()["contact_name"] == "Jane Landlord"
+    )
+    hackney_row = create(client, auth("hackney"), [assets["hackney"][0][1]])
+    listed = client.get("/wayleaves", params={"borough": HACKNEY}, headers=auth("hackney")).json()
+    assert hackney_row["id"] in [r["id"] for r in listed] and {r["borough_code"] for r in listed} == {HACKNEY}
+
+
+def tile_of(lon, lat, z=14):
+    n = 2**z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return z, x, y
+
+
+def test_personal_data_absent_from_every_output_for_an_operator_key(client, auth, op_keys, assets):
+    _, asset_id, lon, lat = assets["camden"][5]
+    row = create(
+        client, auth("camden"), [asset_id], contact_name=SECRETS[0], contact_email=SECRETS[1],
+        contact_phone=SECRETS[2], notes=SECRETS[3], note=SECRETS[3],
+    )  # fmt: skip
+    assert move(client, auth("camden"), row, "requested", note=SECRETS[3]).status_code == 200
+    admin_view = client.get(f"/wayleaves/{row['id']}", headers=auth("admin")).text
+    assert all(s in admin_view for s in SECRETS)  # the data are there; the operator must not see them
+
+    op = op_keys["Fibre A"]
+    z, x, y = tile_of(lon, lat)
+    outputs = {
+        "list": client.get("/wayleaves", headers=op),
+        "list csv": client.get("/wayleaves", params={"format": "csv"}, headers=op),
+        "get": client.get(f"/wayleaves/{row['id']}", headers=op),
+        "history": client.get(f"/wayleaves/{row['id']}/history", headers=op),
+        "kpis": client.get("/wayleaves/kpis", headers=op),
+        "kpis csv": client.get("/wayleaves/kpis", headers={**op, "Accept": "text/csv"}),
+        "items": client.get("/collections/wayleaves/items", params={"limit": 1000}, headers=op),
+        "item": client.get(f"/collections/wayleaves/items/{row['id']}", headers=op),
+        "tile": client.get(f"/tiles/wayleaves/{z}/{x}/{y}.mvt", headers=op),
+    }
+    for name, response in outputs.items():
+        assert response.status_code == 200, (name, response.text)
+        text = response.content.decode("latin-1")
+        for secret in SECRETS:
+            assert secret not in text, (name, secret)
+        for column in wl.RESTRICTED:
+            assert column not in text, (name, column)
+    assert row["id"] in [r["id"] for r in outputs["list"].json()]
+    assert "Fibre A" in outputs["list csv"].text and outputs["list csv"].headers["content-type"].startswith(
+        "text/csv"
+    )
+    assert [e["to_status"] for e in outputs["history"].json()] == ["identified", "requested"]
+    features = {f["id"]: f for f in outputs["items"].json()["features"]}
+    assert features[row["id"]]["properties"]["status"] == "requested"
+    # The public layer names no operator: whose wayleave it is shows only through /wayleaves.
+    assert "operator" not in features[row["id"]]["properties"]
+    layers = mapbox_vector_tile.decode(outputs["tile"].content)
+    tile_features = {f["id"]: f["properties"] for f in layers["wayleaves"]["features"]}
+    assert tile_features[row["id"]]["status"] == "requested"
+    assert not set().union(*(p.keys() for p in tile_features.values())) & {*wl.RESTRICTED, "operator"}
+    # Another operator's wayleave stays out of reach.
+    other = create(client, auth("camden"), [asset_id], operator="Someone Else")
+    assert client.get(f"/wayleaves/{other['id']}", headers=op).status_code == 403
+    assert other["id"] not in [r["id"] for r in outputs["list"].json()]
+    # An unbound operator key sees no wayleave.
+    assert client.get("/wayleaves", headers=auth("operator")).json() == []
+
+
+def test_wayleaves_collection_filters_and_tile_etag_follows_changes(client, auth, assets):
+    _, asset_id, lon, lat = assets["camden"][6]
+    row = create(client, auth("camden"), [asset_id])
+    body = client.get("/collections/wayleaves/items", params={"borough": CAMDEN, "limit": 1000}).json()
+    assert row["id"] in [f["id"] for f in body["features"]]
+    assert all(f["properties"]["borough_code"] == CAMDEN for f in body["features"])
+    z, x, y = tile_of(lon, lat)
+    first = client.get(f"/tiles/wayleaves/{z}/{x}/{y}.mvt")
+    assert move(client, auth("camden"), row, "requested").status_code == 200
+    second = client.get(f"/tiles/wayleaves/{z}/{x}/{y}.mvt")
+    assert first.headers["etag"] != second.headers["etag"]
+
+
+def test_wayleaves_collection_filters_by_wayleave_status(client):
+    assert client.get("/collections/wayleaves/items", params={"status": "requested"}).status_code == 200
+    wrong = client.get("/collections/wayleaves/items", params={"status": "in_service"})
+    assert wrong.status_code == 400 and "'in_service' is not one of" in wrong.json()["detail"]
+
+
+def test_list_filters(client, auth, assets):
+    _, asset_id, lon, lat = assets["camden"][7]
+    row = create(client, auth("camden"), [asset_id], operator="Filter Fibre")
+    moved = move(client, auth("camden"), row, "requested").json()
+    ids = lambda **p: [r["id"] for r in client.get("/wayleaves", params=p, headers=auth("admin")).json()]  # noqa: E731
+    assert ids(operator="Filter Fibre") == [row["id"]]
+    assert ids(operator="Filter Fibre", status="requested") == [row["id"]]
+    assert ids(operator="Filter Fibre", status="identified,signed") == []
+    assert ids(operator="Filter Fibre", overdue="true") == [] and ids(
+        operator="Filter Fibre", overdue="false"
+    ) == [row["id"]]
+    d = 0.001
+    assert ids(operator="Filter Fibre", bbox=f"{lon - d},{lat - d},{lon + d},{lat + d}") == [row["id"]]
+    assert ids(operator="Filter Fibre", bbox=f"{lon + d},{lat + d},{lon + 2 * d},{lat + 2 * d}") == []
+    assert ids(operator="Filter Fibre", bbox="500000,150000,600000,200000", **{"bbox-crs": 27700}) == [
+        row["id"]
+    ]
+    assert client.get("/wayleaves", params={"status": "nope"}, headers=auth("admin")).status_code == 422
+    assert moved["version"] == 2
+
+
+def test_kpis_on_a_hand_built_fixture(client, auth, op_keys, assets):
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    ago = lambda days, minutes=0: (now - dt.timedelta(days=days) + dt.timedelta(minutes=minutes)).isoformat()  # noqa: E731
+    admin = auth("admin")
+    asset = [assets["camden"][8][1]]
+
+    def signed(requested_days, signed_days):
+        row = create(
+            client, admin, asset, operator="KPI Networks", status="requested", at=ago(requested_days)
+        )
+        for i, to in enumerate(("survey_scheduled", "surveyed", "terms_issued", "approved"), start=1):
+            row = move(client, admin, row, to, at=ago(requested_days, i)).json()
+        return move(client, admin, row, "signed", at=ago(signed_days)).json()
+
+    w1 = signed(60, 40)  # 20 days to sign
+    w2 = signed(60, 20)  # 40 days
+    w3 = signed(45, 35)  # 10 days
+    w4 = create(client, admin, asset, operator="KPI Networks", status="requested", at=ago(50))  # unanswered
+    create(client, admin, asset, operator="KPI Networks", at=ago(5))  # identified, on time
+    w6 = create(client, admin, asset, operator="KPI Networks", status="requested", at=ago(41))
+    w6 = move(client, admin, w6, "on_hold", at=ago(40)).json()
+    assert {w["status"] for w in (w1, w2, w3)} == {"signed"}
+
+    # The operator key sees exactly its own six wayleaves: the overall figures are the fixture's.
+    body = client.get("/wayleaves/kpis", headers=op_keys["KPI Networks"]).json()
+    overall = body["overall"]
+    assert overall["total"] == 6
+    assert {s: n for s, n in overall["by_status"].items() if n} == {
+        "signed": 3,
+        "requested": 1,
+        "identified": 1,
+        "on_hold": 1,
+    }
+    assert overall["signed"] == 3
+    assert overall["median_days_to_sign"] == 20.0  # of 10, 20, 40
+    assert overall["p90_days_to_sign"] == 36.0  # 20 + 0.8 * (40 - 20)
+    # known at 30 days: the three signed, w4 (50 days) and w6 (41 days); fast: 20 and 10 days
+    assert overall["signed_within_share"] == 0.4
+    assert overall["overdue"] == 2
+    assert [s["id"] for s in body["stalled"]] == [w4["id"], w6["id"]]
+    assert [s["days_in_status"] for s in body["stalled"]] == [50, 40]
+    assert [g["operator"] for g in body["by_operator"]] == ["KPI Networks"]
+    assert body["by_borough"][0]["borough_code"] == CAMDEN and body["by_borough"][0]["total"] == 6
+
+    text = client.get("/wayleaves/kpis", params={"format": "csv"}, headers=op_keys["KPI Networks"]).text
+    lines = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["scope"], r["key"]) for r in lines] == [
+        ("all", ""),
+        ("borough", CAMDEN),
+        ("operator", "KPI Networks"),
+    ]
+    assert (
+        lines[0]["signed"] == "3"
+        and lines[0]["median_days_to_sign"] == "20.0"
+        and lines[0]["p90_days_to_sign"] == "36.0"
+    )
+    assert lines[0]["signed_within_share"] == "0.4" and lines[0]["requested"] == "1"
+    # Backdating is for admins only.
+    late = client.post(
+        "/wayleaves", json={"operator": "X", "asset_ids": asset, "at": ago(3)}, headers=auth("camden")
+    )
+    assert late.status_code == 403
+
+
+def bulk(client, headers, text, **params):
+    return client.post(
+        "/wayleaves/bulk",
+        params=params,
+        files={"file": ("status.csv", text.encode(), "text/csv")},
+        headers=headers,
+    )
+
+
+def test_bulk_csv_with_one_bad_row_applies_nothing(client, auth, assets):
+    camden = auth("camden")
+    a = create(client, camden, [assets["camden"][9][1]], reference="BULK-A")
+    b = create(client, camden, [assets["camden"][10][1]], reference="BULK-B")
+    h = create(client, auth("hackney"), [assets["hackney"][1][1]])
+    text = (
+        "wayleave_id,reference,to,note\n"
+        f"{a['id']},,requested,sent\n"
+        ",BULK-B,requested,\n"
+        f"{b['id']},,live,\n"  # after requested, live is not allowed
+        f"{h['id']},,requested,\n"  # another borough's
+        "999999,,requested,\n"
+    )
+    response = bulk(client, camden, text)
+    assert response.status_code == 422
+    report = response.json()
+    assert report["rows"] == 5 and report["applied"] == 0
+    errors = {e["row"]: e for e in report["errors"]}
+    assert set(errors) == {3, 4, 5}
+    assert (
+        errors[3]["column"] == "to"
+        and errors[3]["value"] == "live"
+        and errors[3]["source_id"] == str(b["id"])
+    )
+    assert "allowed next: survey_scheduled" in errors[3]["message"]
+    assert errors[4]["column"] == "wayleave_id" and HACKNEY in errors[4]["message"]
+    assert errors[5]["value"] == "999999"
+    for row in (a, b):
+        assert client.get(f"/wayleaves/{row['id']}", headers=camden).json()["status"] == "identified"
+    as_csv = bulk(client, camden, text, format="csv")
+    assert as_csv.status_code == 422
+    assert as_csv.text.splitlines()[0] == "row,source_id,column,value,message"
+    assert as_csv.text.splitlines()[1].startswith(f"3,{b['id']},to,live,")
+
+    good = (
+        "wayleave_id,reference,to,version\n"
+        f"{a['id']},,requested,1\n"
+        ",BULK-B,requested,1\n"
+        f"{a['id']},,survey_scheduled,1\n"
+    )
+    dry = bulk(client, camden, good, dry_run="true")
+    assert dry.status_code == 200 and dry.json()["errors"] == [] and dry.json()["applied"] == 0
+    assert client.get(f"/wayleaves/{a['id']}", headers=camden).json()["status"] == "identified"
+    applied = bulk(client, camden, good)
+    assert applied.status_code == 200 and applied.json()["applied"] == 3
+    assert client.get(f"/wayleaves/{a['id']}", headers=camden).json()["status"] == "survey_scheduled"
+    assert client.get(f"/wayleaves/{b['id']}", headers=camden).json()["status"] == "requested"
+    stale = bulk(client, camden, f"wayleave_id,to,version\n{b['id']},survey_scheduled,1\n")
+    assert stale.status_code == 422 and stale.json()["errors"][0]["column"] == "version"
+    bad_file = bulk(client, camden, "id;status\n1;live\n")
+    assert bad_file.status_code == 422 and "unknown columns" in bad_file.json()["detail"]
+    assert bulk(client, auth("operator"), good).status_code == 403
+
+
+def test_wayleave_settings_names_are_documented():
+    from geo.settings import DATA_DIR, WayleaveSettings
+
+    text = (DATA_DIR / "wayleaves.md").read_text()
+    for name in WayleaveSettings.model_fields:
+        if name not in ("signed_within_days",):
+            assert name in text, name
+    assert json.dumps(sorted(WayleaveSettings.model_fields))
