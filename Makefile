@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test setup system venv lint format bench clean db-start db-stop
+.PHONY: run test setup system venv static lint format bench clean db-start db-stop
 
 run: setup
 	$(BIN)/connectivity serve
@@ -14,7 +14,10 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
-setup: system venv
+setup: system venv static
+
+static:
+	./scripts/fetch-static-assets
 
 system:
 	./scripts/install-system-packages

@@ -11,7 +11,17 @@ from psycopg_pool import AsyncConnectionPool
 
 from api import errors
 from api.jobs import Jobs
-from api.routes import assets, boroughs, features, health, tiles, uploads, wayleaves
+from api.routes import (
+    assets,
+    boroughs,
+    features,
+    health,
+    pipeline,
+    tiles,
+    uploads,
+    wayleaves,
+    web_map,
+)
 from api.summaries import SummaryRefresher
 from geo.database import database_url
 from geo.settings import Settings
@@ -57,9 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.extent_cache = {}
     app.state.summaries = SummaryRefresher(app)
     app.state.jobs = Jobs()
-    modules = (features, health, boroughs, assets, tiles, uploads, wayleaves)
+    modules = (features, health, boroughs, assets, tiles, uploads, wayleaves, web_map, pipeline)
     # Each routes module may declare the statuses of its own domain errors in ERRORS.
     errors.install(app, {exc: status for m in modules for exc, status in getattr(m, "ERRORS", {}).items()})
     for module in modules:
         app.include_router(module.router)
+    web_map.mount_static(app)
     return app

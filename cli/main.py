@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.pipeline import pipeline_app
 from cli.wayleaves import wayleaves_app
 from geo import access, database
 from geo.cluster import ClusterError, EmbeddedCluster
@@ -29,6 +30,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(keys_app, name="keys")
 app.add_typer(wayleaves_app, name="wayleaves")
+app.add_typer(pipeline_app, name="pipeline")
 
 console = Console()
 err = Console(stderr=True)
@@ -372,6 +374,8 @@ def serve(
         log_level="info",
         access_log=False,
     )
+
+
 
 
 if __name__ == "__main__":

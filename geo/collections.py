@@ -58,6 +58,22 @@ def _wayleave_statuses() -> set[str]:
     return set(STATUSES)
 
 
+def _pipeline_statuses() -> set[str]:
+    from geo.pipeline import STATUSES
+
+    return set(STATUSES)
+
+
+def _pipeline_phases() -> set[str]:
+    from geo.pipeline import PHASES
+
+    return set(PHASES)
+
+
+def _pipeline_placements() -> set[str]:
+    return {"exact", "borough"}
+
+
 def _asset_layer(
     collection_id: str, kind: str, title: str, description: str, geometry: str, low: str
 ) -> Collection:
@@ -145,6 +161,64 @@ COLLECTIONS: dict[str, Collection] = {
             vocabularies={"status": _wayleave_statuses},
             datetime_column="status_since",
             version_layer="wayleaves",
+            low_zoom="raw",
+        ),
+        Collection(
+            id="pipeline_projects",
+            title="Pipeline projects",
+            description=(
+                "Councils' digital projects from LocalGov Digital's Pipeline: at their site when known, "
+                "else at a point inside their borough (placement 'borough'). London-wide and unplaced "
+                "projects are not drawn (see /pipeline/projects). No personal data."
+            ),
+            table="pipeline_features",
+            where="true",
+            id_column="id",
+            id_type="int",
+            geometry_type="Geometry",
+            properties=(
+                "pipeline_id",
+                "title",
+                "status",
+                "phase",
+                "tags",
+                "organisation",
+                "department",
+                "borough_code",
+                "london_wide",
+                "placement",
+                "project_start",
+                "project_end",
+                "estimated_time",
+                "funding_band",
+                "collaboration_level",
+                "last_updated",
+                "version",
+                "valid_from",
+            ),  # fmt: skip
+            tile_properties=(
+                "title",
+                "status",
+                "phase",
+                "tags_text",
+                "organisation",
+                "borough_code",
+                "placement",
+            ),
+            # Tags are an array: filter them at /pipeline/projects?tag=, not here (filters are column = ANY).
+            filters={
+                "borough": "borough_code",
+                "status": "status",
+                "phase": "phase",
+                "placement": "placement",
+            },
+            vocabularies={
+                "status": _pipeline_statuses,
+                "phase": _pipeline_phases,
+                "placement": _pipeline_placements,
+            },
+            datetime_column="last_updated",
+            version_layer="pipeline",
             low_zoom="raw",
         ),
     )

@@ -151,6 +151,21 @@ class WayleaveSettings(BaseSettings):
     )
 
 
+class MapSettings(BaseSettings):
+    """The web map's background. Without a tile URL the map draws on a plain light background."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTIVITY_MAP_", extra="ignore")
+
+    tile_url: str | None = Field(
+        default=None,
+        description="Background raster tile URL template ({z}/{x}/{y}, optionally {s}); "
+        "none means a plain light background, so the map works offline.",
+    )
+    tile_attribution: str = Field(
+        default="", description="Attribution shown for the background tiles (HTML allowed)."
+    )
+
+
 class Settings(BaseModel):
     """All settings, grouped by concern. ``Settings()`` reads them all from the environment."""
 
@@ -159,6 +174,7 @@ class Settings(BaseModel):
     tiles: TileSettings = Field(default_factory=TileSettings)
     upload: UploadSettings = Field(default_factory=UploadSettings)
     wayleave: WayleaveSettings = Field(default_factory=WayleaveSettings)
+    map: MapSettings = Field(default_factory=MapSettings)
 
 
 def env_names() -> set[str]:

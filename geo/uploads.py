@@ -11,6 +11,7 @@ version stays readable. An upload with row errors is rejected whole unless
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 
 import psycopg
 import pyarrow as pa
+import shapely
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -310,10 +312,7 @@ def _store_errors(conn: psycopg.Connection[Any], upload_id: int, errors: list[Ro
         copy.set_types(["int8", "int4", "int8", "text", "text", "text", "text", "bytea"])
         for seq, e in enumerate(errors, start=1):
             geom = None
-            if e.geometry is not None:
-                # EWKB with SRID 27700, so the geometry column accepts it.
-                import shapely
-
+            if e.geometry is not None:  # EWKB with SRID 27700, so the geometry column accepts it
                 geom = shapely.to_wkb(
                     shapely.set_srid(shapely.from_wkb(e.geometry), 27700), include_srid=True
                 )
@@ -337,17 +336,10 @@ def process_upload(
     """
     status = _Status(url, upload_id)
     try:
-        with psycopg.connect(url) as conn:
-            record = conn.execute("SELECT * FROM uploads WHERE id = %s", [upload_id]).fetchone()
-            if record is None:
-                raise UploadNotFound(f"no upload has id {upload_id}")
-            up = dict(
-                zip(
-                    [d.name for d in conn.execute("SELECT * FROM uploads LIMIT 0").description or []],
-                    record,
-                    strict=True,
-                )
-            )
+        with psycopg.connect(url, row_factory=dict_row) as conn:
+            up = conn.execute("SELECT * FROM uploads WHERE id = %s", [upload_id]).fetchone()
+        if up is None:
+            raise UploadNotFound(f"no upload has id {upload_id}")
         request = UploadRequest(
             up["borough_code"], up["kind"], up["mode"], up["dry_run"] and not apply, up["skip_invalid"], up["layer"],
             up["mapping_spec"],
@@ -368,9 +360,7 @@ def process_upload(
         return get_upload_sync(conn, upload_id)
 
 
-def _now() -> Any:
-    import datetime as dt
-
+def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 

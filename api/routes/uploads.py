@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import json
 import re
 import shutil
 import uuid
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import AppSettings, Caller, Conn
@@ -123,7 +123,7 @@ async def create_upload(
     )  # fmt: skip
     record = _status(await uploads.get_upload(conn, upload_id, caller))
     return JSONResponse(
-        json.loads(json.dumps(record, default=str)),
+        jsonable_encoder(record),
         status_code=202,
         headers={"Location": f"/uploads/{upload_id}"},
     )

@@ -150,13 +150,12 @@ def test_absurdly_large_polygon():
 
 
 @pytest.mark.slow
-def test_many_points_are_fast():
-    import time
-
+def test_a_large_batch_is_validated_whole():
+    # Speed is measured by bench/bench_import.py, not asserted here.
     n = 200_000
     rng = np.random.default_rng(1)
     geoms = shapely.points(INSIDE[0] + rng.uniform(-500, 500, n), INSIDE[1] + rng.uniform(-500, 500, n))
     cols = {"UNITNO": [str(i) for i in range(n)], "TYPE": ["LC"] * n, "HEIGHT": ["8"] * n, "Ward": ["w"] * n}
-    t = time.perf_counter()
     result, _ = check(cols, geoms)
-    assert result.table.num_rows == n and time.perf_counter() - t < 5
+    assert result.table.num_rows == n and not result.errors
+    assert set(result.table.column("subtype").to_pylist()) == {"lamp_post"}

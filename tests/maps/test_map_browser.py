@@ -1,0 +1,317 @@
+"""The web map in a real browser: Debian's Chromium, driven by Playwright, against the real app.
+
+The app runs under uvicorn in a thread on a free loopback port, on the session database.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from geo.settings import Settings
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+CAMDEN, HACKNEY = "E09000007", "E09000012"
+SCREENSHOT_COPY = Path("/tmp/connectivity-map.png")
+ASSET_LAYERS = ("street_furniture", "public_buildings", "ducts")
+NO_TILES = "the /tiles endpoint is not in the app yet (404): vector-tile assertions wait for it"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def base_url(settings: Settings) -> Iterator[str]:
+    from api.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def tiles_ready(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/tiles/street_furniture/14/8186/5448.mvt", timeout=30) as r:
+            return bool(r.status == 200)
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return False
+        raise
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: scripts/install-system-packages installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+class MapPage:
+    """One browser tab on /map, recording every request and page error."""
+
+    def __init__(self, browser: Any, base_url: str) -> None:
+        self.base_url = base_url
+        self.page = browser.new_page(viewport={"width": 1100, "height": 750})
+        self.page.set_default_timeout(90_000)  # a loaded 2-core machine can be slow to draw tiles
+        self.requests: list[str] = []
+        self.failed: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on(
+            "response", lambda r: self.failed.append(f"{r.status} {r.url}") if r.status >= 400 else None
+        )
+        self.page.on("requestfailed", lambda r: self.failed.append(f"failed {r.url}"))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def open(self, query: str = "") -> MapPage:
+        self.page.goto(f"{self.base_url}/map{query}", wait_until="networkidle")
+        self.page.wait_for_function("window.connectivityMap !== undefined")
+        return self
+
+    def js(self, expression: str, arg: Any = None) -> Any:
+        return self.page.evaluate(expression, arg)
+
+    def settle(self) -> None:
+        self.page.wait_for_load_state("networkidle")
+        self.page.wait_for_timeout(300)  # VectorGrid draws on the next animation frames
+
+    def paths(self, layer: str) -> int:
+        """SVG paths drawn by one layer ("boroughs" or an asset collection)."""
+        return int(
+            self.js(
+                """(name) => {
+                const cm = window.connectivityMap;
+                const layer = name === 'boroughs' ? cm.boroughs : cm.layers[name];
+                if (!cm.map.hasLayer(layer)) return 0;
+                if (name === 'boroughs') return Object.keys(layer._layers).filter(
+                    (k) => layer._layers[k]._path && layer._layers[k]._path.isConnected).length;
+                return layer.getContainer() ? layer.getContainer().querySelectorAll('path').length : 0;
+            }""",
+                layer,
+            )
+        )
+
+    def view(self) -> dict[str, Any]:
+        return dict(
+            self.js(
+                """() => { const m = window.connectivityMap.map, c = m.getCenter(), b = m.getBounds();
+                return {lat: c.lat, lng: c.lng, zoom: m.getZoom(),
+                        south: b.getSouth(), west: b.getWest(), north: b.getNorth(), east: b.getEast()}; }"""
+            )
+        )
+
+    def toggle(self, label: str) -> None:
+        self.page.locator(".leaflet-control-layers-overlays label", has_text=label).locator("input").click()
+        self.settle()
+
+    def select_borough(self, code: str) -> None:
+        """Choose in the borough selector and wait until the map has finished moving."""
+        self.js(
+            "() => { window.__moved = false; window.connectivityMap.map.once('moveend', () => { window.__moved = true; }); }"
+        )
+        self.page.select_option("#cm-borough", code)
+        self.page.wait_for_function("window.__moved === true")
+
+    def outside_requests(self) -> list[str]:
+        return [u for u in self.requests if not (u.startswith(self.base_url + "/") or u.startswith("data:"))]
+
+
+def borough_bounds(page: MapPage, code: str) -> list[float]:
+    return list(page.js("(c) => window.connectivityMap.ctx.boroughs.find((b) => b.code === c).bounds", code))
+
+
+@pytest.fixture
+def map_page(browser: Any, base_url: str) -> Iterator[MapPage]:
+    page = MapPage(browser, base_url)
+    yield page
+    page.page.close()
+
+
+def test_map_loads_offline_and_draws_every_layer(
+    map_page: MapPage, tiles_ready: bool, tmp_path: Path
+) -> None:
+    page = map_page.open()
+    assert page.js("L.version") == "1.9.3"
+    assert page.js("typeof L.vectorGrid.protobuf") == "function"
+    assert page.paths("boroughs") == 33
+    assert page.page.locator(".cm-legend li").count() >= 4
+    assert page.page.locator(".leaflet-control-scale-line").count() == 1
+    assert "km" in page.page.inner_text(".leaflet-control-scale-line") or "m" in page.page.inner_text(
+        ".leaflet-control-scale-line"
+    )
+    assert page.page.locator("#cm-borough option").count() == 34  # All London + 33
+    labels = page.page.inner_text(".leaflet-control-layers-overlays")
+    for name in ("London boroughs (33)", "Street furniture (", "Public buildings (", "Ducts ("):
+        assert name in labels
+    assert page.errors == []
+    assert page.outside_requests() == []
+    shot = tmp_path / "connectivity-map-london.png"
+    page.page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+
+    if not tiles_ready:
+        pytest.xfail(NO_TILES)
+    assert page.failed == []
+    # London at z10-11: clusters for points, merged lines for ducts.
+    for layer in ASSET_LAYERS:
+        assert page.paths(layer) > 0, layer
+    page.open(f"?borough={CAMDEN}")
+    page.js("window.connectivityMap.map.setZoom(15, {animate: false})")
+    page.settle()
+    for layer in ASSET_LAYERS:
+        assert page.paths(layer) > 0, layer
+    assert page.errors == [] and page.failed == [] and page.outside_requests() == []
+    page.page.screenshot(path=str(shot))
+    shutil.copyfile(shot, SCREENSHOT_COPY)
+
+
+def test_borough_parameter_frames_the_map(map_page: MapPage) -> None:
+    page = map_page.open(f"?borough={CAMDEN}")
+    south, west, north, east = borough_bounds(page, CAMDEN)
+    view = page.view()
+    assert view["zoom"] >= 12
+    assert view["south"] <= south and view["north"] >= north
+    assert view["west"] <= west and view["east"] >= east
+    assert south < view["lat"] < north and west < view["lng"] < east
+    assert page.js("document.getElementById('cm-borough').value") == CAMDEN
+    london = page.js("window.connectivityMap.ctx.londonBounds")
+    assert view["north"] - view["south"] < (london[2] - london[0]) / 2  # a borough, not all London
+
+
+def test_borough_selector_moves_the_view(map_page: MapPage) -> None:
+    page = map_page.open()
+    before = page.view()
+    page.select_borough(HACKNEY)
+    after = page.view()
+    south, west, north, east = borough_bounds(page, HACKNEY)
+    assert south < after["lat"] < north and west < after["lng"] < east
+    assert after["south"] <= south and after["north"] >= north
+    assert after["zoom"] > before["zoom"]
+    assert page.page.url.endswith(f"/map?borough={HACKNEY}")
+    page.select_borough("")
+    assert page.view()["zoom"] == before["zoom"]
+    assert page.page.url.endswith("/map")
+    assert page.errors == []
+
+
+def test_layers_toggle_off_and_on(map_page: MapPage, tiles_ready: bool) -> None:
+    page = map_page.open(f"?borough={CAMDEN}")
+    assert page.paths("boroughs") == 33
+    page.toggle("London boroughs")
+    assert page.paths("boroughs") == 0
+    page.toggle("London boroughs")
+    assert page.paths("boroughs") == 33
+
+    if not tiles_ready:
+        pytest.xfail(NO_TILES)
+    for layer, label in (("street_furniture", "Street furniture"), ("ducts", "Ducts")):
+        assert page.paths(layer) > 0, layer
+        page.toggle(label)
+        assert page.paths(layer) == 0, layer
+        assert (
+            page.page.locator(
+                f".leaflet-control-layers-overlays label:has-text('{label}') input"
+            ).is_checked()
+            is False
+        )
+        page.toggle(label)
+        page.page.wait_for_function(
+            "(n) => { const l = window.connectivityMap.layers[n];"
+            " return l.getContainer() && l.getContainer().querySelectorAll('path').length > 0; }",
+            arg=layer,
+        )
+    assert page.errors == []
+
+
+FIND_TARGET = """(name) => {
+    // The centre of a small drawn feature of this layer that nothing else covers.
+    const cm = window.connectivityMap;
+    const box = cm.map.getContainer().getBoundingClientRect();
+    const container = name === 'boroughs' ? null : cm.layers[name].getContainer();
+    const paths = [...container.querySelectorAll('path')];
+    for (const el of paths) {
+        const r = el.getBoundingClientRect();
+        const x = r.left + r.width / 2, y = r.top + r.height / 2;
+        if (r.width < 2 || r.width > 16 || x < box.left + 250 || x > box.right - 300
+            || y < box.top + 150 || y > box.bottom - 200) continue;
+        if (document.elementFromPoint(x, y) === el) return {x: x, y: y, width: r.width};
+    }
+    return null;
+}"""
+
+
+def test_click_asset_shows_popup(map_page: MapPage, tiles_ready: bool) -> None:
+    page = map_page.open(f"?borough={CAMDEN}")
+    # Without asset layers, a click on the map lands on a borough and shows its popup.
+    for label in ("Street furniture", "Public buildings", "Ducts"):
+        page.toggle(label)
+    south, west, north, east = borough_bounds(page, CAMDEN)
+    page.js("(c) => window.connectivityMap.map.setView(c, 14, {animate: false})", [51.5455, -0.1627])
+    point = page.js("() => window.connectivityMap.map.latLngToContainerPoint([51.5455, -0.1627])")
+    box = page.page.locator(".folium-map").bounding_box()
+    page.page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
+    popup = page.page.wait_for_selector(".leaflet-popup-content")
+    assert "Camden" in popup.inner_text() and CAMDEN in popup.inner_text()
+    assert south < 51.5455 < north and west < -0.1627 < east
+    page.js("() => window.connectivityMap.map.closePopup()")
+
+    if not tiles_ready:
+        pytest.xfail(NO_TILES)
+    page.toggle("Street furniture")
+    page.js("() => window.connectivityMap.map.setZoom(17, {animate: false})")
+    # Poll until a small point is drawn and uncovered, rather than wait for the network to idle.
+    target = page.page.wait_for_function(f"({FIND_TARGET})('street_furniture')").json_value()
+    assert target["width"] <= 12  # a small point: the case VectorGrid's click bug broke
+    page.page.mouse.click(target["x"], target["y"])
+    popup = page.page.wait_for_selector(".leaflet-popup-content .cm-popup[data-asset-id]")
+    asset_id = popup.get_attribute("data-asset-id")
+    assert asset_id and asset_id.isdigit()
+    page.page.wait_for_selector(".leaflet-popup-content .cm-detail tr")  # owner etc. from /assets/{id}
+    text = page.page.inner_text(".leaflet-popup-content")
+    for field in ("Type", "Status", "Borough", "Source id", f"Asset {asset_id}"):
+        assert field in text, (field, text)
+    asset = page.js("(u) => fetch(u).then((r) => r.json())", f"{page.base_url}/assets/{asset_id}")
+    assert asset["source_id"] in text
+    assert asset["kind"] == "street_furniture"
+    assert page.errors == [] and page.outside_requests() == []

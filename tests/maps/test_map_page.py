@@ -1,0 +1,178 @@
+"""``GET /map``: the page's HTML, its local resources, borough framing and errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from geo.settings import MapSettings
+from maps.static_files import LOCAL, STATIC_DIR, UnmappedResource, localize
+from maps.web_map import ASSET_LAYERS, render_map
+
+CAMDEN = "E09000007"
+URL_ATTR = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", re.I)
+
+
+@pytest.fixture(scope="module")
+def page(client: TestClient) -> str:
+    r = client.get("/map")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/html")
+    return r.text
+
+
+def fit_bounds(html: str) -> list[list[float]]:
+    found = re.findall(r"\.fitBounds\(\s*(\[\[.*?\]\])", html, re.S)
+    assert len(found) == 1, found
+    return json.loads(found[0])
+
+
+def test_no_remote_resources(page: str) -> None:
+    remote = [u for u in URL_ATTR.findall(page) if re.match(r"(?:https?:)?//", u)]
+    assert remote == []
+    assert "cdn.jsdelivr" not in page and "unpkg.com" not in page and "cdnjs" not in page
+    assert "openstreetmap" not in page.lower()
+
+
+def test_every_static_url_is_served(client: TestClient, page: str) -> None:
+    urls = {u for u in URL_ATTR.findall(page) if u.startswith("/static/")}
+    assert any("leaflet.js" in u for u in urls)
+    assert any("Leaflet.VectorGrid" in u for u in urls)
+    assert any("connectivity-map.js" in u for u in urls)
+    for url in urls:
+        path = urlsplit(url).path
+        assert (STATIC_DIR / path.removeprefix("/static/")).is_file(), url
+        r = client.get(url)
+        assert r.status_code == 200, url
+        assert len(r.content) > 100, url
+
+
+def test_asset_layers_come_from_vector_tiles(page: str) -> None:
+    for spec in ASSET_LAYERS:
+        assert (
+            f"L.vectorGrid.protobuf(\n                '/tiles/{spec.collection}/{{z}}/{{x}}/{{y}}.mvt'"
+            in page
+        )
+        assert f'"{spec.collection}":' in page
+    # Only the 33 borough outlines are embedded, never assets.
+    assert page.count('"type":"Feature"') + page.count('"type": "Feature"') == 33
+    assert "bus_stop" not in page.split("ConnectivityMap.init(")[0].split("L.geoJson")[0]
+
+
+def test_counts_in_layer_names(client: TestClient, page: str) -> None:
+    health = client.get("/health").json()
+    furniture = health["assets"]["street_furniture"]
+    assert furniture > 1000
+    assert f"Street furniture ({furniture:,})" in page
+    assert f"Public buildings ({health['assets']['public_building']:,})" in page
+    assert f"Ducts ({health['assets']['duct']:,})" in page
+
+
+def test_page_has_controls(page: str) -> None:
+    assert "L.control.layers" in page
+    assert "ConnectivityMap.init(" in page
+    assert "<title>London connectivity map</title>" in page
+
+
+def test_london_framing_without_borough(client: TestClient, page: str) -> None:
+    (south, west), (north, east) = fit_bounds(page)
+    assert 51.2 < south < 51.35 and 51.65 < north < 51.75
+    assert -0.55 < west < -0.45 and 0.3 < east < 0.35
+
+
+def test_borough_framing(client: TestClient, conn: psycopg.Connection) -> None:
+    r = client.get("/map", params={"borough": CAMDEN.lower()})
+    assert r.status_code == 200
+    south, west, north, east = conn.execute(
+        """SELECT ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e)
+           FROM (SELECT ST_Transform(geom, 4326)::box2d AS e FROM boroughs WHERE code = %s) b""",
+        [CAMDEN],
+    ).fetchone()
+    (s, w), (n, e) = fit_bounds(r.text)
+    assert (s, w, n, e) == pytest.approx((south, west, north, east), abs=2e-5)
+    assert '"selected":"E09000007"' in r.text
+
+
+@pytest.mark.parametrize("code", ["E09000034", "W06000015", "camden", ""])
+def test_unknown_borough_is_422(client: TestClient, code: str) -> None:
+    r = client.get("/map", params={"borough": code})
+    if code == "":
+        assert r.status_code == 200  # an empty selection means all of London
+        return
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "London authority" in r.json()["detail"]
+
+
+def small_boroughs() -> dict:
+    square = {"type": "Polygon", "coordinates": [[[0, 51], [0.1, 51], [0.1, 51.1], [0, 51.1], [0, 51]]]}
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": "E09000001",
+                "properties": {
+                    "code": "E09000001",
+                    "name": "City of London",
+                    "assets": 3,
+                    "bounds": [51, 0, 51.1, 0.1],
+                },
+                "geometry": square,
+            }
+        ],
+    }
+
+
+def test_background_tiles_from_settings() -> None:
+    settings = MapSettings(tile_url="/basemap/{z}/{x}/{y}.png", tile_attribution="Test tiles")
+    html = render_map(small_boroughs(), {"street_furniture": 1}, settings=settings)
+    assert (
+        'L.tileLayer(\n                "/basemap/{z}/{x}/{y}.png"' in html
+        or '"/basemap/{z}/{x}/{y}.png"' in html
+    )
+    assert "Test tiles" in html
+    assert '"plain":false' in html
+    plain = render_map(small_boroughs(), {}, settings=MapSettings())
+    assert "L.tileLayer" not in plain and '"plain":true' in plain
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONNECTIVITY_MAP_TILE_URL", "/t/{z}/{x}/{y}.png")
+    monkeypatch.setenv("CONNECTIVITY_MAP_TILE_ATTRIBUTION", "Me")
+    s = MapSettings()
+    assert (s.tile_url, s.tile_attribution) == ("/t/{z}/{x}/{y}.png", "Me")
+
+
+def test_prefix_applies_to_every_local_url() -> None:
+    html = render_map(small_boroughs(), {}, prefix="/gla")
+    urls = [u for u in URL_ATTR.findall(html) if not u.startswith("data:")]
+    assert urls and all(u.startswith("/gla/static/") for u in urls)
+    assert "'/gla/tiles/street_furniture/{z}/{x}/{y}.mvt'" in html
+
+
+def test_localize_fails_loudly_and_leaves_folium_alone() -> None:
+    import folium
+    from branca.element import Figure
+    from folium.plugins import MarkerCluster
+
+    before = list(folium.Map.default_js)
+    fmap = folium.Map(tiles=None)
+    fmap.add_to(Figure())
+    localize(fmap.get_root())
+    assert folium.Map.default_js == before  # class defaults untouched
+    assert all(url.startswith("/static/") for _, url in fmap.default_js)
+    MarkerCluster().add_to(fmap)  # its files are not vendored
+    with pytest.raises(UnmappedResource, match="markercluster"):
+        localize(fmap.get_root())
+
+
+def test_every_mapped_file_exists() -> None:
+    for name, path in LOCAL.items():
+        if path is not None:
+            assert (STATIC_DIR / path).is_file(), (name, path)
