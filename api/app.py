@@ -14,6 +14,7 @@ from api.jobs import Jobs
 from api.routes import (
     assets,
     boroughs,
+    coverage,
     features,
     health,
     pipeline,
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.extent_cache = {}
     app.state.summaries = SummaryRefresher(app)
     app.state.jobs = Jobs()
-    modules = (features, health, boroughs, assets, tiles, uploads, wayleaves, web_map, pipeline)
+    modules = (features, health, boroughs, assets, tiles, uploads, wayleaves, web_map, coverage, pipeline)
     # Each routes module may declare the statuses of its own domain errors in ERRORS.
     errors.install(app, {exc: status for m in modules for exc, status in getattr(m, "ERRORS", {}).items()})
     for module in modules:

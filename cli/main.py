@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.coverage import coverage
 from cli.pipeline import pipeline_app
 from cli.wayleaves import wayleaves_app
 from geo import access, database
@@ -376,6 +377,7 @@ def serve(
     )
 
 
+app.command("coverage")(coverage)
 
 
 if __name__ == "__main__":

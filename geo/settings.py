@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, BaseModel, Field, model_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -166,6 +166,51 @@ class MapSettings(BaseSettings):
     )
 
 
+class CoverageSettings(BaseSettings):
+    """Coverage analysis and reports: default thresholds and grid, and when a report runs in the background."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTIVITY_COVERAGE_", extra="ignore")
+
+    thresholds: tuple[float, ...] = Field(
+        default=(50.0, 100.0, 200.0),
+        description="Default coverage distances in metres (JSON list, for example [50,100,200]).",
+    )
+    grid_cell_m: float = Field(
+        default=100.0, description="Default grid cell size in metres (50, 100 or 250); also the gap grid."
+    )
+    max_sync_cells: int = Field(
+        default=100_000,
+        ge=0,
+        description="Reports with more demand points plus cells than this run in the background.",
+    )
+    spacing_m: float = Field(
+        default=10.0,
+        gt=0,
+        le=100,
+        description="Duct densify spacing of the index (speed only, never the answer).",
+    )
+    max_cells: int = Field(
+        default=3_000_000,
+        ge=1,
+        description="Largest number of grid cells one report may make (area / cell²).",
+    )
+    max_premises: int = Field(default=200_000, ge=1, description="Most premises points one request may send.")
+    max_k: int = Field(default=500, ge=1, description="Most assets a prioritisation may choose.")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(t <= 0 or t > 5000 for t in value):
+            raise ValueError("CONNECTIVITY_COVERAGE_THRESHOLDS must be distances in (0, 5000] metres")
+        return tuple(sorted({float(t) for t in value}))
+
+    @model_validator(mode="after")
+    def _grid(self) -> CoverageSettings:
+        if self.grid_cell_m not in (50.0, 100.0, 250.0):
+            raise ValueError("CONNECTIVITY_COVERAGE_GRID_CELL_M must be 50, 100 or 250")
+        return self
+
+
 class Settings(BaseModel):
     """All settings, grouped by concern. ``Settings()`` reads them all from the environment."""
 
@@ -175,6 +220,7 @@ class Settings(BaseModel):
     upload: UploadSettings = Field(default_factory=UploadSettings)
     wayleave: WayleaveSettings = Field(default_factory=WayleaveSettings)
     map: MapSettings = Field(default_factory=MapSettings)
+    coverage: CoverageSettings = Field(default_factory=CoverageSettings)
 
 
 def env_names() -> set[str]:

@@ -176,3 +176,21 @@ def test_explicit_location_override(loaded):
     paris = c.put(url, json={"type": "Point", "coordinates": [2.35, 48.85]}, headers=loaded.auth("admin"))
     assert paris.status_code == 422 and "not in London" in paris.json()["detail"]
     assert c.get("/pipeline/projects/999999").status_code == 404
+
+
+def test_coverage_reports_list_and_draw_the_projects_in_their_area(loaded):
+    c, admin = loaded.client, loaded.auth("admin")
+    projects = c.get("/pipeline/projects", params={"borough": "E09000007"}).json()["projects"]
+    expected = {p["title"] for p in projects}
+    assert expected
+    answer = c.post("/coverage/reports", json={"area": {"boroughs": ["E09000007"]}, "k": 0}, headers=admin)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["state"] == "done", answer.json()["message"]
+    listed = answer.json()["summary"]["pipeline_projects"]
+    assert expected <= {p["title"] for p in listed}
+    assert {p["match"] for p in listed} <= {"exact", "borough", "london"}
+    assert all("owner" not in p and "owner_email" not in p for p in listed)
+    html = c.get(f"/coverage/reports/{answer.json()['id']}/report.html", headers=admin).text
+    assert "Pipeline projects in the area" in html
+    for title in expected:
+        assert title.replace("&", "&amp;") in html

@@ -1,0 +1,201 @@
+"""London-wide coverage reports on the ``--scale london`` demo, end to end, against two baselines.
+
+Builds (once) the database ``bench_coverage`` on the project's PostGIS (the embedded cluster or
+DATABASE_URL's server), migrates it and loads the London demo. Then, warm and in process,
+with the same code the service runs (:func:`geo.coverage_reports.compute_report`, from the
+database to the finished summary, no prioritisation, nothing stored):
+
+* a 100 m grid (~160,000 cells) and a 50 m grid (~630,000 cells) over the 33 boroughs;
+* on the same cells and qualifying assets: geopandas ``sjoin_nearest`` (compute only, data in
+  memory) and a PostGIS KNN query (``CROSS JOIN LATERAL ... ORDER BY geom <-> cell LIMIT 1``),
+  run on a systematic sample of the cells and extrapolated (said in the output);
+* a single-borough report (Camden, postcodes) through the API (TestClient), stored and answered.
+
+Prints the machine, the sizes, medians of 3 runs and the ratios. Run: ``.venv/bin/python bench/bench_coverage.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import statistics
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import geopandas as gpd
+import numpy as np
+import psycopg
+import shapely
+from psycopg import sql
+
+from geo import coverage_reports as reports
+from geo import database
+from geo.boroughs import GSS_CODES
+from geo.settings import DatabaseSettings, Settings
+
+NAME = "bench_coverage"
+RUNS = 3
+
+
+def _with_db(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+def prepare() -> str:
+    """The URL of the bench database, created, migrated and loaded when needed."""
+    from geo.demo import load_demo
+
+    server = database.database_url(DatabaseSettings())
+    with psycopg.connect(_with_db(server, "postgres"), autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [NAME]).fetchone():
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(NAME)))
+    url = _with_db(server, NAME)
+    with psycopg.connect(url) as conn:
+        database.migrate(conn)
+        (n,) = conn.execute("SELECT count(*) FROM assets").fetchone()  # type: ignore[misc]
+        if n == 0:
+            t = time.perf_counter()
+            print("loading the London demo (once)...", flush=True)  # noqa: T201
+            load_demo(conn, "london")
+            conn.commit()
+            print(f"  loaded in {time.perf_counter() - t:.0f} s", flush=True)  # noqa: T201
+    return url
+
+
+def median(fn, runs: int = RUNS) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(runs):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), result
+
+
+def machine() -> str:
+    model = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem = next(int(x.split()[1]) for x in open("/proc/meminfo") if x.startswith("MemTotal")) / 2**20
+    except OSError:
+        mem = float("nan")
+    return f"{platform.node()}: {model or platform.machine()}, {os.cpu_count()} CPUs, {mem:.0f} GiB, Python {platform.python_version()}"
+
+
+KNN_SQL = """
+SELECT count(*) FILTER (WHERE d <= 50), count(*) FILTER (WHERE d <= 100), count(*) FILTER (WHERE d <= 200), count(*)
+FROM bench_cells c
+CROSS JOIN LATERAL (
+    SELECT ST_Distance(a.geom, c.geom) AS d FROM assets a
+    WHERE a.retired_at IS NULL AND a.status = ANY(%(statuses)s)
+    ORDER BY a.geom <-> c.geom LIMIT 1) n
+"""
+
+
+def postgis_knn(url: str, xy: np.ndarray, statuses: list[str], step: int) -> tuple[float, int]:
+    sample = xy[::step]
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TEMP TABLE bench_cells (geom geometry(Point, 27700))")
+        with conn.cursor().copy("COPY bench_cells (geom) FROM STDIN") as copy:
+            for x, y in sample:
+                copy.write_row([f"SRID=27700;POINT({x} {y})"])
+        conn.execute("ANALYZE bench_cells")
+        t = time.perf_counter()
+        conn.execute(KNN_SQL, {"statuses": statuses}).fetchone()
+        elapsed = time.perf_counter() - t
+    return elapsed * step, len(sample)
+
+
+def api_single_borough(url: str) -> float:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from geo import access
+
+    async def key() -> str:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as c:
+            return (await access.create_key(c, "operator", label="bench")).key
+
+    headers = {"Authorization": f"Bearer {asyncio.run(key())}"}
+    body = {"area": {"boroughs": ["E09000007"]}, "k": 10}
+    with TestClient(create_app(Settings(db=DatabaseSettings(url=url)))) as client:
+        client.post("/coverage/reports", json=body, headers=headers)  # warm: postcodes, grids, imports
+
+        def once() -> None:
+            answer = client.post("/coverage/reports", json=body, headers=headers)
+            assert answer.status_code == 201 and answer.json()["state"] == "done", answer.text
+
+        t, _ = median(once)
+    return t
+
+
+def main() -> None:
+    url = prepare()
+    print(f"machine: {machine()}")  # noqa: T201
+    with psycopg.connect(url) as conn:
+        counts = dict(
+            conn.execute(
+                "SELECT kind, count(*) FROM assets WHERE retired_at IS NULL GROUP BY kind"
+            ).fetchall()
+        )
+        km = conn.execute("SELECT sum(ST_Length(geom)) / 1000 FROM assets WHERE kind = 'duct'").fetchone()[0]
+    print(f"assets: {counts} (ducts {km:,.0f} km)")  # noqa: T201
+    results = {}
+    for cell in (100, 50):
+        body = {"area": {"boroughs": list(GSS_CODES)}, "demand": "grid", "cell_size": cell, "k": 0}
+        request = reports.parse_request(body)
+        with psycopg.connect(url) as conn:
+            request = reports.resolve_area(conn, request)
+        reports.compute_report(url, request)  # warm: postcode layer, grid cache, imports
+        t_ours, result = median(lambda request=request: reports.compute_report(url, request))
+        assets = reports.read_assets(url, request)
+        pts, pids, lines, lids = assets.qualifying()
+        grid = result.demand
+        print(  # noqa: T201
+            f"\n{cell} m grid: {len(grid.xy):,} cells; qualifying {len(pts):,} points + {len(lines):,} ducts; "
+            f"candidates {assets.counts()['candidate_points']:,} points + {assets.counts()['candidate_lines']:,} ducts"
+        )
+        print(f"  report (DB -> summary, in process, warm): median {t_ours:.3f} s; stages {result.timings}")  # noqa: T201
+        shares = {r["threshold_m"]: round(r["area_share"], 5) for r in result.summary["whole_area"]}
+        print(f"  area share covered: {shares}")  # noqa: T201
+
+        cells = gpd.GeoDataFrame(geometry=shapely.points(grid.xy), crs="EPSG:27700")
+        frame = gpd.GeoDataFrame(
+            {"asset_id": np.concatenate([pids, lids])},
+            geometry=np.concatenate([shapely.points(pts), lines]),
+            crs="EPSG:27700",
+        )
+        t_gpd, joined = median(
+            lambda cells=cells, frame=frame: gpd.sjoin_nearest(cells, frame, distance_col="d")
+        )
+        joined = joined[~joined.index.duplicated()]
+        d = joined["d"].to_numpy()
+        gpd_shares = {t: round(float((d <= t).mean()), 5) for t in request.thresholds}
+        same = np.allclose(
+            np.where(np.isfinite(grid.distance), grid.distance, 0), np.where(np.isfinite(grid.distance), d, 0)
+        )
+        print(
+            f"  geopandas sjoin_nearest (compute only): median {t_gpd:.3f} s; shares {gpd_shares}; distances equal: {same}"
+        )  # noqa: T201
+
+        step = 20 if cell == 50 else 10
+        t_knn, sampled = postgis_knn(url, grid.xy, list(request.statuses), step)
+        print(  # noqa: T201
+            f"  PostGIS KNN LATERAL: 1 run on a 1-in-{step} systematic sample ({sampled:,} cells), "
+            f"extrapolated x{step}: {t_knn:.1f} s"
+        )
+        print(
+            f"  ratios: sjoin_nearest / report {t_gpd / t_ours:.1f}x; PostGIS KNN / report {t_knn / t_ours:.0f}x"
+        )  # noqa: T201
+        results[cell] = t_ours
+    t_api = api_single_borough(url)
+    print(
+        f"\nsingle-borough report through the API (Camden, postcodes, k=10, stored): median {t_api * 1000:.0f} ms"
+    )  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
