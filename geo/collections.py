@@ -77,7 +77,7 @@ def _pipeline_placements() -> set[str]:
 def _asset_layer(
     collection_id: str, kind: str, title: str, description: str, geometry: str, low: str
 ) -> Collection:
-    tile_props = ("kind", "subtype", "status", "borough_code", "name", "source_id")
+    tile_props: tuple[str, ...] = ("kind", "subtype", "status", "borough_code", "name", "source_id")
     if kind != "duct":
         tile_props += ("height_m",)
     return Collection(

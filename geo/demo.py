@@ -160,7 +160,8 @@ def _street_furniture(
         subtype, ["lamp_post", "cctv_column", "traffic_signal", "street_cabinet", "feeder_pillar"]
     )
     power_source = np.where(is_lamp, "unmetered_supply", np.where(powered, "metered_supply", "none"))
-    material = np.where(is_lamp, _choice(rng, {"steel": 0.6, "aluminium": 0.25, "concrete": 0.15}, n), None)
+    metals = _choice(rng, {"steel": 0.6, "aluminium": 0.25, "concrete": 0.15}, n)
+    material = [m if lamp else None for m, lamp in zip(metals, is_lamp, strict=True)]
     owner = [
         council_name(c, boroughs_name)
         for c, boroughs_name in zip(codes, _names(boroughs, codes), strict=True)

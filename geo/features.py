@@ -184,12 +184,12 @@ def _conditions(collection: Collection, query: ItemsQuery) -> tuple[list[sql.Com
         conds.append(sql.SQL("{} = ANY({})").format(sql.Identifier(column), sql.Placeholder(key)))
         params[key] = values
     if collection.datetime_column and (query.datetime_from or query.datetime_to):
-        column = sql.Identifier(collection.datetime_column)
+        dt_column = sql.Identifier(collection.datetime_column)
         if query.datetime_from:
-            conds.append(sql.SQL("{} >= %(dt_from)s").format(column))
+            conds.append(sql.SQL("{} >= %(dt_from)s").format(dt_column))
             params["dt_from"] = query.datetime_from
         if query.datetime_to:
-            conds.append(sql.SQL("{} <= %(dt_to)s").format(column))
+            conds.append(sql.SQL("{} <= %(dt_to)s").format(dt_column))
             params["dt_to"] = query.datetime_to
     return conds, params
 

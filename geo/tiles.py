@@ -130,7 +130,7 @@ def _filter_conditions(filters: dict[str, list[str]]) -> sql.Composable:
     return sql.SQL("").join(sql.SQL(" AND ") + p for p in parts)
 
 
-def _raw_query(collection: Collection, filters: dict[str, list[str]]) -> sql.Composable:
+def _raw_query(collection: Collection, filters: dict[str, list[str]]) -> sql.Composed:
     columns = sql.SQL(", ").join(sql.Identifier(p) for p in collection.tile_properties)
     return sql.SQL(
         """WITH t AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,
@@ -153,20 +153,21 @@ def _raw_query(collection: Collection, filters: dict[str, list[str]]) -> sql.Com
     )
 
 
-def _points_query(filters: dict[str, list[str]]) -> sql.Composable:
-    rollup = (
-        sql.SQL("")
-        if filters
-        else sql.SQL(" AND borough_code IS NULL AND subtype IS NULL AND status IS NULL")
-    )
-    detail = sql.SQL(" AND borough_code IS NOT NULL") if filters else sql.SQL("")
+def _summary_rows(filters: dict[str, list[str]]) -> sql.Composable:
+    """Unfiltered tiles read the roll-up rows; filtered ones the detail rows that match."""
+    if not filters:
+        return sql.SQL(" AND borough_code IS NULL AND subtype IS NULL AND status IS NULL")
+    return sql.SQL(" AND borough_code IS NOT NULL") + _filter_conditions(filters)
+
+
+def _points_query(filters: dict[str, list[str]]) -> sql.Composed:
     return sql.SQL(
         """WITH t AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env),
         c AS (SELECT sum(n)::int AS count, sum(sx) / sum(n) AS mx, sum(sy) / sum(n) AS my
               FROM tile_point_summaries
               WHERE kind = %(kind)s AND z = %(z)s
                 AND cx BETWEEN %(x)s * {cells} AND %(x)s * {cells} + {last}
-                AND cy BETWEEN %(y)s * {cells} AND %(y)s * {cells} + {last}{rollup}{detail}{filters}
+                AND cy BETWEEN %(y)s * {cells} AND %(y)s * {cells} + {last}{rows}
               GROUP BY cx, cy),
         f AS (SELECT count, ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(mx, my), 3857), t.env, {extent}, {buffer}, true) AS geom
               FROM c, t)
@@ -174,34 +175,24 @@ def _points_query(filters: dict[str, list[str]]) -> sql.Composable:
     ).format(
         cells=sql.Literal(CELLS),
         last=sql.Literal(CELLS - 1),
-        rollup=rollup,
-        detail=detail,
-        filters=_filter_conditions(filters),
+        rows=_summary_rows(filters),
         extent=sql.Literal(EXTENT),
         buffer=sql.Literal(BUFFER),
     )
 
 
-def _lines_query(filters: dict[str, list[str]]) -> sql.Composable:
-    rollup = (
-        sql.SQL("")
-        if filters
-        else sql.SQL(" AND borough_code IS NULL AND subtype IS NULL AND status IS NULL")
-    )
-    detail = sql.SQL(" AND borough_code IS NOT NULL") if filters else sql.SQL("")
+def _lines_query(filters: dict[str, list[str]]) -> sql.Composed:
     return sql.SQL(
         """WITH t AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,
                          ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => {margin}) AS benv),
         f AS (SELECT round(length_m)::int AS length_m, n AS count,
                      ST_AsMVTGeom(geom, t.env, {extent}, {buffer}, true) AS geom
               FROM tile_line_summaries, t
-              WHERE kind = %(kind)s AND z = %(z)s AND geom && t.benv{rollup}{detail}{filters})
+              WHERE kind = %(kind)s AND z = %(z)s AND geom && t.benv{rows})
         SELECT ST_AsMVT(f, %(layer)s, {extent}, 'geom') FROM f WHERE geom IS NOT NULL"""
     ).format(
         margin=sql.Literal(BUFFER / EXTENT),
-        rollup=rollup,
-        detail=detail,
-        filters=_filter_conditions(filters),
+        rows=_summary_rows(filters),
         extent=sql.Literal(EXTENT),
         buffer=sql.Literal(BUFFER),
     )

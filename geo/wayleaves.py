@@ -102,7 +102,7 @@ def allowed_next(status: str, resume_status: str | None = None) -> tuple[str, ..
         raise InvalidWayleave(f"status: {status!r} is not one of {', '.join(STATUSES)}")
     out = TRANSITIONS[status]
     if status == "on_hold":
-        out = tuple(resume_status if s == RESUME else s for s in out if s != RESUME or resume_status)
+        out = tuple((resume_status or s) if s == RESUME else s for s in out if s != RESUME or resume_status)
     return out
 
 

@@ -79,7 +79,10 @@ def coverage_chart(
         An ``<svg>`` element.
     """
     width, height, left, bottom, top, right = 640, 300, 50, 40, 15, 120
-    series = {name: [(p[0], p[1]) for p in points if p[1] is not None] for name, points in profile.items()}
+    series = {
+        name: [(float(p[0]), float(p[1])) for p in points if p[0] is not None and p[1] is not None]
+        for name, points in profile.items()
+    }
     reach = max((p[0] for pts in series.values() for p in pts), default=1.0) or 1.0
 
     def sx(d: float) -> float:
@@ -324,7 +327,7 @@ def render_report(
         ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
     if bounds:
-        fmap.fit_bounds(bounds)
+        fmap.fit_bounds(bounds)  # type: ignore[arg-type]  # folium types bounds as optional floats
 
     gap_rows = [
         [str(g["properties"]["gap_id"]), _num(g["properties"]["households"]), _num(g["properties"]["area_m2"] / 1e4, 1),

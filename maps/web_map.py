@@ -77,7 +77,7 @@ ASSET_LAYERS: tuple[LayerSpec, ...] = (
 #: Wayleaves by status: grey before the request, amber while it waits, green once building may
 #: start, red when it ended without rights, blue on the Electronic Communications Code route.
 WAYLEAVE_LAYER = LayerSpec(
-    "wayleaves", "Wayleaves (by status)", "polygon", "#6c757d", radius=7, weight=3, detail_url=None,
+    "wayleaves", "Wayleaves (by status)", "polygon", "#6c757d", radius=7, weight=3, detail_url="/wayleaves/{id}",
     color_by="status",
     palette={
         "identified": "#adb5bd", "requested": "#ffd166", "survey_scheduled": "#ffd166", "surveyed": "#f4a261",
@@ -119,7 +119,7 @@ class MapSetup(JSCSSMixin):
     default_css = [("connectivity_map_css", "connectivity-map.css")]
 
     def __init__(
-        self, context: dict[str, Any], layers: list[tuple[str, folium.map.Layer]], boroughs: folium.GeoJson
+        self, context: dict[str, Any], layers: Sequence[tuple[str, Element]], boroughs: Element
     ) -> None:
         super().__init__()
         self._name = "MapSetup"

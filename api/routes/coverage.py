@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 
 from api.deps import Caller, Conn
 from geo import coverage_reports as reports
+from geo.access import Role
 from geo.settings import CoverageSettings
 from maps.coverage_report import report_page
 
@@ -24,7 +25,7 @@ ERRORS: dict[type[Exception], int] = {
     reports.ReportNotReady: 409,
     reports.WayleavesUnavailable: 409,
 }
-ROLES = ("admin", "borough", "operator")
+ROLES: tuple[Role, ...] = ("admin", "borough", "operator")
 
 
 def get_coverage_settings(request: Request) -> CoverageSettings:

@@ -97,13 +97,15 @@
         ' here. Zoom in to see each one.</p></div>';
     }
     var subtype = ctx.vocabulary.subtypes[p.kind] ? ctx.vocabulary.subtypes[p.kind][p.subtype] : p.subtype;
-    var title = p.name || subtype || spec.label;
+    var title = p.name || p.site_name || p.title || subtype || spec.label;
     return '<div class="cm-popup" data-asset-id="' + CM.esc(id) + '"><h4>' + CM.esc(title) + '</h4><table>' +
       row('Type', subtype) +
       row('Status', vocab(ctx, 'statuses', p.status)) +
       row('Borough', ctx.boroughNames[p.borough_code] || p.borough_code) +
       row('Height', p.height_m ? CM.number(p.height_m, 1) + ' m' : '') +
       row('Source id', p.source_id) +
+      row('Days in status', p.days_in_status !== undefined ? CM.number(p.days_in_status) : '') +
+      row('Organisation', p.organisation) +
       '</table><table class="cm-detail"></table>' +
       (id === undefined ? '' : '<p class="cm-id">Asset ' + CM.esc(id) + '</p>') + '</div>';
   };
@@ -118,8 +120,9 @@
         if (!a || typeof html !== 'string') {
           return;
         }
-        var rows = row('Owner', a.owner) + row('Survey quality', a.survey_quality) +
-          row('Last surveyed', a.last_surveyed);
+        // Assets add owner and survey; wayleaves (for callers allowed to see them) add the operator.
+        var rows = row('Operator', a.operator) + row('Owner', a.owner) +
+          row('Survey quality', a.survey_quality) + row('Last surveyed', a.last_surveyed);
         // setContent, not the DOM: Leaflet redraws a popup from its content on update.
         popup.setContent(html.replace('<table class="cm-detail"></table>',
           '<table class="cm-detail">' + rows + '</table>'));

@@ -6,9 +6,6 @@ The app runs under uvicorn in a thread on a free loopback port, on the session d
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,9 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-
-from geo.settings import Settings
 
 pytestmark = pytest.mark.browser
 
@@ -39,29 +33,10 @@ ASSET_LAYERS = ("street_furniture", "public_buildings", "ducts")
 NO_TILES = "the /tiles endpoint is not in the app yet (404): vector-tile assertions wait for it"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def base_url(settings: Settings) -> Iterator[str]:
-    from api.app import create_app
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+def base_url(live_server: str) -> str:
+    """The app under uvicorn (the session's ``live_server``)."""
+    return live_server
 
 
 @pytest.fixture(scope="module")
