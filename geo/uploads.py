@@ -449,10 +449,15 @@ def _run(
         if counts["new"] or counts["changed"] or counts["retired"]:
             layers = [c for c in COLLECTIONS.values() if c.kind == request.kind]
             refresh_summaries(conn, layers, raw_min_zoom)
+        # The state turns 'applied' in the same transaction as the assets and with its counts,
+        # so nobody reading the upload sees one without the other.
         conn.execute(
-            "UPDATE uploads SET state = 'applied', load_id = %s, applied_at = now(), dry_run = false WHERE id = %s",
-            [load[0], upload_id],
-        )
+            """UPDATE uploads SET state = 'applied', load_id = %s, applied_at = now(), dry_run = false,
+                      counts = %s, changed_fields = %s, format = %s, crs = %s, mapping = %s, report = %s
+               WHERE id = %s""",
+            [load[0], *(Jsonb(summary[k]) for k in ("counts", "changed_fields")), summary["format"],
+             summary["crs"], Jsonb(summary["mapping"]), Jsonb(summary["report"]), upload_id],
+        )  # fmt: skip
         conn.commit()
         report("apply", 1, 1)
         return {"state": "applied", **summary}
