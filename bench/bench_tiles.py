@@ -197,7 +197,10 @@ def main() -> None:
     finally:
         for proc in (ours, theirs):
             proc.terminate()
-            proc.wait(timeout=10)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 if __name__ == "__main__":

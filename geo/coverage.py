@@ -107,8 +107,30 @@ def _segment_distance(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray
     return np.where(degenerate | (r <= 0), to_a, np.where(r >= 1, to_b, across))
 
 
-class _Candidates:
-    """Point assets and line vertices in one kd-tree, with the segments to measure exactly."""
+class AssetIndex:
+    """Point assets and line vertices in one kd-tree, with the segments to measure exactly.
+
+    Built once from a set of assets, it answers any number of :meth:`nearest` queries: the
+    reports keep the index of the assets of a data version in memory
+    (:mod:`geo.coverage_reports`), so a warm report skips reading and indexing the assets.
+
+    Parameters
+    ----------
+    points_xy, point_ids, lines, line_ids, spacing
+        As in :func:`nearest_assets`.
+
+    Notes
+    -----
+    Performance: London (480,000 points and 5,700 ducts of 4,700 km, densified into about
+    470,000 vertices) builds in about 0.3 s; memory is about 100 bytes per point or vertex.
+
+    Examples
+    --------
+    >>> index = AssetIndex(np.array([[0.0, 30.0]]), np.array([7]), None, None, DEFAULT_SPACING)
+    >>> d, ids = index.nearest(np.array([[0.0, 0.0]]))
+    >>> d.tolist(), ids.tolist()
+    ([30.0], [7])
+    """
 
     def __init__(
         self,
@@ -166,6 +188,48 @@ class _Candidates:
         )
         d[at] = dist
         return d
+
+    def nearest(
+        self, demand_xy: np.ndarray, max_distance: float | None = None, *, k: int = 3
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact distance from each demand point to the nearest indexed asset, and its id.
+
+        The same answer as :func:`nearest_assets` (see it for the parameters and the proof)
+        over the assets the index was built from.
+        """
+        cands = self
+        demand_xy = np.asarray(demand_xy, dtype=float).reshape(-1, 2)
+        n = len(demand_xy)
+        distance = np.full(n, np.inf)
+        id_dtype = cands.ids.dtype if cands.ids.dtype.kind in "iu" else np.int64
+        asset_id = np.full(n, -1, dtype=id_dtype)
+        if n == 0 or cands.tree is None:
+            return distance, asset_id
+
+        bound = np.inf if max_distance is None else cands.reach(float(max_distance))
+        todo = np.arange(n)
+        while todo.size:
+            kk = min(k, cands.n)
+            q = demand_xy[todo]
+            r, j = cands.tree.query(q, k=kk, distance_upper_bound=bound, workers=-1)
+            r, j = r.reshape(len(todo), kk), j.reshape(len(todo), kk)
+            d = cands.distance(q, j, r)
+            jj = np.where(j < cands.n, j, 0)
+            col = d.argmin(axis=1)
+            rows = np.arange(len(todo))
+            best = d[rows, col]
+            # Entries not returned are at >= r_k: their assets at >= sqrt(r_k^2 - h^2).
+            done = (r[:, -1] ** 2 >= best**2 + cands.half**2) | (kk == cands.n)
+            hit = todo[done]
+            distance[hit] = best[done]
+            asset_id[hit] = np.where(np.isfinite(best[done]), cands.ids[jj[rows, col]][done], -1)
+            todo = todo[~done]
+            k *= 8
+        if max_distance is not None:
+            beyond = distance > max_distance
+            distance[beyond] = np.inf
+            asset_id[beyond] = -1
+        return distance, asset_id
 
 
 def nearest_assets(
@@ -233,39 +297,8 @@ def nearest_assets(
     >>> d.tolist(), ids.tolist()
     ([30.0, 10.0], [7, 8])
     """
-    demand_xy = np.asarray(demand_xy, dtype=float).reshape(-1, 2)
-    cands = _Candidates(points_xy, point_ids, lines, line_ids, spacing)
-    n = len(demand_xy)
-    distance = np.full(n, np.inf)
-    id_dtype = cands.ids.dtype if cands.ids.dtype.kind in "iu" else np.int64
-    asset_id = np.full(n, -1, dtype=id_dtype)
-    if n == 0 or cands.tree is None:
-        return distance, asset_id
-
-    bound = np.inf if max_distance is None else cands.reach(float(max_distance))
-    todo = np.arange(n)
-    while todo.size:
-        kk = min(k, cands.n)
-        q = demand_xy[todo]
-        r, j = cands.tree.query(q, k=kk, distance_upper_bound=bound, workers=-1)
-        r, j = r.reshape(len(todo), kk), j.reshape(len(todo), kk)
-        d = cands.distance(q, j, r)
-        jj = np.where(j < cands.n, j, 0)
-        col = d.argmin(axis=1)
-        rows = np.arange(len(todo))
-        best = d[rows, col]
-        # Entries not returned are at >= r_k: their assets at >= sqrt(r_k^2 - h^2).
-        done = (r[:, -1] ** 2 >= best**2 + cands.half**2) | (kk == cands.n)
-        hit = todo[done]
-        distance[hit] = best[done]
-        asset_id[hit] = np.where(np.isfinite(best[done]), cands.ids[jj[rows, col]][done], -1)
-        todo = todo[~done]
-        k *= 8
-    if max_distance is not None:
-        beyond = distance > max_distance
-        distance[beyond] = np.inf
-        asset_id[beyond] = -1
-    return distance, asset_id
+    index = AssetIndex(points_xy, point_ids, lines, line_ids, spacing)
+    return index.nearest(demand_xy, max_distance, k=k)
 
 
 def _group_sum(codes: np.ndarray, n_groups: int, values: np.ndarray) -> np.ndarray:
@@ -319,7 +352,11 @@ def coverage_summary(
         codes = np.zeros(n, dtype=np.intp)
         names = np.array(["all"], dtype=object)
     else:
-        uniq, inverse = np.unique(np.asarray(borough_codes, dtype=str), return_inverse=True)
+        labels = np.asarray(borough_codes, dtype=object)
+        if pd.isna(labels).any():  # grouped as the text "None", as str() names them
+            labels = labels.astype(str).astype(object)
+        # Hash-based, then sorted: the groups of np.unique, without sorting 600,000 strings (10x faster).
+        inverse, uniq = pd.factorize(labels, sort=True)
         # Group 0 is the whole area; groups 1.. are the boroughs.
         codes = inverse + 1
         names = np.concatenate([["all"], uniq]).astype(object)
@@ -370,18 +407,21 @@ def coverage_summary(
 
 
 def _cell_squares(
-    cells: gpd.GeoDataFrame, which: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    cells: gpd.GeoDataFrame, which: np.ndarray, *, squares: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, float]:
     """The squares of some grid cells, their lower-left corners and the cell size.
 
     Uses the ``x``, ``y`` and ``area_m2`` columns of :func:`geo.demand.grid_demand` when present
-    (and builds the squares if the geometry was left out), the square geometries otherwise.
+    (and builds the squares if the geometry was left out, unless ``squares`` is false: then
+    None), the square geometries otherwise.
     """
     geoms = cells.geometry.values[which]
     if {"x", "y", "area_m2"} <= set(cells.columns):
         size = float(np.sqrt(cells["area_m2"].to_numpy(float)[which]).max())
         x0 = cells["x"].to_numpy(float)[which] - size / 2
         y0 = cells["y"].to_numpy(float)[which] - size / 2
+        if not squares and shapely.is_missing(np.asarray(geoms)).any():
+            return None, x0, y0, size
         if geoms is None or shapely.is_missing(geoms).any():
             geoms = shapely.box(x0, y0, x0 + size, y0 + size)
         return np.asarray(geoms), x0, y0, size
@@ -394,6 +434,8 @@ def find_gaps(
     distance: np.ndarray,
     households: np.ndarray | None,
     threshold: float,
+    *,
+    polygons: bool = True,
 ) -> gpd.GeoDataFrame:
     """Uncovered grid cells merged into gap polygons, largest first.
 
@@ -408,6 +450,10 @@ def find_gaps(
         Households in each cell (zeros when ``None``).
     threshold : float
         A cell is uncovered when its distance is ``> threshold``.
+    polygons : bool, default True
+        Merge the cells of each gap into its polygon. Without it ``geometry`` is None and
+        every other column is the same, in the same order (what a summary needs, in
+        milliseconds); the reports build the polygons only when they store them.
 
     Returns
     -------
@@ -441,7 +487,7 @@ def find_gaps(
     uncovered = np.flatnonzero(~(distance <= threshold))
     if uncovered.size == 0:
         return gpd.GeoDataFrame({c: [] for c in columns[:-1]}, geometry=[], crs=cells.crs)
-    geoms, x0, y0, size = _cell_squares(cells, uncovered)
+    geoms, x0, y0, size = _cell_squares(cells, uncovered, squares=polygons)
     col = np.rint(x0 / size).astype(np.int64)
     row = np.rint(y0 / size).astype(np.int64)
     col -= col.min()
@@ -450,22 +496,25 @@ def find_gaps(
     mask[row, col] = True
     labels, n_gaps = ndimage.label(mask)  # 4-connectivity: shared edges only
     label = labels[row, col] - 1
-    area = shapely.area(geoms)  # the full cells: as summed in coverage_summary
+    # The full cells: as summed in coverage_summary. Without squares, the area GEOS would give
+    # an axis-aligned box (the same products of the same differences).
+    area = shapely.area(geoms) if geoms is not None else (x0 + size - x0) * (y0 + size - y0)
     gap_households = np.bincount(label, weights=hh[uncovered], minlength=n_gaps)
     gap_area = np.bincount(label, weights=area, minlength=n_gaps)
     gap_cells = np.bincount(label, minlength=n_gaps)
-    order = np.argsort(label, kind="stable")
-    splits = np.cumsum(gap_cells)[:-1]
-    # One C call per gap of two or more cells (one call for all gaps is far slower); the cells
-    # of a gap tile it exactly, so a coverage union is valid.
-    polygons = np.empty(n_gaps, dtype=object)
-    single = gap_cells == 1
-    polygons[single] = geoms[order][np.concatenate([[0], splits])[single]]
-    groups = np.split(geoms[order], splits)
-    polygons[~single] = [shapely.coverage_union_all(groups[i]) for i in np.flatnonzero(~single)]
+    shapes = np.full(n_gaps, None, dtype=object)
+    if polygons:
+        order = np.argsort(label, kind="stable")
+        splits = np.cumsum(gap_cells)[:-1]
+        # One C call per gap of two or more cells (one call for all gaps is far slower); the
+        # cells of a gap tile it exactly, so a coverage union is valid.
+        single = gap_cells == 1
+        shapes[single] = geoms[order][np.concatenate([[0], splits])[single]]
+        groups = np.split(geoms[order], splits)
+        shapes[~single] = [shapely.coverage_union_all(groups[i]) for i in np.flatnonzero(~single)]
     gaps = gpd.GeoDataFrame(
         {"cells": gap_cells, "area_m2": gap_area, "households": gap_households},
-        geometry=polygons,
+        geometry=gpd.GeoSeries(shapes, crs=cells.crs),
         crs=cells.crs,
     )
     first_cell = np.full(n_gaps, np.iinfo(np.int64).max)
@@ -479,7 +528,7 @@ def find_gaps(
 
 def _reach_matrix(
     demand_xy: np.ndarray,
-    cands: _Candidates,
+    cands: AssetIndex,
     asset_index: np.ndarray,
     n_assets: int,
     radius: float,
@@ -512,6 +561,7 @@ def prioritise(
     radius: float = 100.0,
     k: int = 10,
     spacing: float = DEFAULT_SPACING,
+    index: AssetIndex | None = None,
 ) -> pd.DataFrame:
     """Greedy maximum coverage: the ``k`` candidate assets that add the most households.
 
@@ -535,6 +585,9 @@ def prioritise(
         Number of assets to choose.
     spacing : float, default 10
         Vertex spacing of the line index, as in :func:`nearest_assets`; never changes the answer.
+    index : AssetIndex, optional
+        The index of exactly these candidates, already built (the reports keep it in memory);
+        the candidate arrays are then not indexed again.
 
     Returns
     -------
@@ -566,7 +619,7 @@ def prioritise(
     covered = np.asarray(covered)
     if covered.dtype != bool:
         covered = covered <= radius
-    cands = _Candidates(candidate_xy, candidate_ids, candidate_lines, candidate_line_ids, spacing)
+    cands = index or AssetIndex(candidate_xy, candidate_ids, candidate_lines, candidate_line_ids, spacing)
     asset_ids, asset_index = np.unique(cands.ids, return_inverse=True)
     open_ = np.flatnonzero(~covered & (households > 0))
     reach = _reach_matrix(demand_xy[open_], cands, asset_index, len(asset_ids), float(radius))

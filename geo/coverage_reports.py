@@ -27,8 +27,10 @@ import functools
 import hashlib
 import json
 import math
+import threading
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +47,7 @@ from pyproj import Transformer
 
 from geo.access import Principal
 from geo.boroughs import GSS_CODES, UnknownBorough, check_code
-from geo.coverage import coverage_summary, find_gaps, nearest_assets, prioritise
+from geo.coverage import AssetIndex, coverage_summary, find_gaps, prioritise
 from geo.demand import assign_boroughs, grid_centroids, points_demand, postcode_demand
 from geo.model import KINDS, load_model
 from geo.pipeline import projects_in_area
@@ -438,6 +440,24 @@ def resolve_area(conn: psycopg.Connection[Any], request: ReportRequest) -> Repor
     return ReportRequest(**{**_fields(request), "geometry": geometry})
 
 
+@functools.lru_cache(maxsize=16)
+def _borough_union(url: str, database: Any, codes: tuple[str, ...], version: int) -> shapely.Geometry | None:
+    """The union of some boroughs (33 boroughs: about 0.2 s in PostGIS, so kept)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT ST_AsBinary(ST_Union(geom)) FROM boroughs WHERE code = ANY(%s)", [list(codes)]
+        ).fetchone()
+    return None if row is None or row[0] is None else shapely.from_wkb(bytes(row[0]))
+
+
+def _resolve_boroughs(url: str, request: ReportRequest, database: Any, version: int) -> ReportRequest:
+    """:func:`resolve_area`, with the union of the boroughs cached per database and boroughs version."""
+    geometry = _borough_union(url, database, tuple(request.area["boroughs"]), version)
+    if geometry is None:
+        raise InvalidArea(f"area.boroughs: {request.area['boroughs']} are not loaded in the database")
+    return ReportRequest(**{**_fields(request), "geometry": geometry})
+
+
 def _fields(request: ReportRequest) -> dict[str, Any]:
     return {f: getattr(request, f) for f in request.__dataclass_fields__}
 
@@ -483,6 +503,8 @@ class Assets:
     lines: np.ndarray
     line_ok: np.ndarray
     versions: dict[str, int]
+    #: The versions with the database OID and change times: the key of the asset index cache.
+    snapshot_versions: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def qualifying(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Point xy, point ids, lines, line ids of the assets that count."""
@@ -513,6 +535,13 @@ def _asset_sql(template: str, ready_now: bool, geometry_kind: str) -> sql.Compos
     return sql.SQL(head + tail)  # type: ignore[arg-type]  # constant text: no user input
 
 
+def _asset_box(request: ReportRequest) -> tuple[float, float, float, float]:
+    """The box whose assets a report reads: the area's box widened by the reach (and 1 m)."""
+    x0, y0, x1, y1 = request.geometry.bounds
+    r = request.reach + 1.0
+    return x0 - r, y0 - r, x1 + r, y1 + r
+
+
 def read_assets(url: str, request: ReportRequest) -> Assets:
     """Read the qualifying and candidate assets near the area, on two connections in parallel.
 
@@ -539,15 +568,14 @@ def read_assets(url: str, request: ReportRequest) -> Assets:
     data versions recorded with the report agree. Points come back as one ``bytea`` decoded
     with a numpy structured dtype, without a Python object per asset.
     """
-    x0, y0, x1, y1 = request.geometry.bounds
-    r = request.reach + 1.0
+    x0, y0, x1, y1 = _asset_box(request)
     params = {
         "kinds": list(request.kinds),
         "subtypes": None if request.subtypes is None else list(request.subtypes),
         "boroughs": None if request.asset_boroughs is None else list(request.asset_boroughs),
         "statuses": list(request.statuses),
         "never": list(NEVER_CANDIDATES),
-        "x0": x0 - r, "y0": y0 - r, "x1": x1 + r, "y1": y1 + r,
+        "x0": x0, "y0": y0, "x1": x1, "y1": y1,
     }  # fmt: skip
     with psycopg.connect(url) as first:
         first.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -558,7 +586,8 @@ def read_assets(url: str, request: ReportRequest) -> Assets:
         row = first.execute("SELECT pg_export_snapshot()").fetchone()
         assert row is not None
         snapshot = row[0]
-        versions = dict(first.execute("SELECT layer, version FROM data_versions").fetchall())
+        snapshot_versions = _read_versions(first)
+        versions = {k: v[0] for k, v in snapshot_versions.items() if k != "database"}
 
         def lines() -> list[tuple[Any, ...]]:
             with psycopg.connect(url) as second:
@@ -587,7 +616,143 @@ def read_assets(url: str, request: ReportRequest) -> Assets:
         lines=shapely.from_wkb([bytes(t[1]) for t in line_rows]) if line_rows else np.empty(0, dtype=object),
         line_ok=np.array([bool(t[2]) for t in line_rows], dtype=bool),
         versions={k: int(v) for k, v in versions.items()},
+        snapshot_versions=snapshot_versions,
     )
+
+
+# The asset index cache ------------------------------------------------------------------------------
+#: How many indexed asset sets the process keeps (least recently used first out). London's
+#: (550,000 points and ducts densified into 470,000 vertices) takes about 150 MB.
+ASSET_INDEX_CACHE_SIZE = 4
+#: The data versions an asset set depends on: ``assets`` always, ``wayleaves`` with ``ready_now``.
+VERSIONS_SQL = """SELECT (SELECT oid FROM pg_database WHERE datname = current_database()), layer, version,
+                         changed_at FROM data_versions"""
+
+
+@dataclass
+class IndexedAssets:
+    """The assets of one filter, box and data version, with their nearest-asset indexes built."""
+
+    assets: Assets
+    index: AssetIndex
+    _candidates: AssetIndex | None = field(default=None, repr=False)
+
+    def candidate_index(self, spacing: float) -> AssetIndex:
+        """The index of the candidates (built on first use: only prioritisation needs it)."""
+        if self._candidates is None:
+            cpts, cids, clines, clids = self.assets.candidates()
+            self._candidates = AssetIndex(cpts, cids, clines, clids, spacing)
+        return self._candidates
+
+
+class AssetIndexCache:
+    """A bounded, thread-safe, least-recently-used map from asset keys to :class:`IndexedAssets`.
+
+    A report's key is the database (URL and OID), the data versions its assets depend on
+    (``data_versions``: the ``assets`` layer, and ``wayleaves`` for ``ready_now``; every
+    statement that changes those tables bumps them, in its own transaction), the asset
+    filters, the box read and the index spacing. A warm report reads the versions (one small
+    query) and, when nothing changed, reuses the index instead of reading the assets again;
+    any change to the assets makes a new key, so a stale index is never used (it just ages
+    out). Entries are immutable once stored, apart from the candidate index built on demand.
+    """
+
+    def __init__(self, maxsize: int = ASSET_INDEX_CACHE_SIZE) -> None:
+        self.maxsize = maxsize
+        self._entries: OrderedDict[Hashable, IndexedAssets] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable) -> IndexedAssets | None:
+        """The entry for ``key`` (now the most recently used), or None."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry
+
+    def put(self, key: Hashable, entry: IndexedAssets) -> None:
+        """Store an entry, dropping the least recently used beyond :attr:`maxsize`."""
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every entry (the counters too)."""
+        with self._lock:
+            self._entries.clear()
+            self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+#: The process-wide cache of the reports (the service is long running: warm reports reuse it).
+ASSET_INDEXES = AssetIndexCache()
+
+
+def _asset_key(url: str, request: ReportRequest, versions: dict[str, Any], spacing: float) -> Hashable:
+    layers = ("assets", "wayleaves") if request.ready_now else ("assets",)
+    return (
+        url, versions.get("database"), tuple((layer, versions.get(layer)) for layer in layers),
+        request.kinds, request.subtypes, request.statuses, request.asset_boroughs, request.ready_now,
+        _asset_box(request), spacing,
+    )  # fmt: skip
+
+
+def _read_versions(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    rows = conn.execute(VERSIONS_SQL).fetchall()
+    versions: dict[str, Any] = {layer: (int(version), changed) for _, layer, version, changed in rows}
+    versions["database"] = rows[0][0] if rows else None
+    return versions
+
+
+def indexed_assets(
+    url: str, request: ReportRequest, versions: dict[str, Any] | None = None, spacing: float | None = None
+) -> IndexedAssets:
+    """The request's assets and their index: from :data:`ASSET_INDEXES` when the data is unchanged.
+
+    Parameters
+    ----------
+    url : str
+        Database URL.
+    request : ReportRequest
+        With its geometry resolved.
+    versions : dict, optional
+        ``data_versions`` as just read (``_read_versions``); read here when not given.
+    spacing : float, optional
+        Duct spacing of the index (default the settings').
+
+    Returns
+    -------
+    IndexedAssets
+        ``assets.versions`` are the versions the assets were read at.
+
+    Notes
+    -----
+    Performance: a hit costs the versions query (a millisecond); a miss reads the assets
+    (:func:`read_assets`, about 1-1.5 s for London) and builds the index (about 0.3 s).
+    """
+    spacing = CoverageSettings().spacing_m if spacing is None else spacing
+    if versions is None:
+        with psycopg.connect(url) as conn:
+            versions = _read_versions(conn)
+    entry = ASSET_INDEXES.get(_asset_key(url, request, versions, spacing))
+    if entry is not None:
+        return entry
+    assets = read_assets(url, request)
+    pts, pids, lines, lids = assets.qualifying()
+    entry = IndexedAssets(assets, AssetIndex(pts, pids, lines, lids, spacing))
+    # Keyed by the versions of the snapshot the assets were read in (they may be newer than
+    # ``versions``): the same data, whoever asks next.
+    ASSET_INDEXES.put(_asset_key(url, request, assets.snapshot_versions, spacing), entry)
+    return entry
 
 
 @functools.lru_cache(maxsize=2)
@@ -655,38 +820,66 @@ class Layer:
     asset_id: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
+@functools.lru_cache(maxsize=8)
+def _postcodes_in(area_wkb: bytes, boroughs: tuple[str, ...] | None) -> np.ndarray:
+    """Which postcodes an area holds: by borough code for a list of boroughs, by position otherwise."""
+    _, pc_xy, pc_borough, _ = _postcodes()
+    if boroughs is not None:
+        inside = np.isin(pc_borough, boroughs)
+    else:
+        area = shapely.from_wkb(area_wkb)
+        shapely.prepare(area)
+        inside = shapely.contains_xy(area, pc_xy[:, 0], pc_xy[:, 1])
+    inside.setflags(write=False)
+    return inside
+
+
+@functools.lru_cache(maxsize=8)
+def _cell_households(
+    area_wkb: bytes, cell_size: float, url: str, boroughs_version: int, boroughs: tuple[str, ...] | None
+) -> np.ndarray:
+    """Households of the area's postcodes binned into its grid cells; cached like the grid."""
+    cell_xy, _ = _grid(area_wkb, cell_size, url, boroughs_version)
+    _, pc_xy, _, pc_hh = _postcodes()
+    inside = _postcodes_in(area_wkb, boroughs)
+    hh = _bin_households(cell_xy, cell_size, pc_xy[inside], pc_hh[inside])
+    hh.setflags(write=False)
+    return hh
+
+
 def demand_layers(url: str, request: ReportRequest, boroughs_version: int) -> tuple[Layer, Layer | None, str]:
-    """The demand layer, the gap grid (None when the demand is that grid) and the demand's source."""
+    """The demand layer, the gap grid (None when the demand is that grid) and the demand's source.
+
+    The grid of an area, its boroughs and the postcode households in each cell are cached in
+    the process (as read-only arrays), as a service sees the same areas again.
+    """
     area = request.geometry
-    cell_xy, cell_borough = _grid(shapely.to_wkb(area), request.cell_size, url, boroughs_version)
-    pc_label, pc_xy, pc_borough, pc_hh = _postcodes()
+    area_wkb = shapely.to_wkb(area)
+    cell_xy, cell_borough = _grid(area_wkb, request.cell_size, url, boroughs_version)
     cell_area = np.full(len(cell_xy), request.cell_size**2)
     if request.demand == "grid":
-        inside = shapely.contains_xy(area, pc_xy[:, 0], pc_xy[:, 1])
-        hh = _bin_households(cell_xy, request.cell_size, pc_xy[inside], pc_hh[inside])
+        hh = _cell_households(area_wkb, request.cell_size, url, boroughs_version, None)
         grid = Layer(None, cell_xy, cell_borough, hh, cell_area)
         return grid, None, f"grid {request.cell_size:g} m; households from {POSTCODE_SOURCE}"
     if request.demand == "postcodes":
-        if "boroughs" in request.area:
-            inside = np.isin(pc_borough, request.area["boroughs"])
-        else:
-            shapely.prepare(area)
-            inside = shapely.contains_xy(area, pc_xy[:, 0], pc_xy[:, 1])
+        pc_label, pc_xy, pc_borough, pc_hh = _postcodes()
+        boroughs = tuple(request.area["boroughs"]) if "boroughs" in request.area else None
+        inside = _postcodes_in(area_wkb, boroughs)
         demand = Layer(pc_label[inside], pc_xy[inside], pc_borough[inside], pc_hh[inside], None)
-        source = POSTCODE_SOURCE
-    else:
-        assert request.premises is not None
-        frame = request.premises
-        xy = shapely.get_coordinates(frame.geometry.values)
-        codes = assign_boroughs(xy, _borough_frame(url, boroughs_version))
-        codes[pd.isna(codes)] = OUTSIDE
-        labels = (
-            frame["id"].astype(str).to_numpy(dtype=object)
-            if "id" in frame
-            else np.array([str(i + 1) for i in range(len(frame))], dtype=object)
-        )
-        demand = Layer(labels, xy, codes, frame["households"].to_numpy(float), None)
-        source = f"premises sha256:{request.premises_digest}"
+        hh = _cell_households(area_wkb, request.cell_size, url, boroughs_version, boroughs)
+        return demand, Layer(None, cell_xy, cell_borough, hh, cell_area), POSTCODE_SOURCE
+    assert request.premises is not None
+    frame = request.premises
+    xy = shapely.get_coordinates(frame.geometry.values)
+    codes = assign_boroughs(xy, _borough_frame(url, boroughs_version))
+    codes[pd.isna(codes)] = OUTSIDE
+    labels = (
+        frame["id"].astype(str).to_numpy(dtype=object)
+        if "id" in frame
+        else np.array([str(i + 1) for i in range(len(frame))], dtype=object)
+    )
+    demand = Layer(labels, xy, codes, frame["households"].to_numpy(float), None)
+    source = f"premises sha256:{request.premises_digest}"
     hh = _bin_households(cell_xy, request.cell_size, demand.xy, demand.households)
     return demand, Layer(None, cell_xy, cell_borough, hh, cell_area), source
 
@@ -700,7 +893,8 @@ class ReportResult:
     demand: Layer
     cells: Layer | None
     summary: dict[str, Any]
-    gaps: gpd.GeoDataFrame
+    #: The gaps without their polygons (``geometry`` None): what the summary needs.
+    gap_table: gpd.GeoDataFrame
     priorities: pd.DataFrame
     timings: dict[str, float]
     data_version: dict[str, Any]
@@ -709,6 +903,26 @@ class ReportResult:
     def grid(self) -> Layer:
         """The grid cells (the demand itself for a grid demand)."""
         return self.cells if self.cells is not None else self.demand
+
+    @functools.cached_property
+    def gaps(self) -> gpd.GeoDataFrame:
+        """The gaps with their polygons, the rows of :attr:`gap_table`; built on first use.
+
+        Merging the cells into polygons is most of the cost of the gaps (0.5-1.5 s London-wide),
+        and only the stored report (the downloads and the map) needs it.
+        """
+        return find_gaps(
+            _grid_frame(self.grid), self.grid.distance, self.grid.households, self.request.gap_threshold
+        )
+
+
+def _grid_frame(grid: Layer) -> gpd.GeoDataFrame:
+    """The cells of a layer as :func:`geo.coverage.find_gaps` takes them (no squares built)."""
+    return gpd.GeoDataFrame(
+        {"x": grid.xy[:, 0], "y": grid.xy[:, 1], "area_m2": grid.area_m2},
+        geometry=gpd.GeoSeries(np.full(len(grid.xy), None, dtype=object), crs=CRS),
+        crs=CRS,
+    )
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -719,11 +933,17 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def _profile(distance: np.ndarray, weight: np.ndarray, reach: float, steps: int = 40) -> list[list[float]]:
-    """Share of the weight within each distance from 0 to ``reach``: the coverage curve of the chart."""
+def _profile(
+    distance: np.ndarray, weight: np.ndarray, reach: float, steps: int = 40, order: np.ndarray | None = None
+) -> list[list[float]]:
+    """Share of the weight within each distance from 0 to ``reach``: the coverage curve of the chart.
+
+    ``order`` is ``np.argsort(distance, kind="stable")`` when the caller has it already.
+    """
     total = float(weight.sum())
     d = np.where(np.isfinite(distance), distance, np.inf)
-    order = np.argsort(d, kind="stable")
+    if order is None:
+        order = np.argsort(d, kind="stable")
     cum = np.concatenate([[0.0], np.cumsum(weight[order])])
     at = np.linspace(0, reach, steps + 1)
     within = cum[np.searchsorted(d[order], at, side="right")]
@@ -747,6 +967,8 @@ def _summary(
             main[col] = main[col].fillna(0)
     rows = _records(main.reset_index(drop=True))
     grid = cells if cells is not None else demand
+    # One sort serves both curves when the demand is the grid.
+    order = np.argsort(np.where(np.isfinite(demand.distance), demand.distance, np.inf), kind="stable")
     return {
         "thresholds": list(thresholds),
         "whole_area": [r for r in rows if r["borough_code"] == "all"],
@@ -762,11 +984,12 @@ def _summary(
         "reach_m": request.reach,
         "assets": counts,
         "profile": {
-            "households": _profile(demand.distance, demand.households, request.reach),
+            "households": _profile(demand.distance, demand.households, request.reach, order=order),
             "area": _profile(
                 grid.distance,
                 grid.area_m2 if grid.area_m2 is not None else np.ones(len(grid.xy)),
                 request.reach,
+                order=order if grid is demand else None,
             ),
         },
     }
@@ -793,9 +1016,13 @@ def compute_report(url: str, request: ReportRequest, progress: Progress = silent
 
     Notes
     -----
-    Performance (``bench/bench_coverage.py``): dominated by the nearest search of
-    :func:`geo.coverage.nearest_assets`; the grid of an area and its boroughs are cached in
-    the process, as the service sees the same areas again.
+    Performance (``bench/bench_coverage.py``): the process keeps, between reports, the
+    indexed assets of the last :data:`ASSET_INDEX_CACHE_SIZE` filters and boxes at their data
+    version (:class:`AssetIndexCache`: one versions query tells whether they still hold),
+    the union of borough lists, the grid of an area with its boroughs and postcode
+    households, and the postcode layer. A warm report is then dominated by the exact nearest
+    search (:meth:`geo.coverage.AssetIndex.nearest`); a cold one by reading the assets. The
+    gap polygons are left to :attr:`ReportResult.gaps`, built when the report is stored.
     """
     timings: dict[str, float] = {}
     total = len(STEPS)
@@ -809,66 +1036,70 @@ def compute_report(url: str, request: ReportRequest, progress: Progress = silent
         progress(step, STEPS.index(step) + 1, total)
 
     progress("area", 0, total)
-    if request.geometry is None:
-        with psycopg.connect(url) as conn:
-            request = resolve_area(conn, request)
-    lap("area")
-    assets = read_assets(url, request)
-    lap("assets")
-    demand, cells, source = demand_layers(url, request, assets.versions.get("boroughs", 0))
-    lap("demand")
-    pts, pids, lines, lids = assets.qualifying()
-    layers = [demand] if cells is None else [demand, cells]
-    xy = np.vstack([layer.xy for layer in layers])
-    distance, asset_id = nearest_assets(
-        xy, pts, pids, lines, lids, request.reach, spacing=CoverageSettings().spacing_m
-    )
-    start = 0
-    for layer in layers:
-        layer.distance = distance[start : start + len(layer.xy)]
-        layer.asset_id = asset_id[start : start + len(layer.xy)]
-        start += len(layer.xy)
-    lap("nearest")
-    summary = _summary(request, demand, cells, assets.counts())
-    lap("summary")
-    grid = cells if cells is not None else demand
-    frame = gpd.GeoDataFrame(
-        {"x": grid.xy[:, 0], "y": grid.xy[:, 1], "area_m2": grid.area_m2},
-        geometry=gpd.GeoSeries(np.full(len(grid.xy), None, dtype=object), crs=CRS),
-        crs=CRS,
-    )
-    gaps = find_gaps(frame, grid.distance, grid.households, request.gap_threshold)
-    summary["gaps"] = {
-        "threshold_m": request.gap_threshold,
-        "count": len(gaps),
-        "households": float(gaps["households"].sum()) if len(gaps) else 0.0,
-        "area_m2": float(gaps["area_m2"].sum()) if len(gaps) else 0.0,
-    }
-    lap("gaps")
-    cpts, cids, clines, clids = assets.candidates()
-    if request.k > 0:
-        priorities = prioritise(
-            demand.xy, demand.households, demand.distance, cpts, cids, clines, clids,
-            radius=request.radius, k=request.k, spacing=CoverageSettings().spacing_m,
-        )  # fmt: skip
-    else:
-        priorities = prioritise(
-            demand.xy[:0], demand.households[:0], demand.distance[:0], cpts[:0], cids[:0], k=0
-        )
-    lap("priorities")
+    spacing = CoverageSettings().spacing_m
     with psycopg.connect(url) as conn:
+        # The versions first (one small query): they say whether the cached asset index holds.
+        current = _read_versions(conn)
+        if request.geometry is None:
+            boroughs_version = current.get("boroughs", (0, None))[0]
+            request = _resolve_boroughs(url, request, current.get("database"), boroughs_version)
+        lap("area")
+        entry = indexed_assets(url, request, current, spacing)
+        assets = entry.assets
+        lap("assets")
+        # The assets' versions from the index's key; the other layers' as read just now (a
+        # cached index may be older than a change to the boroughs or the Pipeline).
+        data = {layer: v[0] for layer, v in current.items() if layer != "database"}
+        data.update({layer: assets.versions.get(layer) for layer in ("assets", "wayleaves")})
+        demand, cells, source = demand_layers(url, request, data.get("boroughs") or 0)
+        lap("demand")
+        layers = [demand] if cells is None else [demand, cells]
+        xy = np.vstack([layer.xy for layer in layers]) if cells is not None else demand.xy
+        distance, asset_id = entry.index.nearest(xy, request.reach)
+        start = 0
+        for layer in layers:
+            layer.distance = distance[start : start + len(layer.xy)]
+            layer.asset_id = asset_id[start : start + len(layer.xy)]
+            start += len(layer.xy)
+        lap("nearest")
+        summary = _summary(request, demand, cells, assets.counts())
+        lap("summary")
+        grid = cells if cells is not None else demand
+        gap_table = find_gaps(
+            _grid_frame(grid), grid.distance, grid.households, request.gap_threshold, polygons=False
+        )
+        summary["gaps"] = {
+            "threshold_m": request.gap_threshold,
+            "count": len(gap_table),
+            "households": float(gap_table["households"].sum()) if len(gap_table) else 0.0,
+            "area_m2": float(gap_table["area_m2"].sum()) if len(gap_table) else 0.0,
+        }
+        lap("gaps")
+        if request.k > 0:
+            cpts, cids, clines, clids = assets.candidates()
+            priorities = prioritise(
+                demand.xy, demand.households, demand.distance, cpts, cids, clines, clids,
+                radius=request.radius, k=request.k, spacing=spacing, index=entry.candidate_index(spacing),
+            )  # fmt: skip
+        else:
+            empty = np.empty((0, 2))
+            priorities = prioritise(empty, np.empty(0), np.empty(0), empty, np.empty(0, np.int64), k=0)
+        lap("priorities")
         projects = projects_in_area(conn, request.geometry) if request.geometry is not None else []
     # The Pipeline projects in or touching the area (no personal data), listed and drawn by the report.
     summary["pipeline_projects"] = json.loads(
         json.dumps([{k: v for k, v in p.items() if k != "geom"} for p in projects], default=str)
     )
     lap("pipeline")
-    versions = {"assets": assets.versions.get("assets"), "boroughs": assets.versions.get("boroughs")}
-    versions["pipeline"] = assets.versions.get("pipeline")
+    versions = {
+        "assets": data.get("assets"),
+        "boroughs": data.get("boroughs"),
+        "pipeline": data.get("pipeline"),
+    }
     if request.ready_now:
-        versions["wayleaves"] = assets.versions.get("wayleaves")
+        versions["wayleaves"] = data.get("wayleaves")
     versions["demand"] = source
-    return ReportResult(request, demand, cells, summary, gaps, priorities, timings, versions)
+    return ReportResult(request, demand, cells, summary, gap_table, priorities, timings, versions)
 
 
 # Storing -------------------------------------------------------------------------------------------
@@ -922,28 +1153,91 @@ def create_report(conn: psycopg.Connection[Any], request: ReportRequest, princip
     return int(row[0])
 
 
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8  # the signature, no flags, no extension
+
+
+def _text_field(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Byte lengths (-1 for NULL) and UTF-8 bytes of a column of texts or None, by distinct value."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)  # None -> -1
+    encoded = [str(u).encode() for u in uniques] + [b""]
+    lengths = np.array([len(e) for e in encoded[:-1]] + [-1], dtype=np.int64)
+    return lengths[codes], np.array(encoded, dtype=object)[codes]
+
+
+def _record_block(n: int, columns: list[tuple[str, str | None, Any, int]]) -> bytes:
+    """``n`` rows of the COPY binary format: the field count, then each field's length and data."""
+    dtype: list[tuple[str, str]] = [("count", ">i2")]
+    for name, kind, _, size in columns:
+        dtype.append((f"{name}_len", ">i4"))
+        if kind is not None and size > 0:
+            dtype.append((name, kind))
+    records = np.empty(n, dtype=np.dtype(dtype))  # packed: no padding
+    records["count"] = len(columns)
+    for name, kind, values, size in columns:
+        records[f"{name}_len"] = size
+        if kind is not None and size > 0:
+            records[name] = values
+    return records.tobytes()
+
+
 def _copy_points(conn: psycopg.Connection[Any], report_id: int, name: str, layer: Layer) -> None:
+    """Write a layer's rows with one binary COPY built by numpy, without a Python object per row.
+
+    The rows are grouped by their shape (text lengths and NULLs); each group is one packed
+    numpy record array in the COPY binary format (big-endian, each field preceded by its
+    length). The row order in the table does not matter: ``seq`` keeps it.
+    """
     n = len(layer.xy)
-    labels = layer.label.tolist() if layer.label is not None else [None] * n
-    distance = np.where(np.isfinite(layer.distance), layer.distance, np.nan)
-    columns = [
-        labels,
-        layer.xy[:, 0].tolist(),
-        layer.xy[:, 1].tolist(),
-        [None if b == OUTSIDE else b for b in layer.borough.tolist()],
-        layer.households.tolist(),
-        layer.area_m2.tolist() if layer.area_m2 is not None else [None] * n,
-        [None if math.isnan(d) else d for d in distance.tolist()],
-        [None if a < 0 else a for a in layer.asset_id.tolist()],
-    ]
+    if n == 0:
+        return
+    label = layer.label if layer.label is not None else np.full(n, None, dtype=object)
+    borough = np.where(layer.borough == OUTSIDE, None, layer.borough).astype(object)
+    label_len, label_bytes = _text_field(np.asarray(label, dtype=object))
+    borough_len, borough_bytes = _text_field(borough)
+    distance = np.asarray(layer.distance, dtype=float)
+    has_distance = np.isfinite(distance)
+    asset_id = np.asarray(layer.asset_id, dtype=np.int64)
+    has_asset = asset_id >= 0
+    has_area = layer.area_m2 is not None
+    layer_name = name.encode()
+    shapes, group = np.unique(
+        np.column_stack([label_len, borough_len, has_distance, has_asset]), axis=0, return_inverse=True
+    )
+    group = group.reshape(-1)
+    blocks = [COPY_SIGNATURE]
+    for g, (n_label, n_borough, with_distance, with_asset) in enumerate(shapes):
+        rows = np.flatnonzero(group == g)
+        # (name, numpy type or None for no data, values, byte length or -1 for NULL)
+        columns = [
+            ("report_id", ">i8", report_id, 8),
+            ("layer", f"S{len(layer_name)}", layer_name, len(layer_name)),
+            ("seq", ">i4", rows, 4),
+            ("label", f"S{n_label}" if n_label > 0 else None, list(label_bytes[rows]), int(n_label)),
+            ("x", ">f8", layer.xy[rows, 0], 8),
+            ("y", ">f8", layer.xy[rows, 1], 8),
+            (
+                "borough",
+                f"S{n_borough}" if n_borough > 0 else None,
+                list(borough_bytes[rows]),
+                int(n_borough),
+            ),
+            ("households", ">f8", layer.households[rows], 8),
+            (
+                "area",
+                ">f8" if has_area else None,
+                layer.area_m2[rows] if has_area else None,
+                8 if has_area else -1,
+            ),
+            ("distance", ">f8" if with_distance else None, distance[rows], 8 if with_distance else -1),
+            ("asset", ">i8" if with_asset else None, asset_id[rows], 8 if with_asset else -1),
+        ]
+        blocks.append(_record_block(len(rows), columns))
+    blocks.append(b"\xff\xff")
     statement = """COPY coverage_report_points (report_id, layer, seq, label, x, y, borough_code, households,
                    area_m2, distance_m, asset_id) FROM STDIN (FORMAT BINARY)"""
     with conn.cursor().copy(statement) as copy:  # type: ignore[arg-type]
-        copy.set_types(
-            ["int8", "text", "int4", "text", "float8", "float8", "text", "float8", "float8", "float8", "int8"]
-        )
-        for seq, row in enumerate(zip(*columns, strict=True)):
-            copy.write_row((report_id, name, seq, *row))
+        for block in blocks:
+            copy.write(block)
 
 
 def store_result(conn: psycopg.Connection[Any], report_id: int, result: ReportResult) -> None:

@@ -401,12 +401,19 @@ class Mapping:
         for name in self.fields():
             spec = model.fields[name]
             column = by_field.get(name)
+            default = self.defaults.get(name)
             if column is not None:
+                fast = _convert_arrow(table.column(column), spec.type, self._lookup(name), default)
+                if fast is not None:
+                    raw[name], values[name] = fast
+                    continue
                 source = table.column(column).to_pandas()
                 raw[name] = source
             else:
-                source = pd.Series([None] * n, dtype=object)
-            default = self.defaults.get(name)
+                # No column: every row is the default (or missing); convert one row and repeat it.
+                one = _convert(pd.Series([None], dtype=object), spec.type, self._lookup(name), default)
+                values[name] = one.iloc[np.zeros(n, dtype=np.int64)].reset_index(drop=True)
+                continue
             values[name] = _convert(source, spec.type, self._lookup(name), default)
         return MappedBatch(
             values=pd.DataFrame(values, index=pd.RangeIndex(n)),
@@ -540,6 +547,56 @@ def _text(source: pd.Series) -> pd.Series:
             return text
     text = source.astype("string").str.strip()
     return text.mask(text == "")
+
+
+def _string_series(arr: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """An Arrow string column as a pandas ``string`` Series (missing values are ``pd.NA``)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return pd.Series(pd.arrays.ArrowStringArray(arr.cast(pa.large_string())), dtype=pd.StringDtype("pyarrow"))
+
+
+def _convert_arrow(
+    column: pa.ChunkedArray, type_: str, lookup: dict[str, str], default: Any
+) -> tuple[pd.Series, pd.Series] | None:
+    """``(raw, value)`` for the common typed cases, converted with Arrow compute; None for the others.
+
+    Text and vocabulary columns that arrive as text, and dates that arrive as dates, take this
+    path; the results are the same as :func:`_convert` on the pandas column.
+    """
+    t = column.type
+    if type_ in ("text", "vocabulary") and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        arr = column.combine_chunks()
+        trimmed = pc.utf8_trim_whitespace(arr)
+        out = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, trimmed.type), trimmed)
+        if type_ == "vocabulary":
+            # Translate each distinct value once: a column of 500k rows has a handful of values.
+            encoded = out.dictionary_encode()
+            codes = [lookup.get(value_key(u), u) for u in encoded.dictionary.to_pylist()]
+            out = pa.array(codes, pa.string()).take(encoded.indices)
+        if default is not None:
+            out = pc.fill_null(out, pa.scalar(str(default), out.type))
+        return _string_series(arr), _string_series(out)
+    if type_ == "date" and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        # Dates as text: parse each distinct text once (a column has a few thousand dates at most).
+        arr = column.combine_chunks()
+        encoded = arr.dictionary_encode()
+        parsed = parse_dates(pd.Series(encoded.dictionary.to_pylist(), dtype=object)).to_numpy()
+        parsed = np.append(parsed, np.datetime64("NaT", "ns"))
+        index = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy()
+        out = pd.Series(parsed[index], dtype="datetime64[ns]")
+        if default is not None:
+            out = out.fillna(pd.Timestamp(default))
+        return _string_series(arr), out
+    if type_ == "date" and (pa.types.is_date(t) or pa.types.is_timestamp(t)):
+        if pa.types.is_timestamp(t) and t.tz is not None:
+            return None  # local dates need the time zone: the pandas path
+        arr = column.combine_chunks()
+        stamps = pd.Series(
+            arr.cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False), dtype="datetime64[ns]"
+        )
+        return stamps, parse_dates(stamps, default)
+    return None
 
 
 def _convert(source: pd.Series, type_: str, lookup: dict[str, str], default: Any) -> pd.Series:

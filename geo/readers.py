@@ -158,23 +158,76 @@ class SourceInfo:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
+class PointColumn:
+    """A batch whose geometries are all 2D points in EPSG:27700, as read: ``x``, ``y`` and their WKB."""
+
+    x: np.ndarray
+    y: np.ndarray
+    wkb: pa.Array
+
+
 class SourceBatch:
     """A slice of the file: attributes as read, geometries in EPSG:27700 (2D), reader-level errors.
 
     ``rows`` are 1-based row/feature numbers. ``geometry`` is an object array of shapely geometries
     (``None`` where missing or unusable). ``failed`` marks rows that already have an error in
     ``errors`` (unreadable or non-finite coordinates), so validation does not report them twice.
+    ``points`` is set when every geometry of the batch is a finite 2D point already in EPSG:27700
+    (the fast path: validation reads the coordinates and WKB directly; ``geometry`` is then only
+    built if asked for).
     """
 
-    rows: np.ndarray
-    attributes: pa.Table
-    geometry: np.ndarray
-    errors: list[RowError]
-    failed: np.ndarray
+    def __init__(
+        self,
+        rows: np.ndarray,
+        attributes: pa.Table,
+        geometry: np.ndarray | None,
+        errors: list[RowError],
+        failed: np.ndarray,
+        points: PointColumn | None = None,
+    ) -> None:
+        self.rows = rows
+        self.attributes = attributes
+        self._geometry = geometry
+        self.errors = errors
+        self.failed = failed
+        self.points = points
+
+    @property
+    def geometry(self) -> np.ndarray:
+        """Shapely geometries of the batch (built from ``points`` on first use in the fast path)."""
+        if self._geometry is None:
+            assert self.points is not None
+            self._geometry = shapely.points(self.points.x, self.points.y)
+        return self._geometry
 
     def __len__(self) -> int:
         return len(self.rows)
+
+
+def point_column(wkb: pa.Array | pa.ChunkedArray) -> PointColumn | None:
+    """x, y of WKB that is all little-endian 2D points with finite coordinates (21 bytes each), else None."""
+    if isinstance(wkb, pa.ChunkedArray):
+        wkb = wkb.combine_chunks()
+    if isinstance(wkb, pa.ExtensionArray):
+        wkb = wkb.storage
+    n = len(wkb)
+    if n == 0 or wkb.null_count or not pa.types.is_binary(wkb.type):
+        return None
+    offsets = np.frombuffer(wkb.buffers()[1], dtype=np.int32, count=n + 1, offset=wkb.offset * 4)
+    if offsets[-1] - offsets[0] != 21 * n or not (np.diff(offsets) == 21).all():
+        return None
+    data = np.frombuffer(wkb.buffers()[2], dtype=np.uint8, count=21 * n, offset=int(offsets[0])).reshape(
+        n, 21
+    )
+    if not (data[:, 0] == 1).all() or not (data[:, 1:5].copy().view("<u4") == 1).all():
+        return None
+    x = data[:, 5:13].copy().view("<f8").reshape(n)
+    y = data[:, 13:21].copy().view("<f8").reshape(n)
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return None
+    return PointColumn(x, y, wkb.cast(pa.binary()) if wkb.type != pa.binary() else wkb)
 
 
 # --------------------------------------------------------------------------------------------- opening
@@ -842,6 +895,7 @@ def iter_batches(info: SourceInfo, batch_size: int | None = None) -> Iterator[So
             yield _finish(info, start, attributes, geoms, problems, info.geometry_columns[0])
             start += n
         return
+    bng = info._source_crs == BNG and not info._swap_axes
     for table in _ogr_batches(info, size):
         geom_name = next(
             (
@@ -851,6 +905,15 @@ def iter_batches(info: SourceInfo, batch_size: int | None = None) -> Iterator[So
             ),
             table.schema.names[-1],
         )
+        if bng:
+            points = point_column(table.column(geom_name))
+            if points is not None:  # the fast path: nothing to decode, convert or report
+                n = table.num_rows
+                rows = np.arange(start, start + n, dtype=np.int64)
+                attributes = table.drop_columns([geom_name])
+                yield SourceBatch(rows, attributes, None, [], np.zeros(n, dtype=bool), points)
+                start += n
+                continue
         wkb = table.column(geom_name).to_numpy(zero_copy_only=False)
         geoms = shapely.from_wkb(wkb, on_invalid="ignore")
         problems = {

@@ -103,7 +103,8 @@ class PreparedUpload:
         self.progress("validate", 0, total)
         for batch in iter_batches(self.source, self.batch_size):
             mapped = self.mapping.apply(batch.attributes)
-            checked = self.validator.validate(batch.rows, batch.geometry, mapped, batch.failed)
+            geometry = None if batch.points is not None else batch.geometry
+            checked = self.validator.validate(batch.rows, geometry, mapped, batch.failed, batch.points)
             reader_errors = batch.errors
             if reader_errors:
                 sid = mapped.values["source_id"]

@@ -25,6 +25,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from geo import pgcopy
 from geo.access import Principal
 from geo.boroughs import check_code
 from geo.collections import COLLECTIONS
@@ -33,7 +34,7 @@ from geo.progress import Progress, silent
 from geo.readers import ReadLimits, open_upload
 from geo.settings import UploadSettings
 from geo.staging import prepare_upload
-from geo.tiles import refresh_summaries
+from geo.tiles import refresh_summaries, summaries_current
 from geo.upload_errors import RowError, UploadRejected
 from geo.validation import output_schema
 
@@ -180,16 +181,8 @@ def _stage_columns(kind: str) -> list[tuple[str, str]]:
 
 
 def _copy_batch(conn: psycopg.Connection[Any], table: pa.Table, columns: list[tuple[str, str]]) -> None:
-    names = [c for c, _ in columns]
-    types = ["bytea" if t == "geometry" else t for _, t in columns]
-    data = [table.column(n).to_pylist() for n in names]
-    statement = sql.SQL("COPY stage ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.SQL(", ").join(sql.Identifier(n) for n in names)
-    )
-    with conn.cursor().copy(statement) as copy:
-        copy.set_types(types)
-        for row in zip(*data, strict=True):
-            copy.write_row(row)
+    """Binary COPY of one validated batch into ``stage``, encoded with Arrow (no per-row Python)."""
+    pgcopy.copy_table(conn, "stage", table, [c for c, _ in columns if c not in ("borough_code", "kind")])
 
 
 def _compared(kind: str) -> list[str]:
@@ -206,35 +199,50 @@ def _tuple(prefix: str, columns: list[str]) -> sql.Composable:
     return sql.SQL("({})").format(sql.SQL(", ").join(parts))
 
 
-def _diff(conn: psycopg.Connection[Any], request: UploadRequest) -> tuple[dict[str, int], dict[str, int]]:
+def _diff(
+    conn: psycopg.Connection[Any], request: UploadRequest, staged: int, existing: bool
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Count new, changed, unchanged (and retired) rows; leave the new and changed ones in ``delta``.
+
+    ``delta`` (source_id, asset_id: NULL for a new asset) is what :func:`_apply` writes, so rows
+    that did not change never reach the writes (an unchanged re-import writes nothing). When the
+    borough holds no assets of the kind (``existing`` false), every staged row is new and nothing
+    is joined.
+    """
     columns = _compared(request.kind)
-    differs = sql.SQL("(a.retired_at IS NOT NULL OR {} IS DISTINCT FROM {})").format(
-        _tuple("a", columns), _tuple("s", columns)
-    )
-    per_field = [
-        sql.SQL("count(*) FILTER (WHERE a.id IS NOT NULL AND a.{c} IS DISTINCT FROM s.{c})").format(
-            c=sql.Identifier(c)
-        )
+    params = {"borough": request.borough_code, "kind": request.kind}
+    if not existing:
+        return {"new": staged, "changed": 0, "unchanged": 0, "retired": 0}, {}
+    flags = [
+        sql.SQL("a.{c} IS DISTINCT FROM s.{c} AS {f}").format(c=sql.Identifier(c), f=sql.Identifier(f"d_{c}"))
         for c in columns
     ] + [
-        sql.SQL("count(*) FILTER (WHERE a.id IS NOT NULL AND a.extra IS DISTINCT FROM s.extra::jsonb)"),
+        sql.SQL("a.extra IS DISTINCT FROM s.extra::jsonb AS d_extra"),
+        sql.SQL("a.geom IS DISTINCT FROM ST_SetSRID(s.geom, 27700) AS d_geom"),
+    ]
+    conn.execute(
         sql.SQL(
-            "count(*) FILTER (WHERE a.id IS NOT NULL AND a.geom IS DISTINCT FROM ST_SetSRID(s.geom, 27700))"
-        ),
+            """CREATE TEMP TABLE delta ON COMMIT DROP AS
+               SELECT s.source_id, a.id AS asset_id, {flags}
+               FROM stage s LEFT JOIN assets a
+                 ON a.borough_code = %(borough)s AND a.kind = %(kind)s AND a.source_id = s.source_id
+               WHERE a.id IS NULL OR a.retired_at IS NOT NULL OR {old} IS DISTINCT FROM {new}"""
+        ).format(flags=sql.SQL(", ").join(flags), old=_tuple("a", columns), new=_tuple("s", columns)),
+        params,
+    )
+    names = [*columns, "extra", "geom"]
+    per_field = [
+        sql.SQL("count(*) FILTER (WHERE asset_id IS NOT NULL AND {})").format(sql.Identifier(f"d_{c}"))
+        for c in names
     ]
     query = sql.SQL(
-        """SELECT count(*) FILTER (WHERE a.id IS NULL),
-                  count(*) FILTER (WHERE a.id IS NOT NULL AND {differs}),
-                  count(*) FILTER (WHERE a.id IS NOT NULL AND NOT {differs}),
-                  {per_field}
-           FROM stage s LEFT JOIN assets a
-             ON a.borough_code = %(borough)s AND a.kind = %(kind)s AND a.source_id = s.source_id"""
-    ).format(differs=differs, per_field=sql.SQL(", ").join(per_field))
-    params = {"borough": request.borough_code, "kind": request.kind}
-    row = conn.execute(query, params).fetchone()
+        "SELECT count(*) FILTER (WHERE asset_id IS NULL), count(*) FILTER (WHERE asset_id IS NOT NULL), {} "
+        "FROM delta"
+    ).format(sql.SQL(", ").join(per_field))
+    row = conn.execute(query).fetchone()
     assert row is not None
-    counts = {"new": row[0], "changed": row[1], "unchanged": row[2], "retired": 0}
-    changed_fields = {name: n for name, n in zip([*columns, "extra", "geom"], row[3:], strict=True) if n}
+    counts = {"new": row[0], "changed": row[1], "unchanged": staged - row[0] - row[1], "retired": 0}
+    changed_fields = {name: n for name, n in zip(names, row[2:], strict=True) if n}
     if request.mode == "replace":
         retired = conn.execute(RETIRE_CANDIDATES.format(select="count(*)"), params).fetchone()
         counts["retired"] = retired[0] if retired else 0
@@ -252,8 +260,15 @@ WHERE a.borough_code = %(borough)s AND a.kind = %(kind)s AND a.retired_at IS NUL
 
 
 def _apply(
-    conn: psycopg.Connection[Any], request: UploadRequest, upload_id: int, load_id: int, by: str
+    conn: psycopg.Connection[Any],
+    request: UploadRequest,
+    upload_id: int,
+    load_id: int,
+    by: str,
+    counts: dict[str, int],
+    existing: bool,
 ) -> None:
+    """Write what :func:`_diff` found: insert the new rows, update the changed ones, retire (replace mode)."""
     columns = _compared(request.kind)
     idents = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     values = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in columns)
@@ -264,34 +279,39 @@ def _apply(
         "load": load_id,
         "by": by,
     }
-    conn.execute(
-        sql.SQL(
-            """WITH ins AS (
-                   INSERT INTO assets (borough_code, kind, source_id, {idents}, extra, geom, load_id, changed_by)
-                   SELECT %(borough)s, %(kind)s, s.source_id, {values}, s.extra::jsonb, ST_SetSRID(s.geom, 27700),
-                          %(load)s, %(by)s
-                   FROM stage s
-                   WHERE NOT EXISTS (SELECT 1 FROM assets a WHERE a.borough_code = %(borough)s
-                                     AND a.kind = %(kind)s AND a.source_id = s.source_id)
-                   RETURNING id)
-               INSERT INTO upload_assets (upload_id, asset_id, action) SELECT %(upload)s, id, 'new' FROM ins"""
-        ).format(idents=idents, values=values),
-        params,
-    )
-    conn.execute(
-        sql.SQL(
-            """WITH upd AS (
-                   UPDATE assets a SET ({idents}, extra, geom, retired_at, load_id, changed_by)
-                                     = ({values}, s.extra::jsonb, ST_SetSRID(s.geom, 27700), NULL, %(load)s, %(by)s)
-                   FROM stage s
-                   WHERE a.borough_code = %(borough)s AND a.kind = %(kind)s AND a.source_id = s.source_id
-                     AND (a.retired_at IS NOT NULL OR {old} IS DISTINCT FROM {new})
-                   RETURNING a.id)
-               INSERT INTO upload_assets (upload_id, asset_id, action) SELECT %(upload)s, id, 'changed' FROM upd"""
-        ).format(idents=idents, values=values, old=_tuple("a", columns), new=_tuple("s", columns)),
-        params,
-    )
-    if request.mode == "replace":
+    if counts["new"]:
+        # Without existing assets every staged row is new; otherwise the new ones are in delta.
+        source = (
+            sql.SQL("stage s JOIN delta d ON d.source_id = s.source_id AND d.asset_id IS NULL")
+            if existing
+            else sql.SQL("stage s")
+        )
+        conn.execute(
+            sql.SQL(
+                """WITH ins AS (
+                       INSERT INTO assets (borough_code, kind, source_id, {idents}, extra, geom, load_id, changed_by)
+                       SELECT %(borough)s, %(kind)s, s.source_id, {values}, s.extra::jsonb, ST_SetSRID(s.geom, 27700),
+                              %(load)s, %(by)s
+                       FROM {source}
+                       RETURNING id)
+                   INSERT INTO upload_assets (upload_id, asset_id, action) SELECT %(upload)s, id, 'new' FROM ins"""
+            ).format(idents=idents, values=values, source=source),
+            params,
+        )
+    if counts["changed"]:
+        conn.execute(
+            sql.SQL(
+                """WITH upd AS (
+                       UPDATE assets a SET ({idents}, extra, geom, retired_at, load_id, changed_by)
+                                         = ({values}, s.extra::jsonb, ST_SetSRID(s.geom, 27700), NULL, %(load)s, %(by)s)
+                       FROM delta d JOIN stage s ON s.source_id = d.source_id
+                       WHERE a.id = d.asset_id
+                       RETURNING a.id)
+                   INSERT INTO upload_assets (upload_id, asset_id, action) SELECT %(upload)s, id, 'changed' FROM upd"""
+            ).format(idents=idents, values=values),
+            params,
+        )
+    if request.mode == "replace" and counts["retired"]:
         conn.execute(
             """WITH ret AS (
                    UPDATE assets SET retired_at = now(), load_id = %(load)s, changed_by = %(by)s
@@ -409,10 +429,14 @@ def _run(
         with conn.cursor().copy("COPY seen_invalid (source_id) FROM STDIN") as copy:
             for sid in invalid_ids:
                 copy.write_row([sid])
-        conn.execute("CREATE INDEX ON stage (source_id)")
         conn.execute("ANALYZE stage")
         report("compare", 0, 1)
-        counts, changed_fields = _diff(conn, request)
+        existing = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM assets WHERE borough_code = %s AND kind = %s)",
+            [request.borough_code, request.kind],
+        ).fetchone()
+        has_assets = bool(existing and existing[0])
+        counts, changed_fields = _diff(conn, request, rep.rows_valid, has_assets)
         counts.update(
             rows=rep.rows_read, valid=rep.rows_valid, invalid=rep.rows_invalid, errors=rep.error_count
         )
@@ -444,11 +468,23 @@ def _run(
              Jsonb({"upload_id": upload_id, "sha256": up["sha256"]})],
         ).fetchone()  # fmt: skip
         assert load is not None
-        _apply(conn, request, upload_id, int(load[0]), f"upload {upload_id} ({up['created_by']})")
+        # The summaries of the other boroughs stay valid if they were current before this write.
+        current = summaries_current(conn, request.kind)
+        _apply(
+            conn,
+            request,
+            upload_id,
+            int(load[0]),
+            f"upload {upload_id} ({up['created_by']})",
+            counts,
+            has_assets,
+        )
         conn.execute("UPDATE loads SET finished_at = now() WHERE id = %s", [load[0]])
         if counts["new"] or counts["changed"] or counts["retired"]:
             layers = [c for c in COLLECTIONS.values() if c.kind == request.kind]
-            refresh_summaries(conn, layers, raw_min_zoom)
+            refresh_summaries(
+                conn, layers, raw_min_zoom, borough_code=request.borough_code if current else None
+            )
         # The state turns 'applied' in the same transaction as the assets and with its counts,
         # so nobody reading the upload sees one without the other.
         conn.execute(

@@ -14,11 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from geo.boroughs import check_code, read_boundaries
 from geo.mapping import MappedBatch, Mapping
 from geo.model import load_model
+from geo.readers import PointColumn
 from geo.upload_errors import RowError
 
 POINT, LINESTRING, POLYGON, MULTIPOINT, MULTILINESTRING, MULTIPOLYGON, COLLECTION = 0, 1, 3, 4, 5, 6, 7
@@ -90,20 +92,29 @@ class BatchValidator:
         self.allowed_text = ", ".join(allowed)
         self.fields = mapping.fields()
         self.source_column = {f: c for c, f in mapping.columns.items()}
-        self._seen: dict[str, int] = {}
+        # source_id values of earlier batches and their rows (duplicates are found across the file).
+        self._seen_ids: pa.Array | None = None
+        self._seen_rows = np.zeros(0, dtype=np.int64)
 
     def validate(
         self,
         rows: np.ndarray,
-        geometry: np.ndarray,
+        geometry: np.ndarray | None,
         mapped: MappedBatch,
         failed: np.ndarray | None = None,
+        points: PointColumn | None = None,
     ) -> ValidatedBatch:
         """Check one batch: geometry, borough, keys, vocabularies, types and ranges.
 
         ``rows`` are 1-based row numbers, ``geometry`` shapely geometries in EPSG:27700 (2D),
         ``failed`` marks rows already reported by the reader (they are left out, not re-reported).
+        ``points`` (all geometries finite 2D points, see :func:`geo.readers.point_column`) lets
+        the geometry checks run on the coordinates alone; ``geometry`` may then be None.
         """
+        fast = points is not None and POINT in self.allowed_types and (failed is None or not failed.any())
+        if geometry is None and not fast:
+            assert points is not None
+            geometry = shapely.points(points.x, points.y)
         n = len(rows)
         values = mapped.values
         bad = np.zeros(n, dtype=bool) if failed is None else failed.copy()
@@ -125,43 +136,80 @@ class BatchValidator:
 
         self._check_keys(sid, rows, report)
         self._check_values(mapped, report)
-        geometry, repairs = self._check_geometry(rows, geometry, sid_text, bad, report)
+        if fast:
+            assert points is not None
+            self._check_points(points, bad, report)
+            repairs: list[RowError] = []
+        else:
+            assert geometry is not None
+            geometry, repairs = self._check_geometry(rows, geometry, sid_text, bad, report)
 
         # Errors carry the row's geometry (when there is one), for errors.geojson.
         if errors:
             positions = {int(r): i for i, r in enumerate(rows)}
             idx = np.array([positions[e.row] for e in errors])
-            wkb = shapely.to_wkb(geometry[idx])
+            if fast:
+                assert points is not None
+                wkb = points.wkb.take(pa.array(idx, pa.int64())).to_pylist()
+            else:
+                wkb = shapely.to_wkb(geometry[idx])
             for e, w in zip(errors, wkb, strict=True):
                 e.geometry = w
         errors.sort(key=lambda e: e.row)
         good = ~bad
-        return ValidatedBatch(self._table(rows, geometry, mapped, good), errors, repairs, n)
+        return ValidatedBatch(
+            self._table(rows, geometry, mapped, good, points if fast else None), errors, repairs, n
+        )
 
     # ----------------------------------------------------------------------------------------- keys
 
     def _check_keys(self, sid: pd.Series, rows: np.ndarray, report: Any) -> None:
+        """Missing ``source_id`` and duplicates (in the batch or in earlier batches), with Arrow hashing."""
         missing = sid.isna().to_numpy()
         report(missing, "source_id", "source_id is missing: every asset needs the borough's own identifier")
         present = ~missing
-        in_batch = sid.duplicated(keep="first").to_numpy() & present
-        seen = self._seen
-        values = sid.to_numpy(dtype=object, na_value=None)
-        earlier = np.fromiter((v in seen for v in values), dtype=bool, count=len(values)) & present
+        if isinstance(sid.dtype, pd.StringDtype):
+            ids = pa.array(sid.array).cast(pa.string())
+        else:
+            ids = pa.array(
+                sid.astype(object).where(sid.notna(), None).to_numpy(), pa.string(), from_pandas=True
+            )
+        encoded = ids.dictionary_encode()
+        code = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+        uniques, first_pos = np.unique(code, return_index=True)
+        in_batch = np.ones(len(code), dtype=bool)
+        in_batch[first_pos] = False
+        in_batch &= present
+        if self._seen_ids is not None:
+            earlier_pos = pc.fill_null(pc.index_in(ids, value_set=self._seen_ids), -1).to_numpy(
+                zero_copy_only=False
+            )
+        else:
+            earlier_pos = np.full(len(code), -1)
+        earlier = (earlier_pos >= 0) & present
         dup = in_batch | earlier
         if dup.any():
-            first = dict(zip(sid[present & ~dup].to_numpy(), rows[present & ~dup], strict=True))
-            first_seen = {**first, **self._seen}
+            first_by_code = np.zeros(len(encoded.dictionary), dtype=np.int64)
+            first_by_code[uniques[uniques >= 0]] = first_pos[uniques >= 0]
+
+            def first_row(i: int) -> int:
+                if earlier_pos[i] >= 0:
+                    return int(self._seen_rows[earlier_pos[i]])
+                return int(rows[first_by_code[code[i]]])
+
             report(
                 dup,
                 "source_id",
-                lambda i: (
-                    f"duplicate source_id {sid.iloc[i]!r}: row {first_seen[sid.iloc[i]]} has it already"
-                ),
+                lambda i: f"duplicate source_id {sid.iloc[i]!r}: row {first_row(i)} has it already",
                 sid,
             )
         new = present & ~dup
-        self._seen.update(zip(values[new], rows[new].tolist(), strict=True))
+        fresh = ids.filter(pa.array(new))
+        if self._seen_ids is None:
+            self._seen_ids, self._seen_rows = fresh, rows[new]
+        else:
+            self._seen_ids = pa.concat_arrays([self._seen_ids, fresh])
+            self._seen_rows = np.concatenate([self._seen_rows, rows[new]])
 
     # --------------------------------------------------------------------------------------- values
 
@@ -172,11 +220,12 @@ class BatchValidator:
             value = values[name]
             source = raw[name] if name in raw else None
             if source is not None and spec.type not in ("text", "vocabulary"):
-                given = (
-                    source.notna().to_numpy()
-                    & (source.astype("string").str.strip() != "").fillna(False).to_numpy()
-                )
-                failed = given & value.isna().to_numpy()
+                # Only rows given in the file but missing after conversion can fail: test just those.
+                failed = source.notna().to_numpy() & value.isna().to_numpy()
+                if failed.any():
+                    idx = np.flatnonzero(failed)
+                    text = source.iloc[idx].astype("string").str.strip()
+                    failed[idx] = (text != "").fillna(False).to_numpy(dtype=bool)
                 expected = {
                     "number": "a number",
                     "integer": "a whole number",
@@ -296,16 +345,25 @@ class BatchValidator:
             distance = np.zeros(len(geometry))
             distance[outside] = shapely.distance(self.boundary, geometry[outside])
 
-            def where(i: int) -> str:
-                d = distance[i]
-                text = f"outside {self.name} ({self.borough_code}): {d:,.0f} m beyond the boundary"
-                text += f" (tolerance {self.tolerance_m:g} m)"
-                if d > FAR_OUTSIDE_M:
-                    text += "; far outside London: check the coordinates and the CRS"
-                return text
-
-            report(outside, "geometry", where)
+            report(outside, "geometry", lambda i: self._outside_message(distance[i]))
         return geometry, repairs
+
+    def _check_points(self, points: PointColumn, bad: np.ndarray, report: Any) -> None:
+        """The geometry checks for a batch of finite 2D points: only the borough test can fail."""
+        inside = shapely.contains_xy(self.buffered, points.x, points.y)
+        outside = ~inside & ~bad
+        if outside.any():
+            distance = np.zeros(len(inside))
+            idx = np.flatnonzero(outside)
+            distance[idx] = shapely.distance(self.boundary, shapely.points(points.x[idx], points.y[idx]))
+            report(outside, "geometry", lambda i: self._outside_message(distance[i]))
+
+    def _outside_message(self, d: float) -> str:
+        text = f"outside {self.name} ({self.borough_code}): {d:,.0f} m beyond the boundary"
+        text += f" (tolerance {self.tolerance_m:g} m)"
+        if d > FAR_OUTSIDE_M:
+            text += "; far outside London: check the coordinates and the CRS"
+        return text
 
     def _repair(
         self, rows: np.ndarray, geometry: np.ndarray, invalid: np.ndarray, sid_text: np.ndarray
@@ -345,21 +403,31 @@ class BatchValidator:
     # ---------------------------------------------------------------------------------------- table
 
     def _table(
-        self, rows: np.ndarray, geometry: np.ndarray, mapped: MappedBatch, good: np.ndarray
+        self,
+        rows: np.ndarray,
+        geometry: np.ndarray | None,
+        mapped: MappedBatch,
+        good: np.ndarray,
+        points: PointColumn | None = None,
     ) -> pa.Table:
         idx = np.flatnonzero(good)
         n = len(idx)
+        take = pa.array(idx, pa.int64())
+        zeros = pa.array(np.zeros(n, dtype=np.int64))
         columns: dict[str, pa.Array] = {
             "row": pa.array(rows[idx], pa.int64()),
-            "borough_code": pa.array(np.full(n, self.borough_code, dtype=object), pa.string()),
-            "kind": pa.array(np.full(n, self.kind, dtype=object), pa.string()),
+            "borough_code": pa.array([self.borough_code], pa.string()).take(zeros),
+            "kind": pa.array([self.kind], pa.string()).take(zeros),
         }
         for name in self.fields:
             spec = self.model.fields[name]
-            value = mapped.values[name].iloc[idx]
-            columns[name] = _arrow(value, spec.type)
-        columns["extra"] = mapped.extra.take(pa.array(idx, pa.int64()))
-        columns["geom"] = pa.array(shapely.to_wkb(geometry[idx]), pa.binary())
+            columns[name] = _arrow(mapped.values[name], spec.type, take)
+        columns["extra"] = mapped.extra.take(take)
+        if points is not None:
+            columns["geom"] = points.wkb.take(take)
+        else:
+            assert geometry is not None
+            columns["geom"] = pa.array(shapely.to_wkb(geometry[idx]), pa.binary())
         return pa.table(columns)
 
 
@@ -379,11 +447,18 @@ def output_schema(kind: str) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _arrow(value: pd.Series, type_: str) -> pa.Array:
+def _arrow(value: pd.Series, type_: str, take: pa.Array) -> pa.Array:
+    """The rows ``take`` of a mapped column as an Arrow array of the output type (vectorised)."""
     if type_ in ("number", "integer"):
-        return pa.array(value.to_numpy(dtype=float, na_value=np.nan), pa.float64(), from_pandas=True)
+        return pa.array(value.to_numpy(dtype=float, na_value=np.nan), pa.float64(), from_pandas=True).take(
+            take
+        )
     if type_ == "boolean":
-        return pa.array(value.astype("boolean"), pa.bool_(), from_pandas=True)
+        return pa.array(value.astype("boolean"), pa.bool_(), from_pandas=True).take(take)
     if type_ == "date":
-        return pa.array(pd.to_datetime(value), pa.timestamp("ns"), from_pandas=True).cast(pa.date32())
-    return pa.array(value.astype(object).where(value.notna(), None), pa.string(), from_pandas=True)
+        return (
+            pa.array(pd.to_datetime(value), pa.timestamp("ns"), from_pandas=True).take(take).cast(pa.date32())
+        )
+    if isinstance(value.dtype, pd.StringDtype):
+        return pa.array(value.array).cast(pa.string()).take(take)
+    return pa.array(value.astype(object).where(value.notna(), None), pa.string(), from_pandas=True).take(take)
