@@ -1,0 +1,52 @@
+"""A first import into an empty assets table builds the spatial indexes after the insert."""
+
+import geopandas as gpd
+import numpy as np
+import psycopg
+import pyogrio
+import shapely
+from typer.testing import CliRunner
+
+from cli.main import app
+from geo import database
+from geo.boroughs import load_boroughs, read_boundaries
+
+
+def test_first_import_into_an_empty_table_keeps_both_spatial_indexes(fresh_db_url, tmp_path):
+    with psycopg.connect(fresh_db_url) as conn:
+        database.migrate(conn)
+        load_boroughs(conn)
+        conn.commit()
+    camden = read_boundaries().set_index("code").geometry["E09000007"]
+    rng = np.random.default_rng(7)
+    x0, y0, x1, y1 = camden.bounds
+    x, y = rng.uniform(x0, x1, 40_000), rng.uniform(y0, y1, 40_000)
+    inside = shapely.contains_xy(camden.buffer(-60), x, y)
+    x, y = x[inside][:12_000], y[inside][:12_000]
+    frame = gpd.GeoDataFrame(
+        {"UNITNO": [f"E{i:05d}" for i in range(len(x))], "TYPE": "Lamp Column"},
+        geometry=gpd.points_from_xy(x, y),
+        crs=27700,
+    )
+    path = tmp_path / "lamps.gpkg"
+    pyogrio.write_dataframe(frame, path)
+    result = CliRunner().invoke(
+        app,
+        ["import", str(path), "--borough", "E09000007", "--kind", "street_furniture"],
+        env={"DATABASE_URL": fresh_db_url, "COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    with psycopg.connect(fresh_db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM assets").fetchone()[0] == 12_000
+        indexes = dict(
+            conn.execute(
+                """SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                   WHERE i.indrelid = 'assets'::regclass"""
+            ).fetchall()
+        )
+        assert indexes["assets_geom_gix"] and indexes["assets_geom_3857_gix"]
+        inside_box = conn.execute(
+            """SELECT count(*) FROM assets WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 27700)""",
+            [x0, y0, (x0 + x1) / 2, y1],
+        ).fetchone()[0]
+        assert inside_box == int(((x >= x0) & (x <= (x0 + x1) / 2)).sum())
