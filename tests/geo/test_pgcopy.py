@@ -4,19 +4,7 @@ import pyarrow as pa
 import pytest
 import shapely
 
-from geo import database, pgcopy
-from geo.settings import DatabaseSettings
-
-
-@pytest.fixture
-def conn():
-    try:
-        c = database.connect(database.database_url(DatabaseSettings()))
-    except Exception as exc:  # pragma: no cover - no server
-        pytest.skip(f"no database: {exc}")
-    with c:
-        yield c
-        c.rollback()
+from geo import pgcopy
 
 
 def test_round_trip_through_postgis(conn):
