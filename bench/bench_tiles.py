@@ -30,7 +30,7 @@ from common import london_database, machine  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 TIPG_VENV = ROOT / "bench" / ".venv-tipg"
 ZOOMS = (8, 10, 12, 14, 16)
-PROPS = ("id", "kind", "subtype", "status", "borough_code", "name", "source_id", "height_m")
+PROPS = ("id", "subtype", "status")  # the same attributes our tiles carry (geo.collections)
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 VIEW = f"""

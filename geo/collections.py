@@ -77,9 +77,9 @@ def _pipeline_placements() -> set[str]:
 def _asset_layer(
     collection_id: str, kind: str, title: str, description: str, geometry: str, low: str
 ) -> Collection:
-    tile_props: tuple[str, ...] = ("kind", "subtype", "status", "borough_code", "name", "source_id")
-    if kind != "duct":
-        tile_props += ("height_m",)
+    # Tiles carry what the map draws and filters by; a click fetches the rest from /assets/{id}.
+    # Every extra text attribute multiplies the size of a dense tile.
+    tile_props: tuple[str, ...] = ("subtype", "status")
     return Collection(
         id=collection_id,
         title=title,

@@ -222,7 +222,7 @@ async def get_items(conn: psycopg.AsyncConnection[Any], collection: Collection, 
     if query.after is not None:
         conds.append(sql.SQL("{} > %(after)s").format(sql.Identifier(collection.id_column)))
         params["after"] = query.after
-    with_box = sql.SQL("WITH " + BOX_SQL) if query.bbox is not None else sql.SQL("")  # type: ignore[arg-type]
+    with_box = sql.SQL("WITH " + BOX_SQL) if query.bbox is not None else sql.SQL("WITH")  # type: ignore[arg-type]
     from_box = sql.SQL(", b") if query.bbox is not None else sql.SQL("")
     if query.bbox is not None:
         params.update(dict(zip(("b0", "b1", "b2", "b3"), query.bbox, strict=True)))
@@ -230,15 +230,17 @@ async def get_items(conn: psycopg.AsyncConnection[Any], collection: Collection, 
         sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier(p)) for p in props
     )
     statement = sql.SQL(
-        """{with_box}
+        """{with_box}{comma}
+        -- The page's keys first: the GeoJSON is then built for these rows only, not for every
+        -- row the bbox matches before the sort.
+        page AS (SELECT {id} AS page_key FROM {table}{from_box} WHERE {conds} ORDER BY {id} LIMIT %(limit)s)
         SELECT {id}, json_build_object('type', 'Feature', 'id', {id}, 'geometry', {geometry},
                                        'properties', json_build_object({properties}))::text
-        FROM {table}{from_box}
-        WHERE {conds}
-        ORDER BY {id}
-        LIMIT %(limit)s"""
+        FROM {table} JOIN page ON {id} = page.page_key
+        ORDER BY {id}"""
     ).format(
         with_box=with_box,
+        comma=sql.SQL(",") if query.bbox is not None else sql.SQL(""),
         id=sql.Identifier(collection.id_column),
         geometry=_geometry(query.srid, query.lat_first),
         properties=properties if props else sql.SQL(""),

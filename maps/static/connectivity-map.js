@@ -96,7 +96,8 @@
       return '<div class="cm-popup cm-summary"><h4>' + CM.esc(spec.label) + '</h4><p>' + what +
         ' here. Zoom in to see each one.</p></div>';
     }
-    var subtype = ctx.vocabulary.subtypes[p.kind] ? ctx.vocabulary.subtypes[p.kind][p.subtype] : p.subtype;
+    var kind = p.kind || spec.kind;
+    var subtype = ctx.vocabulary.subtypes[kind] ? ctx.vocabulary.subtypes[kind][p.subtype] : p.subtype;
     var title = p.name || p.site_name || p.title || subtype || spec.label;
     return '<div class="cm-popup" data-asset-id="' + CM.esc(id) + '"><h4>' + CM.esc(title) + '</h4><table>' +
       row('Type', subtype) +
@@ -111,7 +112,7 @@
   };
 
   // The tiles carry what the map styles and labels by; the owner and survey come from /assets/{id}.
-  function fillDetail(ctx, spec, popup, id) {
+  function fillDetail(ctx, spec, popup, id, p) {
     var url = ctx.prefix + spec.detail_url.replace('{id}', encodeURIComponent(id));
     fetch(url, {headers: {Accept: 'application/json'}})
       .then(function (r) { return r.ok ? r.json() : null; })
@@ -121,7 +122,12 @@
           return;
         }
         // Assets add owner and survey; wayleaves (for callers allowed to see them) add the operator.
-        var rows = row('Operator', a.operator) + row('Owner', a.owner) +
+        // Asset tiles carry only what the map draws by; the rest of the popup comes from here.
+        var rows = (p.source_id === undefined
+          ? row('Name', a.name) + row('Borough', ctx.boroughNames[a.borough_code] || a.borough_code) +
+            row('Height', a.height_m ? CM.number(a.height_m, 1) + ' m' : '') + row('Source id', a.source_id)
+          : '') +
+          row('Operator', a.operator) + row('Owner', a.owner) +
           row('Survey quality', a.survey_quality) + row('Last surveyed', a.last_surveyed);
         // setContent, not the DOM: Leaflet redraws a popup from its content on update.
         popup.setContent(html.replace('<table class="cm-detail"></table>',
@@ -140,7 +146,7 @@
         .setContent(CM.featurePopup(ctx, spec, p, summary ? undefined : id))
         .openOn(map);
       if (!summary && id !== undefined && spec.detail_url) {
-        fillDetail(ctx, spec, popup, id);
+        fillDetail(ctx, spec, popup, id, p);
       }
       L.DomEvent.stopPropagation(e);
     });
