@@ -34,7 +34,8 @@ PROPS = ("id", "subtype", "status")  # the same attributes our tiles carry (geo.
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 VIEW = f"""
-CREATE OR REPLACE VIEW tipg_street_furniture AS
+DROP VIEW IF EXISTS tipg_street_furniture;
+CREATE VIEW tipg_street_furniture AS
 SELECT {", ".join(PROPS)}, geom_3857 FROM assets WHERE kind = 'street_furniture' AND retired_at IS NULL
 """
 
