@@ -49,6 +49,7 @@ from geo.access import Principal
 from geo.boroughs import GSS_CODES, UnknownBorough, check_code
 from geo.coverage import AssetIndex, coverage_summary, find_gaps, prioritise
 from geo.demand import assign_boroughs, grid_centroids, points_demand, postcode_demand
+from geo.jobs import JobStatus
 from geo.model import KINDS, load_model
 from geo.pipeline import projects_in_area
 from geo.progress import Progress, silent
@@ -1103,36 +1104,6 @@ def compute_report(url: str, request: ReportRequest, progress: Progress = silent
 
 
 # Storing -------------------------------------------------------------------------------------------
-class _Status:
-    """Writes a report's state and progress on its own autocommit connection, so they show at once."""
-
-    def __init__(self, url: str, report_id: int) -> None:
-        self.conn = psycopg.connect(url, autocommit=True)
-        self.report_id = report_id
-        self.last = 0.0
-
-    def set(self, **values: Any) -> None:
-        assignments = sql.SQL(", ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in values
-        )
-        self.conn.execute(
-            sql.SQL("UPDATE coverage_reports SET {} WHERE id = %(report_id)s").format(assignments),
-            {
-                **{k: Jsonb(v) if isinstance(v, dict | list) else v for k, v in values.items()},
-                "report_id": self.report_id,
-            },
-        )
-
-    def progress(self, step: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last >= 0.2 or done >= total:
-            self.last = now
-            self.set(progress_done=done, progress_total=total)
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 def create_report(conn: psycopg.Connection[Any], request: ReportRequest, principal: Principal) -> int:
     """Record a queued report; the caller must hold a key (admins, boroughs and operators may)."""
     principal.require_role("admin", "borough", "operator")
@@ -1307,7 +1278,7 @@ def run_report(
     raised again unless ``raise_errors`` is false. Used for the reports computed at once and
     for the background ones alike; ``progress`` also receives every step (for the CLI's bar).
     """
-    status = _Status(url, report_id)
+    status = JobStatus(url, "coverage_reports", report_id, every=0.2)
     try:
         status.set(
             state="running", started_at=_now(), progress_done=0, progress_total=len(STEPS), message=None

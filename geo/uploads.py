@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from geo import pgcopy
 from geo.access import Principal
 from geo.boroughs import check_code
 from geo.collections import COLLECTIONS
+from geo.jobs import JobStatus
 from geo.model import KINDS
 from geo.progress import Progress, silent
 from geo.readers import ReadLimits, open_upload
@@ -143,36 +143,6 @@ async def register_upload(
     row = await cur.fetchone()
     assert row is not None
     return int(row[0])
-
-
-class _Status:
-    """Writes an upload's state and progress on its own autocommit connection, so they show at once."""
-
-    def __init__(self, url: str, upload_id: int) -> None:
-        self.conn = psycopg.connect(url, autocommit=True)
-        self.upload_id = upload_id
-        self.last = 0.0
-
-    def set(self, **values: Any) -> None:
-        assignments = sql.SQL(", ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in values
-        )
-        self.conn.execute(
-            sql.SQL("UPDATE uploads SET {} WHERE id = %(upload_id)s").format(assignments),
-            {
-                **{k: Jsonb(v) if isinstance(v, dict | list) else v for k, v in values.items()},
-                "upload_id": self.upload_id,
-            },
-        )
-
-    def progress(self, step: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last >= 0.5 or done >= total:
-            self.last = now
-            self.set(progress_done=done, progress_total=total)
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def _stage_columns(kind: str) -> list[tuple[str, str]]:
@@ -373,7 +343,7 @@ def process_upload(
     Whatever happens, the upload's state says how it ended: ``previewed``, ``applied``,
     ``rejected`` (the file or its rows are unusable; nothing written) or ``failed``.
     """
-    status = _Status(url, upload_id)
+    status = JobStatus(url, "uploads", upload_id, every=0.5)
     try:
         with psycopg.connect(url, row_factory=dict_row) as conn:
             up = conn.execute("SELECT * FROM uploads WHERE id = %s", [upload_id]).fetchone()
@@ -410,7 +380,7 @@ def _run(
     request: UploadRequest,
     settings: UploadSettings,
     raw_min_zoom: int,
-    status: _Status,
+    status: JobStatus,
     progress: Progress,
 ) -> dict[str, Any]:
     path = Path(up["file_path"])
