@@ -45,3 +45,10 @@ class JobStatus:
     def close(self) -> None:
         """Close the job's status connection."""
         self.conn.close()
+
+
+def with_progress(record: dict[str, Any]) -> dict[str, Any]:
+    """Add ``progress`` (done, total, fraction) to a job's record read from its table."""
+    done, total = record["progress_done"], record["progress_total"]
+    record["progress"] = {"done": done, "total": total, "fraction": round(done / total, 4) if total else None}
+    return record

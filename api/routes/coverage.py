@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from api.deps import Caller, Conn
 from geo import coverage_reports as reports
 from geo.access import Role
+from geo.jobs import with_progress
 from geo.settings import CoverageSettings
 from maps.coverage_report import report_page
 
@@ -34,12 +35,11 @@ def get_coverage_settings(request: Request) -> CoverageSettings:
 
 
 def _json(record: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(json.loads(json.dumps(record, default=str)), status_code=status, headers=headers)
+    return JSONResponse(jsonable_encoder(record), status_code=status, headers=headers)
 
 
 def _with_progress(record: dict[str, Any]) -> dict[str, Any]:
-    done, total = record["progress_done"], record["progress_total"]
-    record["progress"] = {"done": done, "total": total, "fraction": round(done / total, 4) if total else None}
+    record = with_progress(record)
     record["links"] = {
         name: f"/coverage/reports/{record['id']}/{name}"
         for name in ("cells.geojson", "gaps.geojson", "demand.csv", "priorities.csv", "report.html")

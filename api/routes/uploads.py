@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from api.deps import AppSettings, Caller, Conn
 from geo import uploads
 from geo.boroughs import check_code
+from geo.jobs import with_progress
 from geo.mapping import load_mapping_file
 from geo.upload_errors import UploadRejected
 
@@ -58,12 +59,6 @@ async def _save(upload: UploadFile, folder: Path, limit: int) -> Path:
                 )
             out.write(block)
     return target
-
-
-def _status(record: dict[str, Any]) -> dict[str, Any]:
-    done, total = record["progress_done"], record["progress_total"]
-    record["progress"] = {"done": done, "total": total, "fraction": round(done / total, 4) if total else None}
-    return record
 
 
 @router.post("", status_code=202, summary="Upload a borough's asset file")
@@ -121,7 +116,7 @@ async def create_upload(
         f"upload {upload_id}", uploads.process_upload, request.app.state.database_url, upload_id,
         settings.upload, raw_min_zoom=settings.tiles.raw_min_zoom,
     )  # fmt: skip
-    record = _status(await uploads.get_upload(conn, upload_id, caller))
+    record = with_progress(await uploads.get_upload(conn, upload_id, caller))
     return JSONResponse(
         jsonable_encoder(record),
         status_code=202,
@@ -135,14 +130,16 @@ async def list_uploads(
 ) -> list[dict[str, Any]]:
     """Newest first; a borough key sees its own borough's uploads only."""
     caller.require_role("admin", "borough")
-    return [_status(r) for r in await uploads.list_uploads(conn, caller, borough, min(max(limit, 1), 1000))]
+    return [
+        with_progress(r) for r in await uploads.list_uploads(conn, caller, borough, min(max(limit, 1), 1000))
+    ]
 
 
 @router.get("/{upload_id}", summary="One upload: state, progress, counts, mapping, notes")
 async def get_upload(upload_id: int, conn: Conn, caller: Caller) -> dict[str, Any]:
     """``state`` is queued, running, previewed, applied, rejected or failed; ``counts`` has new/changed/unchanged/retired."""
     caller.require_role("admin", "borough")
-    return _status(await uploads.get_upload(conn, upload_id, caller))
+    return with_progress(await uploads.get_upload(conn, upload_id, caller))
 
 
 @router.get("/{upload_id}/errors.csv", summary="Row errors as CSV", response_class=Response)
@@ -186,4 +183,4 @@ async def apply_upload(
         f"apply upload {upload_id}", uploads.process_upload, request.app.state.database_url, upload_id,
         settings.upload, apply=True, raw_min_zoom=settings.tiles.raw_min_zoom,
     )  # fmt: skip
-    return _status(await uploads.get_upload(conn, upload_id, caller))
+    return with_progress(await uploads.get_upload(conn, upload_id, caller))
