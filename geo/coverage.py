@@ -32,7 +32,9 @@ whose densified distance over-estimates a line by up to ``sqrt(d^2 + h^2) - d`` 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import geopandas as gpd
@@ -45,6 +47,8 @@ from scipy.spatial import cKDTree
 DEFAULT_THRESHOLDS: tuple[float, ...] = (50.0, 100.0, 200.0)
 DEFAULT_SPACING = 10.0
 CRS = "EPSG:27700"
+#: Demand points per thread below which one thread searches (threads cost more than they save).
+PARALLEL_CHUNK = 50_000
 
 
 def _line_vertices(
@@ -197,8 +201,21 @@ class AssetIndex:
         The same answer as :func:`nearest_assets` (see it for the parameters and the proof)
         over the assets the index was built from.
         """
-        cands = self
         demand_xy = np.asarray(demand_xy, dtype=float).reshape(-1, 2)
+        n = len(demand_xy)
+        if n >= 2 * PARALLEL_CHUNK and (os.cpu_count() or 1) > 1:
+            # Halves searched in two threads: the tree query and numpy release the GIL, so the
+            # exact checks run in parallel too (one threaded query leaves them on one core).
+            halves = np.array_split(demand_xy, 2)
+            with ThreadPoolExecutor(2) as pool:
+                parts = list(pool.map(lambda q: self._nearest(q, max_distance, k, workers=1), halves))
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return self._nearest(demand_xy, max_distance, k, workers=-1)
+
+    def _nearest(
+        self, demand_xy: np.ndarray, max_distance: float | None, k: int, workers: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        cands = self
         n = len(demand_xy)
         distance = np.full(n, np.inf)
         id_dtype = cands.ids.dtype if cands.ids.dtype.kind in "iu" else np.int64
@@ -211,7 +228,7 @@ class AssetIndex:
         while todo.size:
             kk = min(k, cands.n)
             q = demand_xy[todo]
-            r, j = cands.tree.query(q, k=kk, distance_upper_bound=bound, workers=-1)
+            r, j = cands.tree.query(q, k=kk, distance_upper_bound=bound, workers=workers)
             r, j = r.reshape(len(todo), kk), j.reshape(len(todo), kk)
             d = cands.distance(q, j, r)
             jj = np.where(j < cands.n, j, 0)
@@ -301,8 +318,23 @@ def nearest_assets(
     return index.nearest(demand_xy, max_distance, k=k)
 
 
-def _group_sum(codes: np.ndarray, n_groups: int, values: np.ndarray) -> np.ndarray:
-    return np.bincount(codes, weights=values, minlength=n_groups)
+def _factorize(labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Group number of each label and the sorted labels; missing labels are the text "None".
+
+    A :class:`pandas.Categorical` (how the reports keep the boroughs of a cached grid) is
+    grouped by its codes, without looking at 600,000 strings again.
+    """
+    if isinstance(labels, pd.Categorical) and labels.categories.is_monotonic_increasing:
+        if not (labels.codes < 0).any():
+            used = np.bincount(labels.codes, minlength=len(labels.categories)) > 0
+            remap = np.cumsum(used) - 1
+            return remap[labels.codes], labels.categories.to_numpy(dtype=object)[used]
+    labels = np.asarray(labels, dtype=object)
+    if pd.isna(labels).any():  # grouped as the text "None", as str() names them
+        labels = labels.astype(str).astype(object)
+    # Hash-based, then sorted: the groups of np.unique, without sorting 600,000 strings (10x faster).
+    inverse, uniq = pd.factorize(labels, sort=True)
+    return inverse, np.asarray(uniq, dtype=object)
 
 
 def coverage_summary(
@@ -346,64 +378,86 @@ def coverage_summary(
     >>> s[["threshold_m", "covered_households", "household_share"]].values.tolist()
     [[50.0, 1.0, 0.16666666666666666], [100.0, 3.0, 0.5]]
     """
+    return pd.DataFrame(summary_columns(distance, households, area_m2, borough_codes, thresholds))
+
+
+SUMMARY_COLUMNS = (
+    "borough_code",
+    "threshold_m",
+    "demand_points",
+    "covered_points",
+    "households",
+    "covered_households",
+    "household_share",
+    "area_m2",
+    "covered_area_m2",
+    "area_share",
+)
+
+
+def summary_columns(
+    distance: np.ndarray,
+    households: np.ndarray | None = None,
+    area_m2: np.ndarray | None = None,
+    borough_codes: Any = None,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+) -> dict[str, np.ndarray]:
+    """The rows of :func:`coverage_summary` as numpy columns (:data:`SUMMARY_COLUMNS`).
+
+    What the reports use: the same numbers without building a DataFrame, whose fixed cost
+    (tens of milliseconds) is most of a one-borough summary's time.
+    """
     distance = np.asarray(distance, dtype=float)
     n = len(distance)
     if borough_codes is None:
         codes = np.zeros(n, dtype=np.intp)
         names = np.array(["all"], dtype=object)
     else:
-        labels = np.asarray(borough_codes, dtype=object)
-        if pd.isna(labels).any():  # grouped as the text "None", as str() names them
-            labels = labels.astype(str).astype(object)
-        # Hash-based, then sorted: the groups of np.unique, without sorting 600,000 strings (10x faster).
-        inverse, uniq = pd.factorize(labels, sort=True)
+        inverse, uniq = _factorize(borough_codes)
         # Group 0 is the whole area; groups 1.. are the boroughs.
         codes = inverse + 1
         names = np.concatenate([["all"], uniq]).astype(object)
-    ones = np.ones(n)
-    totals = {"demand_points": ones}
+    measures: dict[str, np.ndarray | None] = {"demand_points": None}
     if households is not None:
-        totals["households"] = np.asarray(households, dtype=float)
+        measures["households"] = np.asarray(households, dtype=float)
     if area_m2 is not None:
-        totals["area_m2"] = np.asarray(area_m2, dtype=float)
-    frames = []
-    for threshold in thresholds:
-        covered = distance <= threshold
-        row: dict[str, Any] = {"borough_code": names, "threshold_m": float(threshold)}
-        for name, values in totals.items():
-            total = _group_sum(codes, len(names), values)
-            cov = _group_sum(codes, len(names), np.where(covered, values, 0.0))
-            if borough_codes is not None:
-                total[0], cov[0] = total[1:].sum(), cov[1:].sum()
-            row[name] = total
-            row["covered_points" if name == "demand_points" else f"covered_{name}"] = cov
-        frames.append(pd.DataFrame(row))
-    out = pd.concat(frames, ignore_index=True)
-    for name in ("households", "area_m2"):
-        if name not in out:
-            out[name] = np.nan
-            out[f"covered_{name}"] = np.nan
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["household_share"] = out["covered_households"] / out["households"].where(out["households"] > 0)
-        out["area_share"] = out["covered_area_m2"] / out["area_m2"].where(out["area_m2"] > 0)
+        measures["area_m2"] = np.asarray(area_m2, dtype=float)
+    # One pass per measure: each point falls in the bin of the first threshold covering it
+    # (bin len(thresholds) for none); the sums per group and bin, accumulated over the bins,
+    # are the covered sums at each threshold.
+    ordered = np.sort(np.asarray(thresholds, dtype=float))
+    first = np.zeros(n, dtype=np.intp)
+    for threshold in ordered:  # the number of thresholds below each distance (searchsorted, 3x faster)
+        first += distance > threshold
+    n_bins = len(ordered) + 1
+    cell = codes * n_bins + first
+    # Rows: each group, then each threshold in ascending order.
+    at = np.searchsorted(ordered, ordered, side="left")
+    n_rows = len(names) * len(ordered)
+    out: dict[str, np.ndarray] = {
+        "borough_code": np.repeat(names, len(ordered)),
+        "threshold_m": np.tile(ordered, len(names)),
+    }
+    for name in ("demand_points", "households", "area_m2"):
+        covered_name = "covered_points" if name == "demand_points" else f"covered_{name}"
+        if name not in measures:
+            out[name] = out[covered_name] = np.full(n_rows, np.nan)
+            continue
+        table = np.bincount(cell, weights=measures[name], minlength=len(names) * n_bins)
+        table = table.reshape(len(names), n_bins)
+        if borough_codes is not None:
+            table[0] = table[1:].sum(axis=0)
+        out[name] = np.repeat(table.sum(axis=1), len(ordered))
+        out[covered_name] = np.cumsum(table, axis=1)[:, at].reshape(-1)
     out["demand_points"] = out["demand_points"].astype(np.int64)
     out["covered_points"] = out["covered_points"].astype(np.int64)
-    order = ["all", *sorted(set(names) - {"all"})]
-    out["_order"] = out["borough_code"].map({c: i for i, c in enumerate(order)})
-    out = out.sort_values(["_order", "threshold_m"], kind="stable").drop(columns="_order")
-    columns = [
-        "borough_code",
-        "threshold_m",
-        "demand_points",
-        "covered_points",
-        "households",
-        "covered_households",
-        "household_share",
-        "area_m2",
-        "covered_area_m2",
-        "area_share",
-    ]
-    return out[columns].reset_index(drop=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for share, part, whole in (
+            ("household_share", "covered_households", "households"),
+            ("area_share", "covered_area_m2", "area_m2"),
+        ):
+            out[share] = np.where(out[whole] > 0, out[part] / out[whole], np.nan)
+    return {name: out[name] for name in SUMMARY_COLUMNS}
 
 
 def _cell_squares(

@@ -23,6 +23,7 @@ Pipeline of :func:`compute_report`:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -47,7 +48,7 @@ from pyproj import Transformer
 
 from geo.access import Principal
 from geo.boroughs import GSS_CODES, UnknownBorough, check_code
-from geo.coverage import AssetIndex, coverage_summary, find_gaps, prioritise
+from geo.coverage import AssetIndex, find_gaps, prioritise, summary_columns
 from geo.demand import assign_boroughs, grid_centroids, points_demand, postcode_demand
 from geo.jobs import JobStatus
 from geo.model import KINDS, load_model
@@ -768,14 +769,17 @@ def _borough_frame(url: str, version: int) -> gpd.GeoDataFrame:
 @functools.lru_cache(maxsize=8)
 def _grid(
     area_wkb: bytes, cell_size: float, url: str, boroughs_version: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Grid centroids in an area and their boroughs; cached, as a service asks for the same grids again."""
+) -> tuple[np.ndarray, pd.Categorical]:
+    """Grid centroids in an area and their boroughs; cached, as a service asks for the same grids again.
+
+    The boroughs are a :class:`pandas.Categorical`, so that summaries group the cells by its
+    codes instead of hashing their strings on every report.
+    """
     xy = grid_centroids(shapely.from_wkb(area_wkb), cell_size)
     codes = assign_boroughs(xy, _borough_frame(url, boroughs_version))
     codes[pd.isna(codes)] = OUTSIDE
     xy.setflags(write=False)
-    codes.setflags(write=False)
-    return xy, codes
+    return xy, pd.Categorical(codes)
 
 
 @functools.cache
@@ -814,7 +818,7 @@ class Layer:
 
     label: np.ndarray | None
     xy: np.ndarray
-    borough: np.ndarray
+    borough: np.ndarray | pd.Categorical
     households: np.ndarray
     area_m2: np.ndarray | None
     distance: np.ndarray = field(default_factory=lambda: np.empty(0))
@@ -926,28 +930,41 @@ def _grid_frame(grid: Layer) -> gpd.GeoDataFrame:
     )
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    clean = frame.astype(object).where(frame.notna(), None)
+def _records(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Rows of numpy columns as JSON-ready dicts: Python numbers, None for NaN."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, np.integer):
+            return int(v)
+        if isinstance(v, float | np.floating):
+            return None if np.isnan(v) else float(v)
+        return v
+
+    names = list(columns)
     return [
-        {k: (float(v) if isinstance(v, np.floating) else v) for k, v in r.items()}
-        for r in clean.to_dict("records")
+        {name: plain(value) for name, value in zip(names, row, strict=True)}
+        for row in zip(*(columns[n] for n in names), strict=True)
     ]
 
 
-def _profile(
-    distance: np.ndarray, weight: np.ndarray, reach: float, steps: int = 40, order: np.ndarray | None = None
-) -> list[list[float]]:
+def _profile(distance: np.ndarray, weight: np.ndarray, reach: float, steps: int = 40) -> list[list[float]]:
     """Share of the weight within each distance from 0 to ``reach``: the coverage curve of the chart.
 
-    ``order`` is ``np.argsort(distance, kind="stable")`` when the caller has it already.
+    Binned rather than sorted (a sort of 600,000 distances costs ten times more): each point
+    adds its weight from the first step that reaches it.
     """
     total = float(weight.sum())
-    d = np.where(np.isfinite(distance), distance, np.inf)
-    if order is None:
-        order = np.argsort(d, kind="stable")
-    cum = np.concatenate([[0.0], np.cumsum(weight[order])])
     at = np.linspace(0, reach, steps + 1)
-    within = cum[np.searchsorted(d[order], at, side="right")]
+    # The first step at or beyond each distance (searchsorted, but arithmetic: 5x faster), moved
+    # by one where rounding put it next to the right step; beyond reach (or inf): step + 1.
+    with np.errstate(invalid="ignore"):
+        first = np.clip(np.ceil(distance * (steps / reach)), 0, steps + 1)
+    first = np.where(np.isnan(first), steps + 1, first).astype(np.intp)
+    inside = first <= steps
+    first[inside & (at[np.minimum(first, steps)] < distance)] += 1
+    lower = first - 1
+    first[(lower >= 0) & (lower <= steps) & (at[np.clip(lower, 0, steps)] >= distance)] -= 1
+    within = np.cumsum(np.bincount(first, weights=weight, minlength=steps + 2))[: steps + 1]
     return [[float(a), float(w / total) if total > 0 else None] for a, w in zip(at, within, strict=True)]
 
 
@@ -955,21 +972,31 @@ def _summary(
     request: ReportRequest, demand: Layer, cells: Layer | None, counts: dict[str, int]
 ) -> dict[str, Any]:
     thresholds = request.thresholds
-    main = coverage_summary(demand.distance, demand.households, demand.area_m2, demand.borough, thresholds)
+    main = summary_columns(demand.distance, demand.households, demand.area_m2, demand.borough, thresholds)
     if cells is not None:
-        by_area = coverage_summary(cells.distance, cells.households, cells.area_m2, cells.borough, thresholds)
-        area_cols = ["borough_code", "threshold_m", "area_m2", "covered_area_m2", "area_share"]
-        main = main.drop(columns=area_cols[2:]).merge(by_area[area_cols], on=area_cols[:2], how="outer")
-        order = {c: i for i, c in enumerate(["all", *sorted(set(main["borough_code"]) - {"all"})])}
-        main = main.sort_values(
-            ["borough_code", "threshold_m"], key=lambda s: s.map(order) if s.name == "borough_code" else s
-        )
-        for col in ("demand_points", "covered_points", "households", "covered_households"):
-            main[col] = main[col].fillna(0)
-    rows = _records(main.reset_index(drop=True))
+        # The demand's counts and households, the cells' area; a borough missing from one side
+        # gets zero demand or no area.
+        by_area = summary_columns(cells.distance, cells.households, cells.area_m2, cells.borough, thresholds)
+        keys = list(zip(main["borough_code"], main["threshold_m"], strict=True))
+        area_keys = list(zip(by_area["borough_code"], by_area["threshold_m"], strict=True))
+        codes = sorted({k[0] for k in keys + area_keys} - {"all"})
+        rows_of = {k: i for i, k in enumerate(keys)}
+        area_of = {k: i for i, k in enumerate(area_keys)}
+        merged = [(c, t) for c in ["all", *codes] for t in sorted({k[1] for k in keys + area_keys})]
+        take = np.array([rows_of.get(k, -1) for k in merged])
+        take_area = np.array([area_of.get(k, -1) for k in merged])
+        table = {"borough_code": np.array([k[0] for k in merged], dtype=object)}
+        table["threshold_m"] = np.array([k[1] for k in merged], dtype=float)
+        for col in ("demand_points", "covered_points", "households", "covered_households", "household_share"):
+            values = main[col][np.maximum(take, 0)] if len(take) else np.empty(0)
+            missing = 0 if col != "household_share" else np.nan
+            table[col] = np.where(take >= 0, values, missing)
+        for col in ("area_m2", "covered_area_m2", "area_share"):
+            values = by_area[col][np.maximum(take_area, 0)] if len(take_area) else np.empty(0)
+            table[col] = np.where(take_area >= 0, values, np.nan)
+        main = table
+    rows = _records(main)
     grid = cells if cells is not None else demand
-    # One sort serves both curves when the demand is the grid.
-    order = np.argsort(np.where(np.isfinite(demand.distance), demand.distance, np.inf), kind="stable")
     return {
         "thresholds": list(thresholds),
         "whole_area": [r for r in rows if r["borough_code"] == "all"],
@@ -985,18 +1012,22 @@ def _summary(
         "reach_m": request.reach,
         "assets": counts,
         "profile": {
-            "households": _profile(demand.distance, demand.households, request.reach, order=order),
+            "households": _profile(demand.distance, demand.households, request.reach),
             "area": _profile(
                 grid.distance,
                 grid.area_m2 if grid.area_m2 is not None else np.ones(len(grid.xy)),
                 request.reach,
-                order=order if grid is demand else None,
             ),
         },
     }
 
 
-def compute_report(url: str, request: ReportRequest, progress: Progress = silent) -> ReportResult:
+def compute_report(
+    url: str,
+    request: ReportRequest,
+    progress: Progress = silent,
+    conn: psycopg.Connection[Any] | None = None,
+) -> ReportResult:
     """Compute a coverage report from the database, without storing it.
 
     Parameters
@@ -1007,6 +1038,8 @@ def compute_report(url: str, request: ReportRequest, progress: Progress = silent
         From :func:`parse_request`.
     progress : callable, optional
         Called with ``(step, done, total)`` after each of the :data:`STEPS`.
+    conn : psycopg.Connection, optional
+        A connection to the same database to read through (one is opened otherwise).
 
     Returns
     -------
@@ -1038,7 +1071,7 @@ def compute_report(url: str, request: ReportRequest, progress: Progress = silent
 
     progress("area", 0, total)
     spacing = CoverageSettings().spacing_m
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(url) if conn is None else contextlib.nullcontext(conn) as conn:
         # The versions first (one small query): they say whether the cached asset index holds.
         current = _read_versions(conn)
         if request.geometry is None:
@@ -1288,9 +1321,10 @@ def run_report(
             status.progress(step, done, total)
             progress(step, done, total)
 
-        result = compute_report(url, request, report)
+        conn = status.conn  # autocommit: the results and the state 'done' in one transaction
+        result = compute_report(url, request, report, conn)
         started = time.perf_counter()
-        with psycopg.connect(url) as conn:
+        with conn.transaction():
             store_result(conn, report_id, result)
             timings = {**result.timings, "store": round(time.perf_counter() - started, 4)}
             timings["total"] = round(sum(timings.values()), 4)
