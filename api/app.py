@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +19,7 @@ from api.routes import (
     coverage,
     features,
     health,
+    me,
     pipeline,
     tiles,
     uploads,
@@ -26,6 +29,7 @@ from api.routes import (
 from api.summaries import SummaryRefresher
 from geo.database import database_url
 from geo.settings import Settings
+from geo.tiles import TileCache
 
 DESCRIPTION = """
 Candidate full-fibre assets of London's 33 authorities, their wayleaves, map layers and
@@ -57,18 +61,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await pool.open(wait=True, timeout=30)
         app.state.pool = pool
         app.state.database_url = url
+        startup = app.state.summaries_startup = asyncio.create_task(app.state.summaries.rebuild_stale())
         try:
             yield
         finally:
+            if not startup.done():
+                startup.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):  # logged where it failed
+                await startup
             await app.state.jobs.drain()
             await pool.close()
 
     app = FastAPI(title="connectivity", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.extent_cache = {}
+    app.state.tile_cache = TileCache(settings.tiles.cache_mb * 2**20)
     app.state.summaries = SummaryRefresher(app)
     app.state.jobs = Jobs()
-    modules = (features, health, boroughs, assets, tiles, uploads, wayleaves, web_map, coverage, pipeline)
+    modules = (features, health, me, boroughs, assets, tiles, uploads, wayleaves, web_map, coverage, pipeline)
     # Each routes module may declare the statuses of its own domain errors in ERRORS.
     errors.install(app, {exc: status for m in modules for exc, status in getattr(m, "ERRORS", {}).items()})
     for module in modules:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from geo import wayleave_kpis, wayleaves
@@ -19,12 +20,13 @@ from geo.boroughs import UnknownBorough
 from geo.settings import Settings
 
 wayleaves_app = typer.Typer(
-    help="Wayleaves: list, create, change status, KPIs, bulk updates.", no_args_is_help=True
+    help="Wayleaves: list, create, edit, change status, history, KPIs, bulk updates.", no_args_is_help=True
 )
 CLI_ADMIN = Principal(role="admin", label="cli")
 DOMAIN_ERRORS = (
     wayleaves.WayleaveNotFound,
     wayleaves.InvalidWayleave,
+    wayleaves.DuplicateReference,
     wayleaves.InvalidTransition,
     wayleaves.InvalidBulkFile,
     wayleaves.VersionConflict,
@@ -140,16 +142,81 @@ def transition_command(
     _console().print(f"wayleave {row['id']}: {row['status']} (version {row['version']})")
 
 
+@wayleaves_app.command("edit")
+def edit(
+    wayleave_id: Annotated[int, typer.Argument(help="The wayleave's id")],
+    notes: Annotated[str | None, typer.Option(help="Internal notes")] = None,
+    contact_name: Annotated[str | None, typer.Option(help="Landlord or site contact")] = None,
+    contact_email: Annotated[str | None, typer.Option(help="The contact's email")] = None,
+    contact_phone: Annotated[str | None, typer.Option(help="The contact's phone")] = None,
+    expires_on: Annotated[str | None, typer.Option(help="When the agreement ends (YYYY-MM-DD)")] = None,
+    reference: Annotated[str | None, typer.Option(help="The borough's reference")] = None,
+    operator_reference: Annotated[str | None, typer.Option(help="The operator's reference")] = None,
+    template: Annotated[str | None, typer.Option(help="standardised or bespoke")] = None,
+    template_version: Annotated[str | None, typer.Option(help="Template version")] = None,
+    version: Annotated[int | None, typer.Option(help="The version you read (default: current)")] = None,
+) -> None:
+    """Edit a wayleave's details (an empty value clears one); every edit is kept (`history`).
+
+    The status and its key dates change only with `transition`.
+    """
+    from cli.main import fail
+
+    given = {
+        "notes": notes, "contact_name": contact_name, "contact_email": contact_email,
+        "contact_phone": contact_phone, "expires_on": expires_on, "reference": reference,
+        "operator_reference": operator_reference, "template": template, "template_version": template_version,
+    }  # fmt: skip
+    changes = {k: v for k, v in given.items() if v is not None}
+    if not changes:
+        options = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise fail(f"nothing to change: give one or more of {options}", 2)
+
+    async def work(conn: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        before = await wayleaves.get_wayleave(conn, wayleave_id, CLI_ADMIN)
+        after = await wayleaves.update_wayleave(
+            conn, wayleave_id, changes, CLI_ADMIN, expected_version=version
+        )
+        return before, after
+
+    before, after = _run(work)
+    changed = [f for f in wayleaves.EDITABLE if f in changes and before.get(f) != after.get(f)]
+    if changed:
+        _console().print(f"wayleave {wayleave_id} edited: {', '.join(changed)} (version {after['version']})")
+    else:
+        _console().print(
+            f"wayleave {wayleave_id}: nothing changed, the values are the current ones (version {after['version']})"
+        )
+
+
 @wayleaves_app.command("history")
 def history_command(wayleave_id: Annotated[int, typer.Argument(help="The wayleave's id")]) -> None:
-    """The wayleave's events, oldest first."""
-    events = _run(lambda conn: wayleaves.history(conn, wayleave_id, CLI_ADMIN))
-    table = Table("seq", "at", "from", "to", "by", "note")
+    """The wayleave's status events, then the edits of its details, oldest first."""
+
+    async def work(conn: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return (
+            await wayleaves.history(conn, wayleave_id, CLI_ADMIN),
+            await wayleaves.changes(conn, wayleave_id, CLI_ADMIN),
+        )
+
+    events, edits = _run(work)
+    table = Table("seq", "at", "from", "to", "by", "note", title="Status")
     for e in events:
         table.add_row(
             str(e["seq"]), f"{e['at']:%Y-%m-%d %H:%M}", e["from_status"] or "", e["to_status"], e["by"],
             e["note"] or "",
         )  # fmt: skip
+    _console().print(table)
+    if not edits:
+        return
+    table = Table("version", "at", "by", "field", "old", "new", title="Edits")
+    for edit in edits:
+        for i, f in enumerate(edit["fields"]):
+            first = i == 0
+            table.add_row(
+                str(edit["version"]) if first else "", f"{edit['at']:%Y-%m-%d %H:%M}" if first else "",
+                edit["by"] if first else "", f["field"], escape(f["old"] or ""), escape(f["new"] or ""),
+            )  # fmt: skip
     _console().print(table)
 
 

@@ -50,6 +50,9 @@ class Collection:
     low_zoom: Literal["points", "lines", "raw"] = "raw"
     #: The asset kind in summaries (asset layers only).
     kind: str | None = None
+    #: Properties change with the clock as well as with the data (days in a status): such tiles
+    #: get no ETag and are not cached, as the data version alone cannot tell when they change.
+    time_dependent: bool = False
 
 
 def _wayleave_statuses() -> set[str]:
@@ -162,6 +165,7 @@ COLLECTIONS: dict[str, Collection] = {
             datetime_column="status_since",
             version_layer="wayleaves",
             low_zoom="raw",
+            time_dependent=True,
         ),
         Collection(
             id="pipeline_projects",

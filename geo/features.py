@@ -194,9 +194,11 @@ def _conditions(collection: Collection, query: ItemsQuery) -> tuple[list[sql.Com
     return conds, params
 
 
-# The bbox is densified before it is transformed, so its edges stay true in 27700.
+# The bbox is densified before it is transformed, so its edges stay true in 27700. MATERIALIZED:
+# computed once. Inlined, a generic plan (what a prepared statement switches to after five runs)
+# transformed the box again for every row: 5 s a page instead of 0.1 s.
 BOX_SQL = """
-b AS (SELECT ST_Transform(ST_Segmentize(ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, %(bbox_srid)s),
+b AS MATERIALIZED (SELECT ST_Transform(ST_Segmentize(ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, %(bbox_srid)s),
                                           CASE WHEN %(bbox_srid)s = 4326 THEN 0.001 ELSE 100 END), 27700) AS box)
 """
 

@@ -73,6 +73,9 @@ class TileSettings(BaseSettings):
     max_zoom: int = Field(default=22, ge=1, le=24)
     max_features: int = Field(default=10_000, ge=1, description="Most features in one raw tile.")
     cache_max_age: int = Field(default=60, ge=0, description="Cache-Control max-age of tiles, in seconds.")
+    cache_mb: int = Field(
+        default=64, ge=0, description="Memory for finished tiles in each worker process, in MB (0: none)."
+    )
 
     @model_validator(mode="after")
     def _zooms(self) -> TileSettings:

@@ -458,7 +458,7 @@ def _run(
         ).fetchone()  # fmt: skip
         assert load is not None
         # The summaries of the other boroughs stay valid if they were current before this write.
-        current = summaries_current(conn, request.kind)
+        current = summaries_current(conn, request.kind, raw_min_zoom)
         _apply(
             conn,
             request,

@@ -4,8 +4,11 @@ The transition table :data:`TRANSITIONS` is the one statement of the rules (``da
 documents it; a test checks they agree). The only write path of a status is :func:`transition`
 (and :func:`bulk_transition`, which calls the same step): it appends an event, and a trigger in
 the database (migration 0004) moves the wayleave, so the status is always the replay of the
-events. Restricted columns (notes and the landlord or site contact) leave this module only
-through :func:`redact`.
+events. The details (:data:`EDITABLE`: references, template, expiry, notes, contact) change
+only through :func:`update_wayleave`; a trigger (migration 0007) bumps the version and keeps
+every replaced value in ``wayleave_changes``, read back by :func:`changes`. Restricted columns
+(notes and the landlord or site contact) leave this module only through :func:`redact` and
+:func:`redact_change`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -94,6 +98,37 @@ KEY_DATES = {
 #: Columns only admins and the owning borough see: personal data and internal notes.
 RESTRICTED = ("notes", "contact_name", "contact_email", "contact_phone")
 TEMPLATES = ("standardised", "bespoke")
+#: The details an edit may change (:func:`update_wayleave`), in the order they are shown.
+#: Migration 0007 repeats the list (its trigger records their changes); a test checks they agree.
+EDITABLE = (
+    "template", "template_version", "reference", "operator_reference", "expires_on", "notes",
+    "contact_name", "contact_email", "contact_phone",
+)  # fmt: skip
+#: What an operator key may change, on its own operator's wayleaves: the operator's own reference.
+OPERATOR_EDITABLE = ("operator_reference",)
+_BY_TRANSITION = "it changes only through a status transition (POST /wayleaves/{id}/transitions)"
+_NEW_WAYLEAVE = "a wayleave is one operator on one site: create a new wayleave instead"
+#: Fields of a wayleave no edit changes, and why (the error says it).
+NOT_EDITABLE: dict[str, str] = {
+    "status": _BY_TRANSITION,
+    "status_since": _BY_TRANSITION,
+    "resume_status": _BY_TRANSITION,
+    **{
+        d: f"a key date is set when the wayleave first reaches {s}; {_BY_TRANSITION}"
+        for s, d in KEY_DATES.items()
+    },
+    "operator": _NEW_WAYLEAVE,
+    "site_id": _NEW_WAYLEAVE,
+    "site_name": _NEW_WAYLEAVE,
+    "asset_ids": _NEW_WAYLEAVE,
+    "borough_code": _NEW_WAYLEAVE,
+    **dict.fromkeys(("id", "version", "created_at", "created_by"), "set by the service"),
+}
+#: Longest text a detail may hold (characters); notes are free text, the rest one line.
+MAX_NOTES = 10_000
+MAX_LINE = 200
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_PHONE = re.compile(r"\+?[\d ().-]+(?:\s*(?:x|ext\.?)\s*\d{1,6})?", re.IGNORECASE)
 
 
 def allowed_next(status: str, resume_status: str | None = None) -> tuple[str, ...]:
@@ -128,6 +163,38 @@ class WayleaveNotFound(LookupError):
 
 class InvalidWayleave(ValueError):
     """A wayleave, site or query value that cannot be used; the message says which (422)."""
+
+
+class InvalidChange(InvalidWayleave):
+    """Fields of a wayleave's details that cannot be used (422); ``problem_extra`` names each one.
+
+    ``errors`` holds ``(field, value, message)`` for every bad field, so one answer lists them all.
+    """
+
+    def __init__(self, errors: Sequence[tuple[str, Any, str]]) -> None:
+        super().__init__("; ".join(f"{f}: {m}" for f, _, m in errors))
+        self.errors = list(errors)
+        self.problem_extra = {
+            "errors": [
+                {
+                    "field": f,
+                    "value": v if v is None or isinstance(v, str | int | float | bool) else str(v),
+                    "message": m,
+                }
+                for f, v, m in errors
+            ]  # fmt: skip
+        }
+
+
+class DuplicateReference(Exception):
+    """Another wayleave of the borough already has this reference (409)."""
+
+    def __init__(self, reference: str, borough_code: str, other_id: int | None = None) -> None:
+        which = f" (wayleave {other_id})" if other_id is not None else ""
+        super().__init__(f"reference: {reference!r} is already used in borough {borough_code}{which}")
+        self.problem_extra: dict[str, Any] = {"field": "reference", "value": reference}
+        if other_id is not None:
+            self.problem_extra["wayleave_id"] = other_id
 
 
 class VersionRequired(Exception):
@@ -350,6 +417,35 @@ def redact_event(event: dict[str, Any], viewer: Viewer, row: dict[str, Any]) -> 
     return {k: v for k, v in event.items() if k not in ("note", "by")}
 
 
+def redact_change(change: dict[str, Any], viewer: Viewer, row: dict[str, Any]) -> dict[str, Any] | None:
+    """An edit as ``viewer`` may see it: restricted fields (old and new values) and the author removed.
+
+    None when nothing of the edit is left to show (it changed only restricted fields).
+    """
+    if viewer.sees_restricted(row):
+        return change
+    fields = [f for f in change["fields"] if f["field"] not in RESTRICTED]
+    if not fields:
+        return None
+    return {**{k: v for k, v in change.items() if k != "by"}, "fields": fields}
+
+
+async def describe_caller(conn: psycopg.AsyncConnection[Any], principal: Principal) -> dict[str, Any]:
+    """Who a key is (``GET /me``): its id, label, role, borough and, for operator keys, operator.
+
+    Never the key or its hash. Raises :class:`geo.access.AuthenticationFailed` without a key.
+    """
+    viewer = await viewer_for(conn, principal)
+    p = viewer.principal
+    return {
+        "key_id": p.key_id,
+        "label": p.label,
+        "role": p.role,
+        "borough_code": p.borough_code,
+        "operator": viewer.operator,
+    }
+
+
 # Storage -------------------------------------------------------------------------------------------------
 SELECT = """
 SELECT w.id, w.site_id, s.name AS site_name, w.borough_code, w.operator, w.template, w.template_version,
@@ -443,6 +539,90 @@ def _text(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
+def _clean_detail(name: str, value: Any) -> Any:
+    """The stored form of one detail (:data:`EDITABLE`); ValueError says why it cannot be used.
+
+    Text is stripped and an empty text clears the field (None).
+    """
+    if name == "expires_on":
+        if value is None or value == "":
+            return None
+        if isinstance(value, dt.datetime):
+            raise ValueError(f"{value.isoformat()!r} is a date-time: give a date (YYYY-MM-DD)")
+        if isinstance(value, dt.date):
+            return value
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)")
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{value!r} is not text")
+    text = _text(value)
+    if name == "template":
+        if text not in TEMPLATES:
+            raise ValueError(f"{value!r} is not one of {', '.join(TEMPLATES)}")
+        return text
+    if text is None:
+        return None
+    limit = MAX_NOTES if name == "notes" else MAX_LINE
+    if len(text) > limit:
+        raise ValueError(f"{len(text)} characters: at most {limit}")
+    allowed = "\n\r\t" if name == "notes" else ""
+    if any(ord(c) < 32 and c not in allowed for c in text):
+        raise ValueError(f"{text!r} must be one line of text" if not allowed else "control characters")
+    if name == "contact_email" and (len(text) > 254 or not _EMAIL.fullmatch(text)):
+        raise ValueError(f"{text!r} is not an email address")
+    if name == "contact_phone" and (not _PHONE.fullmatch(text) or sum(c.isdigit() for c in text) < 6):
+        raise ValueError(
+            f"{text!r} is not a phone number (digits, spaces, + ( ) - . and an optional 'ext 123')"
+        )
+    return text
+
+
+def check_details(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored form of each detail in ``changes``; :class:`InvalidChange` lists every bad one."""
+    clean: dict[str, Any] = {}
+    errors: list[tuple[str, Any, str]] = []
+    for name, value in changes.items():
+        try:
+            clean[name] = _clean_detail(name, value)
+        except ValueError as exc:
+            errors.append((name, value, str(exc)))
+    if errors:
+        raise InvalidChange(errors)
+    return clean
+
+
+def _check_editable(changes: Mapping[str, Any]) -> None:
+    if not changes:
+        raise InvalidWayleave(f"nothing to change: give one or more of {', '.join(EDITABLE)}")
+    errors = []
+    for name, value in changes.items():
+        if name in NOT_EDITABLE:
+            errors.append((name, value, f"not editable: {NOT_EDITABLE[name]}"))
+        elif name not in EDITABLE:
+            errors.append((name, value, f"unknown field; editable: {', '.join(EDITABLE)}"))
+    if errors:
+        raise InvalidChange(errors)
+
+
+def _check_edit_access(viewer: Viewer, row: dict[str, Any], fields: Iterable[str]) -> None:
+    """Admins edit every wayleave, boroughs their own borough's, operators their own reference only."""
+    p = viewer.principal
+    if p.role != "operator":
+        p.require_borough_write(row["borough_code"])
+        return
+    if not viewer.may_see(row):
+        raise PermissionDenied(f"wayleave {row['id']} belongs to another operator")
+    others = [f for f in fields if f not in OPERATOR_EDITABLE]
+    if others:
+        raise PermissionDenied(
+            f"an operator key may change only {', '.join(OPERATOR_EDITABLE)}, not {', '.join(others)}"
+        )
+
+
 async def create_wayleave(
     conn: psycopg.AsyncConnection[Any],
     principal: Principal,
@@ -479,6 +659,18 @@ async def create_wayleave(
         raise InvalidWayleave(f"template: {template!r} is not one of {', '.join(TEMPLATES)}")
     if status not in INITIAL:
         raise InvalidWayleave(f"status: a wayleave starts {' or '.join(INITIAL)}, not {status!r}")
+    details = check_details(
+        {
+            "template_version": template_version,
+            "reference": reference,
+            "operator_reference": operator_reference,
+            "expires_on": expires_on,
+            "notes": notes,
+            "contact_name": contact_name,
+            "contact_email": contact_email,
+            "contact_phone": contact_phone,
+        }  # fmt: skip
+    )
     async with conn.transaction():
         if site_id is None:
             if not asset_ids:
@@ -505,6 +697,10 @@ async def create_wayleave(
         if site is None:
             raise InvalidWayleave(f"site_id: no site has id {site_id}")
         principal.require_borough_write(site[0])
+        if details["reference"] is not None:
+            other = await _reference_taken(conn, site[0], details["reference"])
+            if other is not None:
+                raise DuplicateReference(details["reference"], site[0], other)
         try:
             cur = await conn.execute(
                 """INSERT INTO wayleaves (site_id, borough_code, operator, template, template_version, status,
@@ -520,21 +716,21 @@ async def create_wayleave(
                     "borough": site[0],
                     "operator": operator,
                     "template": template,
-                    "tv": _text(template_version),
+                    "tv": details["template_version"],
                     "status": status,
                     "at": at,
-                    "expires": expires_on,
-                    "ref": _text(reference),
-                    "oref": _text(operator_reference),
-                    "notes": _text(notes),
-                    "cname": _text(contact_name),
-                    "cemail": _text(contact_email),
-                    "cphone": _text(contact_phone),
+                    "expires": details["expires_on"],
+                    "ref": details["reference"],
+                    "oref": details["operator_reference"],
+                    "notes": details["notes"],
+                    "cname": details["contact_name"],
+                    "cemail": details["contact_email"],
+                    "cphone": details["contact_phone"],
                     "by": principal.name,
                 },  # fmt: skip
             )
         except psycopg.errors.UniqueViolation:
-            raise InvalidWayleave(f"reference: {reference!r} is already used in borough {site[0]}") from None
+            raise DuplicateReference(details["reference"], site[0]) from None
         new = await cur.fetchone()
         assert new is not None
         await conn.execute(
@@ -665,7 +861,7 @@ async def list_wayleaves(
 async def history(
     conn: psycopg.AsyncConnection[Any], wayleave_id: int, principal: Principal
 ) -> list[dict[str, Any]]:
-    """The events of a wayleave, oldest first."""
+    """The status events of a wayleave, oldest first (their replay is its status; edits: :func:`changes`)."""
     viewer = await viewer_for(conn, principal)
     row = await _fetch(conn, wayleave_id)
     if not viewer.may_see(row):
@@ -678,6 +874,119 @@ async def history(
         )
         events = await cur.fetchall()
     return [redact_event(e, viewer, row) for e in events]
+
+
+async def _reference_taken(
+    conn: psycopg.AsyncConnection[Any], borough_code: str, reference: str, except_id: int | None = None
+) -> int | None:
+    """The id of another wayleave of the borough with this reference, if any."""
+    cur = await conn.execute(
+        "SELECT id FROM wayleaves WHERE borough_code = %s AND reference = %s AND id IS DISTINCT FROM %s LIMIT 1",
+        [borough_code, reference, except_id],
+    )
+    found = await cur.fetchone()
+    return None if found is None else int(found[0])
+
+
+def _check_expiry(expires: dt.date | None, row: dict[str, Any]) -> None:
+    """An agreement cannot end before it was signed or went live."""
+    if expires is None:
+        return
+    errors = [
+        ("expires_on", expires.isoformat(), f"{expires} is before the wayleave {what} ({row[d]})")
+        for d, what in (("signed_on", "was signed"), ("live_on", "went live"))
+        if row[d] is not None and expires < row[d]
+    ]
+    if errors:
+        raise InvalidChange(errors)
+
+
+async def update_wayleave(
+    conn: psycopg.AsyncConnection[Any],
+    wayleave_id: int,
+    changes: Mapping[str, Any],
+    principal: Principal,
+    *,
+    expected_version: int | None,
+    settings: WayleaveSettings | None = None,
+) -> dict[str, Any]:
+    """Change a wayleave's details (:data:`EDITABLE`); returns it as the caller may see it.
+
+    ``changes`` maps fields to new values (None or "" clears one). Admins edit every wayleave,
+    borough keys their own borough's, operator keys only ``operator_reference`` of their own
+    operator's. The status and its key dates are not details: they move only by
+    :func:`transition`. ``expected_version`` is the version the caller read; if the wayleave
+    changed since, :class:`VersionConflict` is raised and nothing is written (``None`` skips the
+    check: CLI use only). Values equal to the current ones change nothing; any real change bumps
+    the version once and records each field's old and new value with who and when
+    (``wayleave_changes``, by a trigger in the same transaction).
+
+    Raises :class:`InvalidChange` (unknown, fixed or bad fields, an expiry before the signature
+    or go-live), :class:`DuplicateReference`, :class:`geo.access.PermissionDenied`,
+    :class:`WayleaveNotFound` or :class:`VersionConflict`.
+    """
+    viewer = await viewer_for(conn, principal)
+    _check_editable(changes)
+    async with conn.transaction():
+        row = await _fetch(conn, wayleave_id, lock=True)
+        _check_edit_access(viewer, row, changes)
+        if expected_version is not None and expected_version != row["version"]:
+            raise VersionConflict(
+                f"wayleave {wayleave_id} is at version {row['version']}, not {expected_version}; "
+                "read it again and retry"
+            )
+        clean = check_details(changes)
+        _check_expiry(clean.get("expires_on"), row)
+        diff = {f: v for f, v in clean.items() if v != row[f]}
+        if diff.get("reference") is not None:
+            other = await _reference_taken(conn, row["borough_code"], diff["reference"], wayleave_id)
+            if other is not None:
+                raise DuplicateReference(diff["reference"], row["borough_code"], other)
+        if diff:
+            # Read by the trigger that records the change (migration 0007); local to this transaction.
+            await conn.execute("SELECT set_config('connectivity.actor', %s, true)", [principal.name])
+            assignments = sql.SQL(", ").join(
+                sql.SQL("{} = {}").format(sql.Identifier(f), sql.Placeholder(f)) for f in diff
+            )
+            try:
+                await conn.execute(
+                    sql.SQL("UPDATE wayleaves SET {} WHERE id = %(id)s").format(assignments),
+                    {**diff, "id": wayleave_id},
+                )
+            except psycopg.errors.UniqueViolation:  # taken by a concurrent edit since the check
+                raise DuplicateReference(diff["reference"], row["borough_code"]) from None
+    return await get_wayleave(conn, wayleave_id, principal, settings)
+
+
+async def changes(
+    conn: psycopg.AsyncConnection[Any], wayleave_id: int, principal: Principal
+) -> list[dict[str, Any]]:
+    """The edits of a wayleave's details, oldest first: ``version``, ``at``, ``by`` and ``fields``.
+
+    Each of ``fields`` is ``{"field", "old", "new"}`` (text; dates as YYYY-MM-DD; None when
+    empty). Callers that may not see restricted fields get neither those fields nor the authors
+    (:func:`redact_change`); status changes are in :func:`history`.
+    """
+    viewer = await viewer_for(conn, principal)
+    row = await _fetch(conn, wayleave_id)
+    if not viewer.may_see(row):
+        raise PermissionDenied(f"wayleave {wayleave_id} belongs to another operator")
+    cur = await conn.execute(
+        """SELECT version, at, by, field, old_value, new_value FROM wayleave_changes
+           WHERE wayleave_id = %s ORDER BY version""",
+        [wayleave_id],
+    )
+    edits: dict[int, dict[str, Any]] = {}
+    for version, at, by, name, old, new in await cur.fetchall():
+        edit = edits.setdefault(version, {"version": version, "at": at, "by": by, "fields": []})
+        edit["fields"].append({"field": name, "old": old, "new": new})
+    out = []
+    for edit in edits.values():
+        edit["fields"].sort(key=lambda f: EDITABLE.index(f["field"]))
+        shown = redact_change(edit, viewer, row)
+        if shown is not None:
+            out.append(shown)
+    return out
 
 
 async def _step(

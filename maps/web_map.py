@@ -9,6 +9,11 @@ every script and stylesheet is served by the app (:mod:`maps.static_files`).
 A layer is a few lines: :data:`WAYLEAVE_LAYER` colours wayleaves by status from the
 ``wayleaves`` tiles; a later layer (Pipeline projects, coverage gaps) is one more
 :class:`LayerSpec` over its tile collection, added to :data:`MAP_LAYERS`.
+
+The tiles are public, so they carry no operator. A **Sign in** control takes an API key (kept
+in the tab's ``sessionStorage`` only, checked against ``GET /me``); popups of layers whose
+details need a key (``detail_needs_key``: wayleaves) then fetch them with it, and say what
+signing in would show otherwise.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ class LayerSpec:
     With ``color_by``, features take their colour from ``palette`` by that property
     (for instance ``status``), falling back to ``color``. A clicked feature's popup shows its
     tile properties, then adds owner and survey from ``detail_url`` (``{id}``: the feature id).
+    With ``detail_needs_key``, the details are fetched only for a signed-in user, with their
+    key (the popup says to sign in otherwise). ``id_label`` names the feature in the popup.
     """
 
     collection: str
@@ -62,6 +69,8 @@ class LayerSpec:
     color_by: str | None = None
     palette: Mapping[str, str] = field(default_factory=dict)
     detail_url: str | None = "/assets/{id}"
+    detail_needs_key: bool = False
+    id_label: str = "Asset"
     show: bool = True
 
     def to_js(self, count: int | None) -> dict[str, Any]:
@@ -78,7 +87,7 @@ ASSET_LAYERS: tuple[LayerSpec, ...] = (
 #: start, red when it ended without rights, blue on the Electronic Communications Code route.
 WAYLEAVE_LAYER = LayerSpec(
     "wayleaves", "Wayleaves (by status)", "polygon", "#6c757d", radius=7, weight=3, detail_url="/wayleaves/{id}",
-    color_by="status",
+    detail_needs_key=True, id_label="Wayleave", color_by="status",
     palette={
         "identified": "#adb5bd", "requested": "#ffd166", "survey_scheduled": "#ffd166", "surveyed": "#f4a261",
         "terms_issued": "#f4a261", "in_negotiation": "#f4a261", "approved": "#90be6d", "signed": "#43aa8b",
@@ -89,7 +98,7 @@ WAYLEAVE_LAYER = LayerSpec(
 )  # fmt: skip
 #: Pipeline projects: at their site when one is known, else at a point spread inside their borough.
 PIPELINE_LAYER = LayerSpec(
-    "pipeline_projects", "Pipeline projects", "point", "#d00070", radius=6, detail_url=None,
+    "pipeline_projects", "Pipeline projects", "point", "#d00070", radius=6, detail_url=None, id_label="Project",
     color_by="placement", palette={"exact": "#d00070", "borough": "#f08cc0"},
 )  # fmt: skip
 MAP_LAYERS: tuple[LayerSpec, ...] = (*ASSET_LAYERS, WAYLEAVE_LAYER, PIPELINE_LAYER)

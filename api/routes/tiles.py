@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -64,22 +63,20 @@ async def tile(
     coll = get_collection(collection_id)
     tiles.check_tile(z, x, y, settings.tiles.max_zoom)
     filters = features.parse_filters(coll, features.filter_values(coll, dict(request.query_params)))
-    summarised = z < settings.tiles.raw_min_zoom and coll.low_zoom != "raw"
-    version = await (
-        tiles.summary_version(conn, coll) if summarised else features.data_version(conn, coll.version_layer)
-    )
-    etag = f'W/"{coll.id}-{version}"'
     headers = {
-        "ETag": etag,
         "Cache-Control": f"public, max-age={settings.tiles.cache_max_age}",
         "Vary": "Accept-Encoding, Authorization",
     }
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    body = await tiles.get_tile(
-        conn, coll, z, x, y, filters, settings.tiles.raw_min_zoom, settings.tiles.max_features
+    version = None
+    if not coll.time_dependent:
+        version = await tiles.tile_version(conn, coll, z, settings.tiles.raw_min_zoom)
+        headers["ETag"] = etag = f'W/"{coll.id}-{version}"'
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+    gzipped = "gzip" in request.headers.get("accept-encoding", "")
+    body = await tiles.cached_tile(
+        request.app.state.tile_cache, version, conn, coll, z, x, y, filters, settings.tiles, gzipped=gzipped
     )
-    if "gzip" in request.headers.get("accept-encoding", "") and body:
-        body = gzip.compress(body, compresslevel=5)
+    if gzipped and body:
         headers["Content-Encoding"] = "gzip"
     return Response(body, media_type=MVT, headers=headers)

@@ -1,4 +1,4 @@
-"""Wayleaves: list, create, read, change status, history, KPIs and bulk status updates from a CSV."""
+"""Wayleaves: list, create, read, edit details, change status, history, KPIs and bulk status updates."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Header, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caller, Conn
 from geo import wayleave_kpis, wayleaves
@@ -21,6 +21,7 @@ CSV = "text/csv; charset=utf-8"
 ERRORS: dict[type[Exception], int] = {
     wayleaves.WayleaveNotFound: 404,
     wayleaves.InvalidWayleave: 422,
+    wayleaves.DuplicateReference: 409,
     wayleaves.InvalidTransition: 409,
     wayleaves.VersionRequired: 428,
     wayleaves.InvalidBulkFile: 422,
@@ -69,6 +70,29 @@ class NewWayleave(BaseModel):
     contact_phone: str | None = None
     note: str | None = Field(default=None, description="Note of the first event")
     at: dt.datetime | None = Field(default=None, description="Backdate the first event (admin imports)")
+
+
+class WayleaveEdit(BaseModel):
+    """The details to change; fields left out stay as they are, null (or "") clears one.
+
+    Status and key dates are not here: they move through ``/transitions``. Other fields are
+    refused by name (422).
+    """
+
+    model_config = ConfigDict(extra="allow")  # so geo.wayleaves names what cannot be edited, and why
+
+    template: str | None = Field(default=None, examples=["bespoke"], description="standardised or bespoke")
+    template_version: str | None = Field(default=None, examples=["CoL 2023.1"])
+    reference: str | None = Field(default=None, description="The borough's reference, unique in the borough")
+    operator_reference: str | None = Field(
+        default=None, description="The operator's own reference: the one field operator keys may change"
+    )
+    expires_on: dt.date | None = Field(default=None, description="Not before the signature or go-live")
+    notes: str | None = None
+    contact_name: str | None = None
+    contact_email: str | None = Field(default=None, examples=["estates@example.org"])
+    contact_phone: str | None = Field(default=None, examples=["020 7946 0000"])
+    expected_version: int | None = Field(default=None, description="The version you read (or If-Match)")
 
 
 class Transition(BaseModel):
@@ -154,6 +178,29 @@ async def get_wayleave(wayleave_id: int, request: Request, conn: Conn, caller: C
     return JSONResponse(jsonable_encoder(row), headers={"ETag": f'"{row["version"]}"'})
 
 
+@router.patch("/{wayleave_id}", summary="Edit a wayleave's details")
+async def patch_wayleave(
+    wayleave_id: int,
+    body: WayleaveEdit,
+    request: Request,
+    conn: Conn,
+    caller: Caller,
+    if_match: Annotated[str | None, Header(description="The version you read")] = None,
+) -> Response:
+    """409 when the wayleave changed since you read it or the reference is taken; every edit is kept (``/changes``).
+
+    Admin keys edit every wayleave, borough keys their own borough's, operator keys only the
+    ``operator_reference`` of their own operator's. ``ETag`` is the new version.
+    """
+    caller.require_key()
+    expected = _version(if_match, body.expected_version)
+    changes = body.model_dump(exclude_unset=True, exclude={"expected_version"})
+    row = await wayleaves.update_wayleave(
+        conn, wayleave_id, changes, caller, expected_version=expected, settings=_settings(request)
+    )
+    return JSONResponse(jsonable_encoder(row), headers={"ETag": f'"{row["version"]}"'})
+
+
 @router.post("/{wayleave_id}/transitions", summary="Change a wayleave's status")
 async def post_transition(
     wayleave_id: int,
@@ -173,5 +220,18 @@ async def post_transition(
 
 @router.get("/{wayleave_id}/history", summary="A wayleave's events, oldest first")
 async def get_history(wayleave_id: int, conn: Conn, caller: Caller) -> list[dict[str, Any]]:
-    """Who, when, from, to and note (notes and authors for admins and the owning borough only)."""
+    """Who, when, from, to and note (notes and authors for admins and the owning borough only).
+
+    Only status changes: their replay is the status. Edits of the details are at ``/changes``.
+    """
     return await wayleaves.history(conn, wayleave_id, caller)
+
+
+@router.get("/{wayleave_id}/changes", summary="Edits of a wayleave's details, oldest first")
+async def get_changes(wayleave_id: int, conn: Conn, caller: Caller) -> list[dict[str, Any]]:
+    """Each edit: the version it made, when, who, and every field's old and new value.
+
+    Notes, contacts and authors for admins and the owning borough only: other keys see edits of
+    the other fields.
+    """
+    return await wayleaves.changes(conn, wayleave_id, caller)

@@ -4,6 +4,10 @@
  * layer exists. Asset layers are Leaflet.VectorGrid layers over /tiles/{collection}/{z}/{x}/{y}.mvt:
  * raw features (id, kind, subtype, status, borough_code, name, height_m) from the raw-feature
  * zoom, aggregated features below it (points: `count` per cluster; lines: merged, `length_m`).
+ *
+ * Tiles are public and carry no operator. The "Sign in" control takes an API key, checks it
+ * against /me and keeps it in this tab's sessionStorage only (never a cookie, never a URL);
+ * popups of layers whose details need a key (wayleaves) then fetch /wayleaves/{id} with it.
  */
 (function () {
   'use strict';
@@ -99,7 +103,9 @@
     var kind = p.kind || spec.kind;
     var subtype = ctx.vocabulary.subtypes[kind] ? ctx.vocabulary.subtypes[kind][p.subtype] : p.subtype;
     var title = p.name || p.site_name || p.title || subtype || spec.label;
-    return '<div class="cm-popup" data-asset-id="' + CM.esc(id) + '"><h4>' + CM.esc(title) + '</h4><table>' +
+    var label = spec.id_label || 'Asset';
+    return '<div class="cm-popup" data-' + label.toLowerCase() + '-id="' + CM.esc(id) + '"><h4>' +
+      CM.esc(title) + '</h4><table>' +
       row('Type', subtype) +
       row('Status', vocab(ctx, 'statuses', p.status)) +
       row('Borough', ctx.boroughNames[p.borough_code] || p.borough_code) +
@@ -107,33 +113,93 @@
       row('Source id', p.source_id) +
       row('Days in status', p.days_in_status !== undefined ? CM.number(p.days_in_status) : '') +
       row('Organisation', p.organisation) +
-      '</table><table class="cm-detail"></table>' +
-      (id === undefined ? '' : '<p class="cm-id">Asset ' + CM.esc(id) + '</p>') + '</div>';
+      '</table>' + DETAIL +
+      (id === undefined ? '' : '<p class="cm-id">' + CM.esc(label) + ' ' + CM.esc(id) + '</p>') + '</div>';
   };
 
-  // The tiles carry what the map styles and labels by; the owner and survey come from /assets/{id}.
+  // Where a popup's details go once known (a table of rows, or a hint saying why there are none).
+  var DETAIL = '<table class="cm-detail"></table>';
+
+  function setDetail(popup, rows, hint) {
+    var html = popup.getContent();
+    if (typeof html !== 'string' || html.indexOf(DETAIL) < 0) {
+      return;
+    }
+    // setContent, not the DOM: Leaflet redraws a popup from its content on update.
+    popup.setContent(html.replace(DETAIL, '<table class="cm-detail">' + (rows || '') + '</table>' +
+      (hint ? '<p class="cm-hint">' + CM.esc(hint) + '</p>' : '')));
+  }
+
+  var MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+  /* "2026-03-05" as "5 Mar 2026" (parsed by hand: no time zone can shift the day). */
+  CM.date = function (iso) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(iso || '');
+    return m ? Number(m[3]) + ' ' + MONTHS[Number(m[2]) - 1] + ' ' + m[1] : '';
+  };
+
+  /* The rows a signed-in user sees for a wayleave (GET /wayleaves/{id}). */
+  CM.wayleaveRows = function (w) {
+    return row('Operator', w.operator) + row('Reference', w.reference) +
+      row('Operator reference', w.operator_reference) +
+      row('Requested', CM.date(w.requested_on)) + row('Surveyed', CM.date(w.surveyed_on)) +
+      row('Terms issued', CM.date(w.terms_issued_on)) + row('Signed', CM.date(w.signed_on)) +
+      row('Live', CM.date(w.live_on)) + row('Expires', CM.date(w.expires_on)) +
+      row('In status since', CM.date(w.status_since)) +
+      row('Due', w.due_on ? CM.date(w.due_on) + (w.overdue ? ' (overdue)' : '') : '');
+  };
+
+  // The tiles carry what the map styles and labels by; the rest comes from the layer's detail_url:
+  // owner and survey from /assets/{id}; operator, references and key dates from /wayleaves/{id},
+  // which needs a key (sent only to this app, as a bearer header).
   function fillDetail(ctx, spec, popup, id, p) {
+    if (spec.detail_needs_key && !CM.auth.key) {
+      setDetail(popup, '', 'Sign in to see the operator, references and key dates.');
+      return;
+    }
     var url = ctx.prefix + spec.detail_url.replace('{id}', encodeURIComponent(id));
-    fetch(url, {headers: {Accept: 'application/json'}})
-      .then(function (r) { return r.ok ? r.json() : null; })
+    var sentKey = CM.auth.key;
+    fetch(url, {headers: CM.authHeaders(), cache: 'no-store'})
+      .then(function (r) {
+        if (r.ok) {
+          return r.json();
+        }
+        if (spec.detail_needs_key) {
+          if (r.status === 401 && sentKey === CM.auth.key) {
+            CM.signOut(ctx, 'Your key is no longer valid: sign in again.');
+            setDetail(popup, '', 'Sign in to see the operator, references and key dates.');
+          } else if (r.status === 403) {
+            setDetail(popup, '', "Your key may not see this wayleave's operator: admin and borough keys " +
+              "see every wayleave, operator keys only their own operator's.");
+          } else if (r.status === 404) {
+            setDetail(popup, '', 'This wayleave is no longer on record.');
+          } else {
+            setDetail(popup, '', 'The details could not be loaded (' + r.status + ').');
+          }
+        }
+        return null;
+      })
       .then(function (a) {
-        var html = popup.getContent();
-        if (!a || typeof html !== 'string') {
+        if (!a) {
           return;
         }
-        // Assets add owner and survey; wayleaves (for callers allowed to see them) add the operator.
+        if (spec.detail_needs_key) {
+          setDetail(popup, CM.wayleaveRows(a));
+          return;
+        }
         // Asset tiles carry only what the map draws by; the rest of the popup comes from here.
         var rows = (p.source_id === undefined
           ? row('Name', a.name) + row('Borough', ctx.boroughNames[a.borough_code] || a.borough_code) +
             row('Height', a.height_m ? CM.number(a.height_m, 1) + ' m' : '') + row('Source id', a.source_id)
           : '') +
-          row('Operator', a.operator) + row('Owner', a.owner) +
-          row('Survey quality', a.survey_quality) + row('Last surveyed', a.last_surveyed);
-        // setContent, not the DOM: Leaflet redraws a popup from its content on update.
-        popup.setContent(html.replace('<table class="cm-detail"></table>',
-          '<table class="cm-detail">' + rows + '</table>'));
+          row('Owner', a.owner) + row('Survey quality', a.survey_quality) + row('Last surveyed', a.last_surveyed);
+        setDetail(popup, rows);
       })
-      .catch(function () {});
+      .catch(function () {
+        if (spec.detail_needs_key) {
+          setDetail(popup, '', 'The details could not be loaded: is the server reachable?');
+        }
+      });
   }
 
   CM.bindPopups = function (map, ctx, spec, layer) {
@@ -150,6 +216,172 @@
       }
       L.DomEvent.stopPropagation(e);
     });
+  };
+
+  // Sign-in ----------------------------------------------------------------------------------------
+  // The key lives in this tab's sessionStorage only: gone when the tab closes, never sent
+  // anywhere but this app's own endpoints.
+  var KEY_STORE = 'connectivity.apiKey';
+  CM.auth = {key: null, who: null};
+
+  function storage() {
+    try {
+      return window.sessionStorage;
+    } catch (e) {
+      return null; // storage switched off: sign-in lasts until the page is left
+    }
+  }
+
+  CM.authHeaders = function () {
+    var headers = {Accept: 'application/json'};
+    if (CM.auth.key) {
+      headers.Authorization = 'Bearer ' + CM.auth.key;
+    }
+    return headers;
+  };
+
+  /* Who a key is (GET /me): resolves to {role, borough_code, operator, label, key_id}, or
+   * rejects with an Error carrying the server's problem detail and `status`. */
+  CM.whoIs = function (ctx, key) {
+    return fetch(ctx.prefix + '/me', {
+      headers: {Accept: 'application/json', Authorization: 'Bearer ' + key}, cache: 'no-store'
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (body) {
+        if (r.ok) {
+          return body;
+        }
+        var error = new Error(body.detail || 'the server answered ' + r.status);
+        error.status = r.status;
+        throw error;
+      });
+    });
+  };
+
+  /* "borough Camden", "operator Openreach", "admin". */
+  CM.describeCaller = function (ctx, who) {
+    if (who.role === 'borough') {
+      return 'borough ' + ((ctx.boroughNames || {})[who.borough_code] || who.borough_code);
+    }
+    if (who.role === 'operator') {
+      return who.operator ? 'operator ' + who.operator : 'operator (key bound to no operator)';
+    }
+    return who.role === 'admin' ? 'admin (GLA)' : String(who.role);
+  };
+
+  // An open popup's details were fetched as someone else: it goes when the caller changes.
+  function closePopups(ctx) {
+    if (ctx.map) {
+      ctx.map.closePopup();
+    }
+  }
+
+  function signedIn(ctx, key, who) {
+    closePopups(ctx);
+    CM.auth = {key: key, who: who};
+    var store = storage();
+    if (store) {
+      store.setItem(KEY_STORE, key);
+    }
+    CM.renderSignIn(ctx);
+  }
+
+  CM.signOut = function (ctx, message) {
+    CM.auth = {key: null, who: null};
+    var store = storage();
+    if (store) {
+      store.removeItem(KEY_STORE);
+    }
+    CM.renderSignIn(ctx, {error: message});
+  };
+
+  CM.signInControl = function (map, ctx) {
+    var control = L.control({position: 'topleft'});
+    control.onAdd = function () {
+      var div = L.DomUtil.create('div', 'cm-signin leaflet-control');
+      L.DomEvent.disableClickPropagation(div);
+      L.DomEvent.disableScrollPropagation(div);
+      ctx.signInDiv = div;
+      ctx.map = map;
+      CM.renderSignIn(ctx);
+      return div;
+    };
+    return control;
+  };
+
+  /* Draw the control in its state: signed in, checking, the form (open) or the button. */
+  CM.renderSignIn = function (ctx, state) {
+    var div = ctx.signInDiv;
+    if (!div) {
+      return;
+    }
+    state = state || {};
+    if (CM.auth.key && CM.auth.who) {
+      div.innerHTML = '<p class="cm-who" title="' + CM.esc('key ' + CM.auth.who.key_id + ': ' + CM.auth.who.label) +
+        '">Signed in as <strong>' + CM.esc(CM.describeCaller(ctx, CM.auth.who)) + '</strong></p>' +
+        '<button type="button" class="cm-signout">Sign out</button>';
+      L.DomEvent.on(div.querySelector('.cm-signout'), 'click', function () {
+        closePopups(ctx);
+        CM.signOut(ctx);
+      });
+      return;
+    }
+    if (state.checking) {
+      div.innerHTML = '<p class="cm-checking" role="status">Checking the key…</p>';
+      return;
+    }
+    var error = state.error ? '<p class="cm-error" role="alert">' + CM.esc(state.error) + '</p>' : '';
+    if (!state.open && !state.error) {
+      div.innerHTML = '<button type="button" class="cm-open">Sign in</button>';
+      L.DomEvent.on(div.querySelector('.cm-open'), 'click', function () {
+        CM.renderSignIn(ctx, {open: true});
+        div.querySelector('#cm-key').focus();
+      });
+      return;
+    }
+    div.innerHTML = '<form class="cm-signin-form" autocomplete="off">' +
+      '<label for="cm-key">API key</label>' +
+      '<input id="cm-key" name="key" type="password" autocomplete="off" spellcheck="false" ' +
+      'placeholder="cx_…" aria-describedby="cm-key-help">' +
+      '<button type="submit">Sign in</button> <button type="button" class="cm-cancel">Cancel</button>' +
+      error +
+      '<p id="cm-key-help" class="cm-note">Shows operators and key dates in wayleave popups. ' +
+      'Kept in this tab only, until you sign out or close it.</p></form>';
+    var form = div.querySelector('form');
+    L.DomEvent.on(div.querySelector('.cm-cancel'), 'click', function () { CM.renderSignIn(ctx); });
+    L.DomEvent.on(form, 'submit', function (e) {
+      L.DomEvent.preventDefault(e);
+      var key = form.querySelector('#cm-key').value.trim();
+      if (!key) {
+        CM.renderSignIn(ctx, {error: 'Paste your API key first.'});
+        return;
+      }
+      CM.signIn(ctx, key);
+    });
+  };
+
+  /* Check a key with /me; signed in when it is valid, the server's reason shown when not. */
+  CM.signIn = function (ctx, key) {
+    CM.renderSignIn(ctx, {checking: true});
+    return CM.whoIs(ctx, key).then(function (who) {
+      signedIn(ctx, key, who);
+    }, function (error) {
+      CM.auth = {key: null, who: null};
+      var store = storage();
+      if (store) {
+        store.removeItem(KEY_STORE);
+      }
+      var reason = error.status === 401 ? error.message : 'The key could not be checked: ' + error.message;
+      CM.renderSignIn(ctx, {error: 'Not signed in: ' + reason});
+    });
+  };
+
+  /* A key kept by this tab (a reload) is checked again before it is used. */
+  CM.restoreSignIn = function (ctx) {
+    var store = storage();
+    var key = store && store.getItem(KEY_STORE);
+    if (key) {
+      CM.signIn(ctx, key);
+    }
   };
 
   function swatch(spec) {
@@ -243,6 +475,8 @@
       boroughLayer.setStyle(function (f) { return CM.boroughStyle(ctx, f); });
     }
     CM.boroughSelector(map, ctx, boroughLayer).addTo(map);
+    CM.signInControl(map, ctx).addTo(map);
+    CM.restoreSignIn(ctx);
     L.control.scale({metric: true, imperial: false, position: 'bottomleft'}).addTo(map);
     CM.legend(ctx).addTo(map);
     // Handles for people debugging in the console, and for the browser tests.

@@ -173,3 +173,39 @@ def test_one_feature_and_a_missing_one(client):
     assert camden["geometry"]["type"] == "MultiPolygon"
     assert client.get("/collections/boroughs/items/E09000099").status_code == 404
     assert client.get("/collections/ducts/items/abc").status_code == 404
+
+
+def test_a_bbox_page_transforms_its_box_once_even_in_a_generic_plan(db_url):
+    """After five runs a prepared statement may switch to a generic plan; the box must stay computed once."""
+    import asyncio
+
+    import psycopg
+
+    from geo import features
+    from geo.collections import get_collection
+
+    collection = get_collection("street_furniture")
+    query = features.ItemsQuery(bbox=tuple(float(v) for v in CAMDEN_BBOX_84.split(",")), limit=20)
+
+    async def pages() -> tuple[list[bytes], str]:
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as c:
+            statements = []
+            execute = c.execute
+
+            async def capture(statement, params=None, **kw):
+                statements.append((statement, params))
+                return await execute(statement, params, **kw)
+
+            c.execute = capture  # type: ignore[method-assign]
+            custom = await features.get_items(c, collection, query)
+            await execute("SET plan_cache_mode = force_generic_plan")
+            generic = await features.get_items(c, collection, query)
+            statement, params = statements[-1]
+            text = statement.as_string(c)
+            cur = await execute(f"EXPLAIN {text}", params, prepare=True)
+            plan = "\n".join(r[0] for r in await cur.fetchall())
+            return [custom.features, generic.features], plan
+
+    (custom, generic), plan = asyncio.run(pages())
+    assert custom == generic and custom.count(b'"Feature"') == 20
+    assert "CTE b" in plan and plan.count("st_transform") <= 1

@@ -1,11 +1,13 @@
 """Vector tiles decoded and compared with the database."""
 
 import mapbox_vector_tile
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from geo.settings import Settings, TileSettings
+from geo.settings import DatabaseSettings, Settings, TileSettings
+from geo.tiles import TileCache, summary_grid
 
 TRAFALGAR_Z14 = (14, 8186, 5448)
 
@@ -149,3 +151,73 @@ def test_an_edit_through_the_api_refreshes_the_low_zoom_summaries(client, conn, 
     ).fetchone()[0]
     assert sum(f["properties"]["count"] for f in layer["features"]) == expected >= 1
     assert after.headers["etag"] != before.headers["etag"]
+
+
+def test_tile_cache_keeps_recent_tiles_within_its_bytes():
+    cache = TileCache(max_bytes=800)
+    cache.put("a", b"x" * 100)
+    cache.put("b", b"y" * 100)
+    assert cache.get("a") == b"x" * 100  # now the most recently used
+    for key in "cdefghi":  # nine tiles of 100 bytes: the least recently used (b) goes
+        cache.put(key, b"z" * 100)
+    assert cache.size <= 800 and cache.get("b") is None and cache.get("a") is not None
+    cache.put("huge", b"h" * 101)  # over an eighth of the cache: not kept
+    assert cache.get("huge") is None
+    assert TileCache(0).get("a") is None
+
+
+def test_repeated_tiles_come_from_the_cache_and_a_write_makes_new_ones(client, conn, auth):
+    z, x, y = TRAFALGAR_Z14
+    url = f"/tiles/street_furniture/{z}/{x}/{y}.mvt?subtype=lamp_post"
+    cache = client.app.state.tile_cache
+    first = client.get(url)
+    kept = len(cache)
+    second = client.get(url)
+    assert second.content == first.content and len(cache) == kept >= 1
+    asset_id = decode(first.content)["street_furniture"]["features"][0]["id"]
+    assert (
+        client.patch(
+            f"/assets/{asset_id}", json={"status": "pending_removal"}, headers=auth("admin")
+        ).status_code
+        == 200
+    )
+    third = decode(client.get(url).content)["street_furniture"]["features"]
+    assert next(f for f in third if f["id"] == asset_id)["properties"]["status"] == "pending_removal"
+
+
+def test_time_dependent_wayleave_tiles_carry_no_etag(client):
+    z, x, y = TRAFALGAR_Z14
+    response = client.get(f"/tiles/wayleaves/{z}/{x}/{y}.mvt")
+    assert response.status_code == 200 and "etag" not in response.headers
+
+
+def test_stale_or_missing_summaries_are_rebuilt_when_the_service_starts(isolated):
+    with psycopg.connect(isolated.url) as c:
+        c.execute("TRUNCATE tile_point_summaries")
+        c.execute("UPDATE tile_summary_builds SET grid = '64/12' WHERE kind = 'street_furniture'")
+        c.execute("DELETE FROM tile_summary_builds WHERE kind = 'public_building'")
+    with TestClient(create_app(Settings(db=DatabaseSettings(url=isolated.url)))) as client:
+        task = client.app.state.summaries_startup
+
+        async def started() -> list[str]:
+            return await task
+
+        assert client.portal.call(started) == ["public_building", "street_furniture"]
+        layer = decode(client.get("/tiles/street_furniture/8/127/85.mvt").content)["street_furniture"]
+        assert sum(f["properties"]["count"] for f in layer["features"]) > 0
+    with psycopg.connect(isolated.url) as c:
+        builds = dict(c.execute("SELECT kind, grid FROM tile_summary_builds").fetchall())
+        counts = dict(
+            c.execute(
+                """SELECT kind, sum(n) FROM tile_point_summaries
+                   WHERE z = 0 AND borough_code IS NULL AND subtype IS NULL AND status IS NULL GROUP BY kind"""
+            ).fetchall()
+        )
+        assets = dict(
+            c.execute(
+                """SELECT kind, count(*) FROM assets WHERE retired_at IS NULL
+                   AND kind IN ('street_furniture', 'public_building') GROUP BY kind"""
+            ).fetchall()
+        )
+    assert builds["street_furniture"] == builds["public_building"] == summary_grid(13) == "32/12"
+    assert counts == assets

@@ -218,17 +218,25 @@ def test_personal_data_absent_from_every_output_for_an_operator_key(client, auth
     assert client.get("/wayleaves", headers=auth("operator")).json() == []
 
 
-def test_wayleaves_collection_filters_and_tile_etag_follows_changes(client, auth, assets):
+def test_wayleaves_collection_filters_and_tiles_follow_changes(client, auth, assets):
     _, asset_id, lon, lat = assets["camden"][6]
     row = create(client, auth("camden"), [asset_id])
     body = client.get("/collections/wayleaves/items", params={"borough": CAMDEN, "limit": 1000}).json()
     assert row["id"] in [f["id"] for f in body["features"]]
     assert all(f["properties"]["borough_code"] == CAMDEN for f in body["features"])
     z, x, y = tile_of(lon, lat)
-    first = client.get(f"/tiles/wayleaves/{z}/{x}/{y}.mvt")
+
+    def tile_status():
+        response = client.get(f"/tiles/wayleaves/{z}/{x}/{y}.mvt")
+        assert response.status_code == 200
+        # Days in status move with the clock, not only with the data: no ETag, no stale copy.
+        assert "etag" not in response.headers
+        layer = mapbox_vector_tile.decode(response.content)["wayleaves"]
+        return {f["id"]: f["properties"]["status"] for f in layer["features"]}[row["id"]]
+
+    assert tile_status() == "identified"
     assert move(client, auth("camden"), row, "requested").status_code == 200
-    second = client.get(f"/tiles/wayleaves/{z}/{x}/{y}.mvt")
-    assert first.headers["etag"] != second.headers["etag"]
+    assert tile_status() == "requested"
 
 
 def test_wayleaves_collection_filters_by_wayleave_status(client):
@@ -393,3 +401,274 @@ def test_wayleave_settings_names_are_documented():
         if name not in ("signed_within_days",):
             assert name in text, name
     assert json.dumps(sorted(WayleaveSettings.model_fields))
+
+
+# Editing details ---------------------------------------------------------------------------------------
+def edit(client, headers, row, version=None, **changes):
+    """PATCH with If-Match: the version given, else the row's."""
+    v = row["version"] if version is None else version
+    return client.patch(f"/wayleaves/{row['id']}", json=changes, headers={**headers, "If-Match": f'"{v}"'})
+
+
+def test_edit_details_keeps_every_change_and_leaves_the_status_alone(client, auth, assets):
+    camden = auth("camden")
+    row = create(
+        client, camden, [assets["camden"][11][1]], reference="EDIT-1", contact_email="old@example.org",
+        template_version="CoL 2019",
+    )  # fmt: skip
+    response = edit(
+        client, camden, row, notes="gate code with the caretaker", expires_on="2036-03-31",
+        contact_email=" new@example.org ", template="bespoke",
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert response.headers["etag"] == '"2"' and body["version"] == 2
+    assert body["notes"] == "gate code with the caretaker" and body["expires_on"] == "2036-03-31"
+    assert body["contact_email"] == "new@example.org" and body["template"] == "bespoke"
+    assert body["status"] == "identified"
+    assert dt.datetime.fromisoformat(body["status_since"]) == dt.datetime.fromisoformat(row["status_since"])
+    assert body["reference"] == "EDIT-1" and body["template_version"] == "CoL 2019"  # not sent: unchanged
+
+    # Clear one field with null; If-Match or expected_version in the body.
+    cleared = client.patch(
+        f"/wayleaves/{row['id']}", json={"notes": None, "expected_version": 2}, headers=camden
+    )
+    assert cleared.status_code == 200 and cleared.json()["version"] == 3 and cleared.json()["notes"] is None
+    # The same values again change nothing: no new version, no new entry.
+    same = edit(client, camden, cleared.json(), expires_on="2036-03-31", template="bespoke")
+    assert same.status_code == 200 and same.json()["version"] == 3
+
+    edits = client.get(f"/wayleaves/{row['id']}/changes", headers=camden).json()
+    assert [e["version"] for e in edits] == [2, 3]
+    assert "test camden" in edits[0]["by"] and edits[0]["at"] <= edits[1]["at"]
+    assert edits[0]["fields"] == [
+        {"field": "template", "old": "standardised", "new": "bespoke"},
+        {"field": "expires_on", "old": None, "new": "2036-03-31"},
+        {"field": "notes", "old": None, "new": "gate code with the caretaker"},
+        {"field": "contact_email", "old": "old@example.org", "new": "new@example.org"},
+    ]
+    assert edits[1]["fields"] == [{"field": "notes", "old": "gate code with the caretaker", "new": None}]
+    # The status history is untouched: still only status events, and their replay is the status.
+    events = client.get(f"/wayleaves/{row['id']}/history", headers=camden).json()
+    assert [e["to_status"] for e in events] == ["identified"]
+    # A transition now needs the edited version: edits and status changes share one version.
+    assert move(client, camden, row, "requested").status_code == 409
+    moved = move(client, camden, cleared.json(), "requested")
+    assert moved.status_code == 200 and moved.json()["version"] == 4
+    assert moved.json()["expires_on"] == "2036-03-31"
+    # The public layer follows the edit.
+    item = client.get(f"/collections/wayleaves/items/{row['id']}").json()
+    assert item["properties"]["template"] == "bespoke"
+
+
+def test_edit_needs_the_version_and_a_stale_one_writes_nothing(client, auth, assets):
+    camden = auth("camden")
+    row = create(client, camden, [assets["camden"][12][1]])
+    no_version = client.patch(f"/wayleaves/{row['id']}", json={"notes": "x"}, headers=camden)
+    assert no_version.status_code == 428
+    assert no_version.headers["content-type"] == "application/problem+json"
+    assert edit(client, camden, row, notes="first").status_code == 200
+    stale = edit(client, camden, row, notes="second")  # still says version 1
+    assert stale.status_code == 409 and stale.headers["content-type"] == "application/problem+json"
+    assert "at version 2, not 1" in stale.json()["detail"]
+    got = client.get(f"/wayleaves/{row['id']}", headers=camden).json()
+    assert got["notes"] == "first" and got["version"] == 2
+    assert len(client.get(f"/wayleaves/{row['id']}/changes", headers=camden).json()) == 1
+    # A transition on a version the edit replaced is refused the same way.
+    assert move(client, camden, row, "requested").status_code == 409
+
+
+def test_two_concurrent_edits_on_one_version_one_is_409(client, auth, assets):
+    camden = auth("camden")
+    row = create(client, camden, [assets["camden"][13][1]])
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def attempt(note):
+        barrier.wait()
+        results[note] = edit(client, camden, row, notes=note)
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in ("from Anna", "from Ben")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in results.values()) == [200, 409]
+    winner = next(n for n, r in results.items() if r.status_code == 200)
+    edits = client.get(f"/wayleaves/{row['id']}/changes", headers=camden).json()
+    assert [(e["version"], e["fields"][0]["new"]) for e in edits] == [(2, winner)]
+    assert client.get(f"/wayleaves/{row['id']}", headers=camden).json()["notes"] == winner
+
+
+def test_edit_validation_names_the_field_and_value_and_writes_nothing(client, auth, assets):
+    camden = auth("camden")
+    row = create(client, camden, [assets["camden"][14][1]], reference="EDIT-VAL-1")
+    create(client, camden, [assets["camden"][14][1]], reference="EDIT-VAL-2")
+
+    def refused(expected, **changes):
+        response = edit(client, camden, row, **changes)
+        assert response.status_code == expected, (changes, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        return response.json()
+
+    bad_email = refused(422, contact_email="jane at example.org")
+    assert bad_email["errors"] == [
+        {
+            "field": "contact_email",
+            "value": "jane at example.org",
+            "message": "'jane at example.org' is not an email address",
+        }
+    ]
+    assert bad_email["detail"].startswith("contact_email: 'jane at example.org'")
+    both = refused(422, contact_phone="call me", template="custom", notes="fine")
+    assert {e["field"] for e in both["errors"]} == {"contact_phone", "template"}
+    assert "'call me' is not a phone number" in both["detail"] and "'custom' is not one of" in both["detail"]
+    status = refused(422, status="live")
+    assert status["errors"][0]["field"] == "status" and "/transitions" in status["detail"]
+    signed = refused(422, signed_on="2026-01-01")
+    assert "signed_on: not editable" in signed["detail"] and "reaches signed" in signed["detail"]
+    assert "operator: not editable" in refused(422, operator="Someone Else")["detail"]
+    unknown = refused(422, colour="red")
+    assert unknown["errors"][0] == {
+        "field": "colour",
+        "value": "red",
+        "message": unknown["errors"][0]["message"],
+    }
+    assert "unknown field" in unknown["detail"]
+    assert "nothing to change" in refused(422)["detail"]
+    date = refused(422, expires_on="2036-02-30")
+    assert date["errors"][0]["where"] == "body.expires_on" and date["errors"][0]["value"] == "2036-02-30"
+    assert refused(422, notes=5)["errors"][0]["where"] == "body.notes"
+    assert "one line" in refused(422, reference="A\nB")["detail"]
+    assert "at most 200" in refused(422, contact_name="x" * 201)["detail"]
+    duplicate = refused(409, reference="EDIT-VAL-2")
+    assert duplicate["field"] == "reference" and duplicate["value"] == "EDIT-VAL-2"
+    assert (
+        "already used in borough E09000007" in duplicate["detail"] and duplicate["wayleave_id"] != row["id"]
+    )
+    # Nothing was written by any of them.
+    got = client.get(f"/wayleaves/{row['id']}", headers=camden).json()
+    assert got["version"] == 1 and got["reference"] == "EDIT-VAL-1" and got["notes"] is None
+    assert client.get(f"/wayleaves/{row['id']}/changes", headers=camden).json() == []
+    # Creating with a taken reference is the same conflict; another borough may use it.
+    taken = client.post(
+        "/wayleaves",
+        json={"operator": "Fibre A", "asset_ids": [assets["camden"][14][1]], "reference": "EDIT-VAL-2"},
+        headers=camden,
+    )
+    assert taken.status_code == 409 and taken.json()["field"] == "reference"
+    hackney = create(client, auth("hackney"), [assets["hackney"][2][1]])
+    assert edit(client, auth("hackney"), hackney, reference="EDIT-VAL-2").status_code == 200
+    bad_create = client.post(
+        "/wayleaves",
+        json={"operator": "Fibre A", "asset_ids": [assets["camden"][14][1]], "contact_email": "nope"},
+        headers=camden,
+    )
+    assert bad_create.status_code == 422 and bad_create.json()["errors"][0]["field"] == "contact_email"
+
+
+def test_expiry_cannot_be_before_the_signature(client, auth, assets):
+    admin = auth("admin")
+    row = create(client, admin, [assets["camden"][15][1]], status="requested")
+    for to in ("survey_scheduled", "surveyed", "terms_issued", "approved", "signed"):
+        row = move(client, admin, row, to).json()
+    signed_on = dt.date.fromisoformat(row["signed_on"])
+    early = edit(client, admin, row, expires_on=(signed_on - dt.timedelta(days=1)).isoformat())
+    assert early.status_code == 422
+    assert early.json()["errors"][0]["field"] == "expires_on"
+    assert f"is before the wayleave was signed ({signed_on})" in early.json()["detail"]
+    on_the_day = edit(client, admin, row, expires_on=signed_on.isoformat())
+    assert on_the_day.status_code == 200 and on_the_day.json()["expires_on"] == signed_on.isoformat()
+    assert on_the_day.json()["signed_on"] == row["signed_on"]  # key dates do not move with edits
+
+
+def test_who_may_edit_what(client, auth, op_keys, assets):
+    row = create(client, auth("camden"), [assets["camden"][16][1]], operator="Fibre A")
+    other = create(client, auth("camden"), [assets["camden"][16][1]], operator="Someone Else")
+    op = op_keys["Fibre A"]
+    hackney = edit(client, auth("hackney"), row, notes="not ours")
+    assert hackney.status_code == 403 and "E09000012" in hackney.json()["detail"]
+    assert edit(client, {}, row, notes="anonymous").status_code == 401
+    assert (
+        client.patch(
+            "/wayleaves/999999", json={"notes": "x"}, headers={**auth("admin"), "If-Match": '"1"'}
+        ).status_code
+        == 404
+    )
+    # Operators: their own reference on their own operator's wayleaves, nothing else.
+    mine = edit(client, op, row, operator_reference="FA-2026-0042")
+    assert mine.status_code == 200 and mine.json()["operator_reference"] == "FA-2026-0042"
+    assert not set(mine.json()) & set(wl.RESTRICTED)
+    row = mine.json()
+    for changes in (
+        {"notes": "x"},
+        {"contact_email": "a@b.org"},
+        {"reference": "R"},
+        {"expires_on": "2040-01-01"},
+    ):
+        response = edit(client, op, row, **changes)
+        assert response.status_code == 403, changes
+        assert "may change only operator_reference" in response.json()["detail"]
+    assert edit(client, op, other, operator_reference="FA-1").status_code == 403
+    assert edit(client, auth("operator"), row, operator_reference="FA-1").status_code == 403  # unbound key
+    # Boroughs and admins edit every field of what they may write.
+    assert edit(client, auth("camden"), row, reference="CAM-WHO-1", notes="ok").status_code == 200
+    got = client.get(f"/wayleaves/{row['id']}", headers=auth("admin")).json()
+    assert got["operator_reference"] == "FA-2026-0042" and got["reference"] == "CAM-WHO-1"
+    assert edit(client, auth("admin"), got, contact_name="Sam Estates").status_code == 200
+    edits = client.get(f"/wayleaves/{row['id']}/changes", headers=auth("admin")).json()
+    assert [e["by"].split(" (")[1] for e in edits] == ["Fibre A key)", "test camden)", "test admin)"]
+
+
+def test_changes_hide_restricted_fields_and_authors_from_other_keys(client, auth, op_keys, assets):
+    camden = auth("camden")
+    row = create(client, camden, [assets["camden"][17][1]], operator="Fibre A", contact_name=SECRETS[0])
+    row = edit(
+        client, camden, row, notes=SECRETS[3], contact_email=SECRETS[1], expires_on="2037-01-31"
+    ).json()
+    row = edit(
+        client, camden, row, contact_phone=SECRETS[2], contact_name="Someone New"
+    ).json()  # restricted only
+    row = edit(client, op_keys["Fibre A"], row, operator_reference="FA-9").json()
+    full = client.get(f"/wayleaves/{row['id']}/changes", headers=camden).json()
+    assert [e["version"] for e in full] == [2, 3, 4]
+    assert all(s in json.dumps(full) for s in SECRETS)
+    for headers in (op_keys["Fibre A"], auth("hackney")):
+        response = client.get(f"/wayleaves/{row['id']}/changes", headers=headers)
+        assert response.status_code == 200
+        for secret in (*SECRETS, "Someone New", "test camden"):
+            assert secret not in response.text, secret
+        for column in wl.RESTRICTED:
+            assert column not in response.text, column
+        seen = response.json()
+        # The edit of restricted fields only is not shown at all; the others without their author.
+        assert [e["version"] for e in seen] == [2, 4]
+        assert seen[0]["fields"] == [{"field": "expires_on", "old": None, "new": "2037-01-31"}]
+        assert seen[1]["fields"] == [{"field": "operator_reference", "old": None, "new": "FA-9"}]
+        assert all("by" not in e for e in seen)
+    other = create(client, camden, [assets["camden"][17][1]], operator="Someone Else")
+    assert client.get(f"/wayleaves/{other['id']}/changes", headers=op_keys["Fibre A"]).status_code == 403
+    assert client.get(f"/wayleaves/{row['id']}/changes").status_code == 401
+    assert client.get("/wayleaves/999999/changes", headers=camden).status_code == 404
+
+
+def test_me_says_who_the_key_is_and_never_the_key(client, keys, auth, op_keys):
+    seen = {}
+    for who in ("admin", "operator", "camden"):
+        response = client.get("/me", headers=auth(who))
+        assert response.status_code == 200 and response.headers["cache-control"] == "no-store"
+        assert keys[who] not in response.text and "hash" not in response.text
+        seen[who] = response.json()
+    assert seen["admin"]["role"] == "admin" and seen["admin"]["borough_code"] is None
+    assert seen["camden"] == {
+        "key_id": seen["camden"]["key_id"], "label": "test camden", "role": "borough",
+        "borough_code": CAMDEN, "operator": None,
+    }  # fmt: skip
+    assert seen["operator"]["role"] == "operator" and seen["operator"]["operator"] is None  # unbound
+    bound = client.get("/me", headers=op_keys["Fibre A"]).json()
+    assert bound["operator"] == "Fibre A" and bound["label"] == "Fibre A key"
+    assert len({s["key_id"] for s in seen.values()}) == 3
+    anonymous = client.get("/me")
+    assert anonymous.status_code == 401 and anonymous.headers["content-type"] == "application/problem+json"
+    wrong = client.get("/me", headers={"Authorization": "Bearer cx_not-a-key"})
+    assert wrong.status_code == 401 and "unknown or revoked" in wrong.json()["detail"]

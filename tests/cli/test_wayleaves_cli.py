@@ -77,3 +77,62 @@ def test_bind_key_to_an_operator(db_url):
             c.execute("SELECT operator FROM api_keys WHERE id = %s", [int(key_id)]).fetchone()[0]
             == "Cli Fibre"
         )
+
+
+def test_edit_details_with_history_and_clear_errors(db_url):
+    created = invoke(
+        db_url, "wayleaves", "create", "--operator", "Edit Cli", "--asset", str(camden_asset(db_url, 22)),
+        "--reference", "CLI-EDIT-1",
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    wid = created.stdout.split()[1]
+    edited = invoke(
+        db_url, "wayleaves", "edit", wid, "--notes", "keys at the lodge", "--expires-on", "2035-06-30",
+        "--contact-email", "lodge@example.org", "--version", "1",
+    )  # fmt: skip
+    assert edited.exit_code == 0, edited.output
+    assert f"wayleave {wid} edited: expires_on, notes, contact_email (version 2)" in edited.stdout
+    shown = invoke(db_url, "wayleaves", "show", wid).stdout
+    assert '"expires_on": "2035-06-30"' in shown and '"notes": "keys at the lodge"' in shown
+    # An empty value clears; the same value again changes nothing.
+    cleared = invoke(db_url, "wayleaves", "edit", wid, "--notes", "")
+    assert cleared.exit_code == 0 and "edited: notes (version 3)" in cleared.stdout
+    same = invoke(db_url, "wayleaves", "edit", wid, "--expires-on", "2035-06-30")
+    assert same.exit_code == 0 and "nothing changed" in same.stdout and "(version 3)" in same.stdout
+
+    history = invoke(db_url, "wayleaves", "history", wid)
+    assert history.exit_code == 0, history.output
+    assert "Edits" in history.stdout and "lodge@example.org" in history.stdout
+    assert "keys at the lodge" in history.stdout and "2035-06-30" in history.stdout
+    with psycopg.connect(db_url) as c:
+        rows = c.execute(
+            "SELECT version, field, old_value, new_value, by FROM wayleave_changes WHERE wayleave_id = %s ORDER BY version, field",
+            [int(wid)],
+        ).fetchall()
+    assert [r[:4] for r in rows] == [
+        (2, "contact_email", None, "lodge@example.org"),
+        (2, "expires_on", None, "2035-06-30"),
+        (2, "notes", None, "keys at the lodge"),
+        (3, "notes", "keys at the lodge", None),
+    ]
+    assert {r[4] for r in rows} == {"cli"}
+
+    stale = invoke(db_url, "wayleaves", "edit", wid, "--notes", "late", "--version", "1")
+    assert stale.exit_code == 1 and "version 3, not 1" in stale.output
+    bad_date = invoke(db_url, "wayleaves", "edit", wid, "--expires-on", "30/06/2035")
+    assert bad_date.exit_code == 1 and "expires_on: '30/06/2035' is not a date" in bad_date.output
+    bad_email = invoke(db_url, "wayleaves", "edit", wid, "--contact-email", "lodge")
+    assert bad_email.exit_code == 1 and "'lodge' is not an email address" in bad_email.output
+    nothing = invoke(db_url, "wayleaves", "edit", wid)
+    assert nothing.exit_code == 2 and "nothing to change" in nothing.output
+    missing = invoke(db_url, "wayleaves", "edit", "999999", "--notes", "x")
+    assert missing.exit_code == 1 and "no wayleave has id 999999" in missing.output
+    other = invoke(
+        db_url, "wayleaves", "create", "--operator", "Edit Cli", "--asset", str(camden_asset(db_url, 22)),
+    )  # fmt: skip
+    taken = invoke(db_url, "wayleaves", "edit", other.stdout.split()[1], "--reference", "CLI-EDIT-1")
+    assert taken.exit_code == 1 and "'CLI-EDIT-1' is already used in borough E09000007" in taken.output
+    for result in (stale, bad_date, bad_email, nothing, missing, taken):
+        # A clear message and an exit code, never an uncaught exception.
+        assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    assert '"version": 3' in invoke(db_url, "wayleaves", "show", wid).stdout  # the refusals wrote nothing

@@ -3,6 +3,7 @@
 import asyncio
 import datetime as dt
 import re
+import uuid
 from collections import deque
 
 import psycopg
@@ -242,3 +243,165 @@ def test_clock_flags_an_unanswered_request_after_ten_working_days():
     code = wl.clock("code_notice_served", since, s, now=dt.datetime(2024, 7, 2, tzinfo=dt.UTC))
     assert code["due_on"] == dt.date(2024, 7, 1) and code["overdue"]
     assert wl.clock("live", since, s)["due_on"] is None
+
+
+# Edits of the details (migration 0007) --------------------------------------------------------------------
+def test_the_editable_fields_are_the_migrations():
+    text = (PROJECT_ROOT / "geo" / "migrations" / "0007_wayleave_changes.sql").read_text()
+    check = re.search(r"CHECK \(field IN \((.*?)\)\)", text, re.S).group(1)
+    assert tuple(re.findall(r"'(\w+)'", check)) == wl.EDITABLE
+    loop = re.search(r"FOREACH col IN ARRAY ARRAY\[(.*?)\]", text, re.S).group(1)
+    assert tuple(re.findall(r"'(\w+)'", loop)) == wl.EDITABLE
+    # Nothing is both editable and fixed; restricted fields are editable (by admins and boroughs).
+    assert not set(wl.EDITABLE) & set(wl.NOT_EDITABLE)
+    assert set(wl.RESTRICTED) <= set(wl.EDITABLE) and set(wl.KEY_DATES.values()) <= set(wl.NOT_EDITABLE)
+
+
+def test_every_detail_update_is_recorded_by_the_database_and_changes_are_append_only(
+    db_url, camden_asset, conn
+):
+    row = run(db_url, lambda c: new_wayleave(c, camden_asset, ["requested"]))
+    assert row["version"] == 2
+    # Whatever writes it, a change of a detail is recorded and bumps the version.
+    conn.execute(
+        "UPDATE wayleaves SET expires_on = '2031-01-31', reference = %s WHERE id = %s",
+        [f"RAW-{row['id']}", row["id"]],
+    )
+    with conn.transaction():
+        conn.execute("SELECT set_config('connectivity.actor', 'key 99 (named actor)', true)")
+        conn.execute("UPDATE wayleaves SET expires_on = NULL WHERE id = %s", [row["id"]])
+    # Status changes and writes that change no detail record nothing.
+    run(db_url, lambda c: wl.transition(c, row["id"], "survey_scheduled", ADMIN, expected_version=4))
+    conn.execute("UPDATE wayleaves SET notes = notes WHERE id = %s", [row["id"]])
+    recorded = conn.execute(
+        """SELECT version, by, field, old_value, new_value FROM wayleave_changes
+           WHERE wayleave_id = %s ORDER BY version, field""",
+        [row["id"]],
+    ).fetchall()
+    assert [(v, f, o, n) for v, _, f, o, n in recorded] == [
+        (3, "expires_on", None, "2031-01-31"),
+        (3, "reference", None, f"RAW-{row['id']}"),
+        (4, "expires_on", "2031-01-31", None),
+    ]
+    assert recorded[0][1].startswith("database user ") and recorded[2][1] == "key 99 (named actor)"
+    current = run(db_url, lambda c: wl.get_wayleave(c, row["id"], ADMIN))
+    assert current["version"] == 5 and current["status"] == "survey_scheduled"
+
+    with pytest.raises(psycopg.errors.RestrictViolation):
+        conn.execute("UPDATE wayleave_changes SET new_value = 'x' WHERE wayleave_id = %s", [row["id"]])
+    with pytest.raises(psycopg.errors.RestrictViolation):
+        conn.execute("DELETE FROM wayleave_changes WHERE wayleave_id = %s", [row["id"]])
+    with pytest.raises(psycopg.errors.RestrictViolation):
+        conn.execute("TRUNCATE wayleave_changes")
+    with pytest.raises(psycopg.errors.CheckViolation):  # only the editable fields
+        conn.execute(
+            "INSERT INTO wayleave_changes (wayleave_id, version, by, field, new_value) VALUES (%s, 9, 'x', 'status', 'live')",
+            [row["id"]],
+        )
+    assert (
+        conn.execute("SELECT count(*) FROM wayleave_changes WHERE wayleave_id = %s", [row["id"]]).fetchone()[
+            0
+        ]
+        == 3
+    )
+
+
+def test_edits_refuse_the_status_and_key_dates_and_write_nothing(db_url, camden_asset):
+    async def work(conn):
+        row = await new_wayleave(conn, camden_asset, ["requested"])
+        for changes in ({"status": "live"}, {"requested_on": "2020-01-01"}, {"site_id": 1}, {"version": 9}):
+            with pytest.raises(wl.InvalidChange) as info:
+                await wl.update_wayleave(conn, row["id"], changes, ADMIN, expected_version=row["version"])
+            assert info.value.errors[0][0] == next(iter(changes))
+        return row, await wl.get_wayleave(conn, row["id"], ADMIN), await wl.changes(conn, row["id"], ADMIN)
+
+    before, after, edits = run(db_url, work)
+    assert (after["version"], after["requested_on"], edits) == (before["version"], before["requested_on"], [])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "stored"),
+    [
+        ("contact_email", " a.b+c@example.co.uk ", "a.b+c@example.co.uk"),
+        ("contact_phone", "+44 (0)20 7946 0000 ext 12", "+44 (0)20 7946 0000 ext 12"),
+        ("contact_phone", "020-7946-0000", "020-7946-0000"),
+        ("expires_on", "2030-02-28", dt.date(2030, 2, 28)),
+        ("expires_on", "", None),
+        ("notes", "line one\nline two", "line one\nline two"),
+        ("template", "bespoke", "bespoke"),
+        ("reference", "   ", None),
+    ],
+)
+def test_details_accepted(field, value, stored):
+    assert wl.check_details({field: value}) == {field: stored}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("contact_email", "a@b", "not an email address"),
+        ("contact_email", "a b@example.org", "not an email address"),
+        ("contact_phone", "12345", "not a phone number"),
+        ("contact_phone", "0207 CALL ME", "not a phone number"),
+        ("expires_on", "2030-02-30", "not a date"),
+        ("expires_on", dt.datetime(2030, 1, 1), "date-time"),
+        ("expires_on", 20300101, "not a date"),
+        ("template", None, "not one of"),
+        ("reference", 42, "not text"),
+        ("operator_reference", "a\tb", "one line"),
+        ("notes", "x" * 10_001, "at most 10000"),
+    ],
+)
+def test_details_refused(field, value, message):
+    with pytest.raises(wl.InvalidChange) as info:
+        wl.check_details({field: value})
+    (name, got, text), *_ = info.value.errors
+    assert name == field and got == value and message in text
+    assert str(info.value).startswith(f"{field}: ")
+
+
+DETAIL_VALUES = {
+    "notes": st.sampled_from([None, "", "a", "b", "call first"]),
+    "reference": st.sampled_from([None, "P-1", "P-2"]),
+    "expires_on": st.sampled_from([None, "2031-01-01", "2032-06-30"]),
+    "contact_email": st.sampled_from([None, "x@example.org", "y@example.org"]),
+    "template": st.sampled_from(wl.TEMPLATES),
+}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    edits=st.lists(
+        st.dictionaries(st.sampled_from(sorted(DETAIL_VALUES)), st.none(), min_size=1), max_size=6
+    ),
+    data=st.data(),
+)
+def test_details_are_the_replay_of_their_changes(db_url, camden_asset, edits, data):
+    # References are unique per borough: each example uses its own.
+    suffix = uuid.uuid4().hex[:10]
+    plans = [{f: data.draw(DETAIL_VALUES[f]) for f in e} for e in edits]
+    for plan in plans:
+        if plan.get("reference"):
+            plan["reference"] += "-" + suffix
+
+    async def work(conn):
+        row = await new_wayleave(conn, camden_asset, operator="Replay Fibre")
+        start = {f: row[f] for f in wl.EDITABLE}
+        for plan in plans:
+            before = row
+            row = await wl.update_wayleave(conn, row["id"], plan, ADMIN, expected_version=before["version"])
+            # A version per edit that changed something, none for one that did not.
+            differs = any(wl.check_details({f: v})[f] != before[f] for f, v in plan.items())
+            assert row["version"] == before["version"] + differs
+        edits_seen = await wl.changes(conn, row["id"], ADMIN)
+        replayed = {f: None if v is None else str(v) for f, v in start.items()}
+        for e in edits_seen:
+            for f in e["fields"]:
+                assert replayed[f["field"]] == f["old"]
+                replayed[f["field"]] = f["new"]
+        current = await wl.get_wayleave(conn, row["id"], ADMIN)
+        assert replayed == {f: None if current[f] is None else str(current[f]) for f in wl.EDITABLE}
+        assert current["version"] == 1 + len(edits_seen)
+        assert [e["version"] for e in edits_seen] == list(range(2, current["version"] + 1))
+
+    run(db_url, work)

@@ -5,14 +5,23 @@ The app runs under uvicorn in a thread on a free loopback port, on the session d
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import shutil
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 import pytest
+from fastapi.testclient import TestClient
+
+from geo import access
+from geo import wayleaves as wl
 
 pytestmark = pytest.mark.browser
 
@@ -289,4 +298,183 @@ def test_click_asset_shows_popup(map_page: MapPage, tiles_ready: bool) -> None:
     asset = page.js("(u) => fetch(u).then((r) => r.json())", f"{page.base_url}/assets/{asset_id}")
     assert asset["source_id"] in text
     assert asset["kind"] == "street_furniture"
+    assert page.errors == [] and page.outside_requests() == []
+
+
+# Sign-in and wayleave popups ----------------------------------------------------------------------------
+KEY_STORE = "connectivity.apiKey"
+
+
+def stored_key(page: MapPage) -> Any:
+    return page.js("(k) => window.sessionStorage.getItem(k)", KEY_STORE)
+
+
+def sign_in(page: MapPage, key: str) -> None:
+    """Open the sign-in form, paste the key, submit, and wait for the answer (signed in or an error)."""
+    page.page.click(".cm-signin .cm-open")
+    page.page.fill("#cm-key", key)
+    page.page.click(".cm-signin-form button[type=submit]")
+    page.page.wait_for_selector(".cm-signin .cm-who, .cm-signin .cm-error")
+
+
+@pytest.fixture(scope="module")
+def site(db_url: str, client: TestClient, auth: Callable[[str], dict[str, str]]) -> SimpleNamespace:
+    """A requested Camden wayleave of "Map Fibre" on a lamp column with no other wayleave near it.
+
+    ``site.keys``: operator keys bound to "Map Fibre" and to "Other Fibre".
+    """
+    with psycopg.connect(db_url) as c:
+        found = c.execute(
+            """SELECT a.id, ST_Y(ST_Transform(a.geom, 4326)), ST_X(ST_Transform(a.geom, 4326)) FROM assets a
+               WHERE a.borough_code = %s AND a.kind = 'street_furniture' AND a.retired_at IS NULL
+                 AND ST_GeometryType(a.geom) = 'ST_Point'
+                 AND NOT EXISTS (SELECT 1 FROM wayleave_site_assets sa JOIN assets b ON b.id = sa.asset_id
+                                 WHERE ST_DWithin(b.geom, a.geom, 60))
+               ORDER BY a.id DESC LIMIT 1""",
+            [CAMDEN],
+        ).fetchone()
+    assert found is not None, "no Camden lamp column without a wayleave near it"
+    asset_id, lat, lon = found
+    body = {
+        "operator": "Map Fibre", "asset_ids": [asset_id], "site_name": "Map test column", "status": "requested",
+        "reference": "MAP-REF-1", "operator_reference": "MF-77", "contact_name": "Pat Private",
+    }  # fmt: skip
+    response = client.post("/wayleaves", json=body, headers=auth("camden"))
+    assert response.status_code == 201, response.text
+
+    async def make() -> dict[str, str]:
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as c:
+            out = {}
+            for name in ("Map Fibre", "Other Fibre"):
+                new = await access.create_key(c, "operator", label=f"{name} map key")
+                await wl.set_key_operator(c, new.id, name)
+                out[name] = new.key
+            return out
+
+    # In a thread of its own: Playwright's sync API already runs an event loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        made = pool.submit(asyncio.run, make()).result()
+    return SimpleNamespace(id=response.json()["id"], lat=lat, lon=lon, keys=made, row=response.json())
+
+
+WAYLEAVE_AT = """([lat, lng]) => {
+    // Where the wayleave at this place is drawn, once it is and nothing covers it.
+    const cm = window.connectivityMap;
+    const p = cm.map.latLngToContainerPoint([lat, lng]);
+    const box = cm.map.getContainer().getBoundingClientRect();
+    const x = box.left + p.x, y = box.top + p.y;
+    const el = document.elementFromPoint(x, y);
+    const container = cm.layers.wayleaves.getContainer();
+    return el && container && container.contains(el) ? {x: x, y: y} : null;
+}"""
+
+
+def show_only_wayleaves(page: MapPage, site: SimpleNamespace) -> None:
+    for label in ("Street furniture", "Public buildings", "Ducts", "Pipeline projects"):
+        page.toggle(label)
+    page.js("(c) => window.connectivityMap.map.setView(c, 18, {animate: false})", [site.lat, site.lon])
+
+
+def wayleave_popup(page: MapPage, site: SimpleNamespace) -> str:
+    """Click the site's wayleave on the map; the popup's text once its details (or the hint) are in."""
+    page.page.wait_for_selector(".leaflet-popup", state="detached")  # no earlier popup still fading out
+    target = page.page.wait_for_function(f"({WAYLEAVE_AT})", arg=[site.lat, site.lon]).json_value()
+    page.page.mouse.click(target["x"], target["y"])
+    page.page.wait_for_selector(f".leaflet-popup-content .cm-popup[data-wayleave-id='{site.id}']")
+    page.page.wait_for_selector(".leaflet-popup-content .cm-detail tr, .leaflet-popup-content .cm-hint")
+    return str(page.page.inner_text(".leaflet-popup-content"))
+
+
+def test_sign_in_shows_who_and_lasts_the_tab_until_sign_out(map_page: MapPage, keys: dict[str, str]) -> None:
+    page = map_page.open()
+    assert page.page.inner_text(".cm-signin") == "Sign in" and stored_key(page) is None
+    sign_in(page, keys["camden"])
+    assert page.page.inner_text(".cm-signin .cm-who") == "Signed in as borough Camden"
+    assert page.page.locator(".cm-signin .cm-error").count() == 0
+    assert stored_key(page) == keys["camden"]
+    # sessionStorage only: no cookie, nothing in localStorage, never in a URL.
+    assert page.js("document.cookie") == "" and page.js("window.localStorage.length") == 0
+    assert not [u for u in page.requests if keys["camden"] in u]
+    page.open()  # a reload in the same tab: checked again with /me, still signed in
+    page.page.wait_for_selector(".cm-signin .cm-who")
+    assert page.page.inner_text(".cm-signin .cm-who") == "Signed in as borough Camden"
+    assert page.requests.count(f"{page.base_url}/me") == 2
+    page.page.click(".cm-signin .cm-signout")
+    assert page.page.inner_text(".cm-signin") == "Sign in" and stored_key(page) is None
+    sign_in(page, keys["admin"])
+    assert page.page.inner_text(".cm-signin .cm-who") == "Signed in as admin (GLA)"
+    assert page.errors == [] and page.failed == [] and page.outside_requests() == []
+
+
+def test_sign_in_with_an_invalid_key_shows_the_error(map_page: MapPage) -> None:
+    page = map_page.open()
+    sign_in(page, "cx_this-is-not-a-key")
+    error = page.page.inner_text(".cm-signin .cm-error")
+    assert error == "Not signed in: the API key is unknown or revoked"
+    assert page.page.locator(".cm-signin .cm-who").count() == 0 and stored_key(page) is None
+    assert page.page.is_visible("#cm-key")  # the form stays open to try again
+    page.page.fill("#cm-key", "   ")
+    page.page.click(".cm-signin-form button[type=submit]")
+    assert page.page.inner_text(".cm-signin .cm-error") == "Paste your API key first."
+    assert page.failed == [f"401 {page.base_url}/me"] and page.errors == []
+    # A revoked key kept by the tab is dropped on the next load.
+    page.js("([k, v]) => window.sessionStorage.setItem(k, v)", [KEY_STORE, "cx_revoked-meanwhile"])
+    page.open()
+    page.page.wait_for_selector(".cm-signin .cm-error")
+    assert "unknown or revoked" in page.page.inner_text(".cm-signin .cm-error") and stored_key(page) is None
+
+
+def test_wayleave_popup_shows_the_operator_only_to_keys_allowed_to_see_it(
+    map_page: MapPage, tiles_ready: bool, site: SimpleNamespace, keys: dict[str, str]
+) -> None:
+    if not tiles_ready:
+        pytest.xfail(NO_TILES)
+    page = map_page.open(f"?borough={CAMDEN}")
+    sent: list[tuple[str, str]] = []
+    page.page.on(
+        "request",
+        lambda r: sent.append((r.url, r.headers["authorization"])) if "authorization" in r.headers else None,
+    )
+    show_only_wayleaves(page, site)
+
+    # Signed out: what the tiles carry, and the hint.
+    text = wayleave_popup(page, site)
+    assert "Map test column" in text and "Days in status" in text and f"Wayleave {site.id}" in text
+    assert "Sign in to see the operator" in text
+    for hidden in ("Map Fibre", "MAP-REF-1", "MF-77", "Operator"):
+        assert hidden not in text, hidden
+
+    # The wayleave's own operator: operator, references and key dates.
+    sign_in(page, site.keys["Map Fibre"])
+    assert page.page.inner_text(".cm-signin .cm-who") == "Signed in as operator Map Fibre"
+    # The popup seen signed out goes (Leaflet fades it out first).
+    page.page.wait_for_selector(".leaflet-popup", state="detached")
+    text = wayleave_popup(page, site)
+    requested = dt.date.fromisoformat(site.row["requested_on"])
+    for shown in (
+        "Operator\tMap Fibre", "Reference\tMAP-REF-1", "Operator reference\tMF-77",
+        f"Requested\t{requested.day} {requested:%b} {requested.year}", "Days in status", "Due",
+    ):  # fmt: skip
+        assert shown in text, (shown, text)
+    assert "Sign in to see" not in text and "Pat Private" not in text
+
+    # Another operator's key: no operator, and why.
+    page.page.click(".cm-signin .cm-signout")
+    sign_in(page, site.keys["Other Fibre"])
+    text = wayleave_popup(page, site)
+    assert "Your key may not see this wayleave's operator" in text
+    for hidden in ("Map Fibre", "MAP-REF-1", "MF-77"):
+        assert hidden not in text, hidden
+
+    # A borough key (every borough reads every wayleave) sees it too.
+    page.page.click(".cm-signin .cm-signout")
+    sign_in(page, keys["hackney"])
+    assert "Operator\tMap Fibre" in wayleave_popup(page, site)
+
+    # The key went only to this app's /me and /wayleaves/{id}, never with tiles.
+    assert {u.removeprefix(page.base_url) for u, _ in sent} == {"/me", f"/wayleaves/{site.id}"}
+    assert {h for _, h in sent} == {
+        f"Bearer {k}" for k in (site.keys["Map Fibre"], site.keys["Other Fibre"], keys["hackney"])
+    }
+    assert page.failed == [f"403 {page.base_url}/wayleaves/{site.id}"]
     assert page.errors == [] and page.outside_requests() == []

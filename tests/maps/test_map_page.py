@@ -176,3 +176,21 @@ def test_every_mapped_file_exists() -> None:
     for name, path in LOCAL.items():
         if path is not None:
             assert (STATIC_DIR / path).is_file(), (name, path)
+
+
+def test_only_wayleave_details_need_a_key_and_no_key_is_in_the_page(page: str) -> None:
+    specs = {
+        m.group(1): json.loads(m.group(0))
+        for m in re.finditer(r'\{"collection":"(\w+)".*?"count":[^}]*\}', page)
+    }
+    assert specs["wayleaves"]["detail_needs_key"] is True and specs["wayleaves"]["id_label"] == "Wayleave"
+    assert specs["wayleaves"]["detail_url"] == "/wayleaves/{id}"
+    for spec in ASSET_LAYERS:
+        assert (
+            specs[spec.collection]["detail_needs_key"] is False
+            and specs[spec.collection]["id_label"] == "Asset"
+        )
+    # The sign-in control is drawn by the page's script; the page itself holds no key.
+    assert (
+        "Bearer" not in page and "cx_" not in page and "operator" not in page.lower().replace("operators", "")
+    )
