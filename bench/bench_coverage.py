@@ -143,6 +143,7 @@ def api_single_borough(url: str, runs: int = 5) -> tuple[float, dict]:
 def clear_caches() -> None:
     """Forget what a running service keeps between reports (the postcode file stays loaded)."""
     reports.ASSET_INDEXES.clear()
+    reports._PROJECTS.clear()
     for cached in (reports._grid, reports._cell_households, reports._postcodes_in, reports._borough_union):
         cached.cache_clear()
 

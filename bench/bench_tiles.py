@@ -4,7 +4,8 @@ On the ``--scale london`` demo (built once by ``bench/common.py``). Both servers
 uvicorn with the same set-up (2 worker processes, uvloop + httptools) and are loaded by
 ``wrk`` with 16 connections over a spread of London tiles per zoom. tipg serves the same
 street-furniture rows from the same Web Mercator column with the same attributes (through a
-view on ``assets``). Run: ``.venv/bin/python bench/bench_tiles.py`` (installs tipg into
+view on ``assets``). Ours runs twice: without its tile cache (each request makes its tile,
+as tipg's do) and as shipped (finished tiles kept per worker). Run: ``.venv/bin/python bench/bench_tiles.py`` (installs tipg into
 ``bench/.venv-tipg`` on first use).
 """
 
@@ -32,6 +33,8 @@ TIPG_VENV = ROOT / "bench" / ".venv-tipg"
 ZOOMS = (8, 10, 12, 14, 16)
 PROPS = ("id", "subtype", "status")  # the same attributes our tiles carry (geo.collections)
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
+# Two connections per worker, kept open (PERFORMANCE.md: on 2 cores a pool of 2 beat 4 or 8).
+POOL = {"CONNECTIVITY_DB_POOL_MIN_SIZE": "2", "CONNECTIVITY_DB_POOL_MAX_SIZE": "2"}
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 VIEW = f"""
 DROP VIEW IF EXISTS tipg_street_furniture;
@@ -87,14 +90,14 @@ def start(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[by
     raise RuntimeError(f"server did not start: {cmd}\n{proc.stderr.read().decode() if proc.stderr else ''}")
 
 
-def wrk(base: str, paths: list[str]) -> dict[str, float]:
+def wrk(base: str, paths: list[str], seconds: int = DURATION) -> dict[str, float]:
     """requests/s, p50 and p99 (ms) of wrk with 16 connections cycling through ``paths``."""
     lua = "paths = {" + ",".join(f'"{p}"' for p in paths) + "}\ni = 0\n"
     lua += "request = function()\n  i = i % #paths + 1\n  return wrk.format('GET', paths[i])\nend\n"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(lua)
     out = subprocess.run(
-        ["wrk", "-t2", "-c16", f"-d{DURATION}s", "--latency", "-s", f.name, base],
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", f.name, base],
         capture_output=True,
         text=True,
     ).stdout
@@ -113,6 +116,7 @@ def wrk(base: str, paths: list[str]) -> dict[str, float]:
 
 
 def median_wrk(base: str, paths: list[str]) -> dict[str, float]:
+    wrk(base, paths, seconds=2)  # warm-up, not counted: connections opened, caches filled
     runs = [wrk(base, paths) for _ in range(RUNS)]
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
@@ -144,10 +148,17 @@ def main() -> None:
     )
     tipg = ensure_tipg()
     asyncpg_url = url.replace("postgresql://", "postgresql://", 1)
+    # Ours twice: without the tile cache (every request makes its tile, as tipg does) and as
+    # shipped (finished tiles kept per worker, keyed by the data version).
     ours = start(
         [str(ROOT / ".venv/bin/uvicorn"), "api.app:create_app", "--factory", "--workers", "2", "--no-access-log",
          "--host", "127.0.0.1", "--port", "8101", "--log-level", "warning"],
-        {"DATABASE_URL": url, "CONNECTIVITY_DB_POOL_MAX_SIZE": "2"}, 8101,
+        {"DATABASE_URL": url, **POOL, "CONNECTIVITY_TILES_CACHE_MB": "0"}, 8101,
+    )  # fmt: skip
+    cached = start(
+        [str(ROOT / ".venv/bin/uvicorn"), "api.app:create_app", "--factory", "--workers", "2", "--no-access-log",
+         "--host", "127.0.0.1", "--port", "8103", "--log-level", "warning"],
+        {"DATABASE_URL": url, **POOL}, 8103,
     )  # fmt: skip
     theirs = start(
         [str(tipg), "tipg.main:app", "--workers", "2", "--no-access-log", "--host", "127.0.0.1", "--port", "8102",
@@ -157,8 +168,9 @@ def main() -> None:
     )  # fmt: skip
     props = ",".join(p for p in PROPS if p != "id")
     try:
-        print(f"{'zoom':>4} {'tiles':>5} | {'ours req/s':>10} {'p50':>6} {'p99':>6} {'max KB':>7} {'1-req ms':>8} | "
-              f"{'tipg req/s':>10} {'p50':>6} {'p99':>6} {'max KB':>7} | {'ratio':>5}")  # fmt: skip
+        print(f"{'zoom':>4} {'tiles':>5} | {'ours req/s':>10} {'p50':>6} {'p99':>6} {'max KB':>7} {'med KB':>6} {'1-req ms':>8} | "
+              f"{'tipg req/s':>10} {'p50':>6} {'p99':>6} {'max KB':>7} | {'ratio':>5} | "
+              f"{'cached req/s':>12} {'p99':>6} {'ratio':>6}")  # fmt: skip
         for z in ZOOMS:
             tiles = london_tiles(url, z)
             our_paths = [f"/tiles/street_furniture/{z}/{x}/{y}.mvt" for z, x, y in tiles]
@@ -167,16 +179,17 @@ def main() -> None:
                 f"?geom-column=geom_3857&properties={props}"
                 for z, x, y in tiles
             ]
-            a, b = (
+            a, b, c = (
                 median_wrk("http://127.0.0.1:8101", our_paths),
                 median_wrk("http://127.0.0.1:8102", tipg_paths),
+                median_wrk("http://127.0.0.1:8103", our_paths),
             )
-            a_max, _, a_single = sizes_and_single_latency("http://127.0.0.1:8101", our_paths)
+            a_max, a_median, a_single = sizes_and_single_latency("http://127.0.0.1:8101", our_paths)
             b_max, _, _ = sizes_and_single_latency("http://127.0.0.1:8102", tipg_paths)
             print(
-                f"{z:>4} {len(tiles):>5} | {a['rps']:>10.0f} {a['p50']:>6.1f} {a['p99']:>6.1f} {a_max / 1024:>7.1f} "
+                f"{z:>4} {len(tiles):>5} | {a['rps']:>10.0f} {a['p50']:>6.1f} {a['p99']:>6.1f} {a_max / 1024:>7.1f} {a_median / 1024:>6.1f} "
                 f"{a_single:>8.1f} | {b['rps']:>10.0f} {b['p50']:>6.1f} {b['p99']:>6.1f} {b_max / 1024:>7.1f} | "
-                f"{a['rps'] / b['rps']:>5.2f}"
+                f"{a['rps'] / b['rps']:>5.2f} | {c['rps']:>12.0f} {c['p99']:>6.1f} {c['rps'] / b['rps']:>6.2f}"
                 + (
                     f"  (non-2xx: ours {a['errors']:.0f}, tipg {b['errors']:.0f})"
                     if a["errors"] or b["errors"]
@@ -196,7 +209,7 @@ def main() -> None:
             f"tipg {tpage['rps']:.0f} req/s p99 {tpage['p99']:.1f} ms; ratio {page['rps'] / tpage['rps']:.2f}"
         )
     finally:
-        for proc in (ours, theirs):
+        for proc in (ours, theirs, cached):
             proc.terminate()
             try:
                 proc.wait(timeout=15)

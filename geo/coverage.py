@@ -210,7 +210,8 @@ class AssetIndex:
             with ThreadPoolExecutor(2) as pool:
                 parts = list(pool.map(lambda q: self._nearest(q, max_distance, k, workers=1), halves))
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        return self._nearest(demand_xy, max_distance, k, workers=-1)
+        # Small queries on one thread: starting the query threads costs more than they save.
+        return self._nearest(demand_xy, max_distance, k, workers=-1 if n >= PARALLEL_CHUNK else 1)
 
     def _nearest(
         self, demand_xy: np.ndarray, max_distance: float | None, k: int, workers: int

@@ -17,8 +17,17 @@ from psycopg.types.json import Jsonb
 class JobStatus:
     """Updates one row of ``table`` (an ``id`` keyed job table); progress at most every ``every`` s."""
 
-    def __init__(self, url: str, table: str, job_id: int, every: float = 0.5) -> None:
-        self.conn = psycopg.connect(url, autocommit=True)
+    def __init__(
+        self,
+        url: str,
+        table: str,
+        job_id: int,
+        every: float = 0.5,
+        conn: psycopg.Connection[Any] | None = None,
+    ) -> None:
+        # An autocommit connection of the caller's (kept open by it) or one of its own.
+        self.owned = conn is None
+        self.conn = psycopg.connect(url, autocommit=True) if conn is None else conn
         self.table = sql.Identifier(table)
         self.job_id = job_id
         self.every = every
@@ -43,8 +52,9 @@ class JobStatus:
             self.set(progress_done=done, progress_total=total)
 
     def close(self) -> None:
-        """Close the job's status connection."""
-        self.conn.close()
+        """Close the job's status connection (unless it was the caller's)."""
+        if self.owned:
+            self.conn.close()
 
 
 def with_progress(record: dict[str, Any]) -> dict[str, Any]:

@@ -63,13 +63,13 @@ async def create_report(
     settings = get_coverage_settings(request)
     parsed = reports.parse_request(body, settings)
     url = request.app.state.database_url
-    report_id = await asyncio.to_thread(reports.open_report, url, parsed, caller)
     if parsed.geometry is not None and parsed.estimated_size() > settings.max_sync_cells:
+        report_id = await asyncio.to_thread(reports.open_report, url, parsed, caller)
         request.app.state.jobs.start(
             f"coverage report {report_id}", reports.run_report, url, report_id, parsed
         )
     else:
-        await asyncio.to_thread(reports.run_report, url, report_id, parsed, raise_errors=False)
+        report_id = await asyncio.to_thread(reports.run_new_report, url, parsed, caller)
     record = _with_progress(await reports.get_report(conn, report_id, caller))
     return _json(record, 201, {"Location": f"/coverage/reports/{report_id}"})
 
