@@ -16,7 +16,6 @@ import psycopg
 import typer
 from rich.table import Table
 
-from geo import coverage_reports as reports
 from geo.access import Principal
 from geo.settings import CoverageSettings, Settings
 
@@ -62,6 +61,7 @@ def _summary_table(record: dict[str, Any]) -> Table:
 
 
 async def _outputs(url: str, report_id: int, fmt: str) -> tuple[dict[str, Any], str]:
+    from geo import coverage_reports as reports
     from maps.coverage_report import report_page
 
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
@@ -112,7 +112,9 @@ def coverage(
     ] = "html",  # noqa: A002
 ) -> None:
     """Compute a coverage report for an area, print its summary and write it to --out."""
+    # Imported when used: scipy and geopandas would add a second to every CLI start.
     from cli.main import console, err, fail, prepare_database, progress_bar
+    from geo import coverage_reports as reports
 
     if format not in FORMATS:
         raise typer.BadParameter(f"--format {format!r}: choose one of {', '.join(FORMATS)}")

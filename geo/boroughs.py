@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import psycopg
 import shapely
 
 from geo.settings import DATA_DIR
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 BOROUGHS_FILE = DATA_DIR / "london_boroughs.geojson"
 GSS_CODES = tuple(f"E09{n:06d}" for n in range(1, 34))
@@ -51,6 +53,8 @@ def read_boundaries() -> gpd.GeoDataFrame:
         Columns ``code``, ``name``, ``inner_london`` and a MultiPolygon ``geometry`` in EPSG:27700,
         one row per authority, sorted by code.
     """
+    import geopandas as gpd  # imported when used: it costs half a second of every CLI start
+
     raw = gpd.read_file(BOROUGHS_FILE)
     frame = gpd.GeoDataFrame(
         {
@@ -86,6 +90,8 @@ def load_boroughs(conn: psycopg.Connection[Any]) -> int:
 
 def borough_frame(conn: psycopg.Connection[Any]) -> gpd.GeoDataFrame:
     """The boroughs as stored, in EPSG:27700."""
+    import geopandas as gpd
+
     rows = conn.execute(
         "SELECT code, name, inner_london, ST_AsBinary(geom) FROM boroughs ORDER BY code"
     ).fetchall()
