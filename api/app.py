@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -62,6 +63,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pool = pool
         app.state.database_url = url
         startup = app.state.summaries_startup = asyncio.create_task(app.state.summaries.rebuild_stale())
+        # Everything loaded so far (modules, settings, the app) lives as long as the process:
+        # kept out of the garbage collector's full passes, each of which otherwise stalled a
+        # busy worker for about 0.1 s (the tile p99). Garbage is collected first, not frozen.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -116,7 +116,7 @@ def wrk(base: str, paths: list[str], seconds: int = DURATION) -> dict[str, float
 
 
 def median_wrk(base: str, paths: list[str]) -> dict[str, float]:
-    wrk(base, paths, seconds=2)  # warm-up, not counted: connections opened, caches filled
+    wrk(base, paths, seconds=5)  # warm-up, not counted: connections opened, caches filled
     runs = [wrk(base, paths) for _ in range(RUNS)]
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 

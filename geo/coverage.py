@@ -559,6 +559,7 @@ def find_gaps(
     gap_cells = np.bincount(label, minlength=n_gaps)
     shapes = np.full(n_gaps, None, dtype=object)
     if polygons:
+        assert geoms is not None  # squares=True: _cell_squares always returns the squares
         order = np.argsort(label, kind="stable")
         splits = np.cumsum(gap_cells)[:-1]
         # One C call per gap of two or more cells (one call for all gaps is far slower); the

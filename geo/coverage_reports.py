@@ -34,13 +34,14 @@ from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import psycopg
 import shapely
+from numpy.typing import ArrayLike
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -270,10 +271,10 @@ def parse_area(area: Any) -> tuple[dict[str, Any], shapely.Geometry | None]:
         if not isinstance(codes, list) or not codes or not all(isinstance(c, str) for c in codes):
             raise InvalidArea(f"area.boroughs: {value!r} is not a list of GSS codes")
         try:
-            normalised = sorted({check_code(c) for c in codes})
+            boroughs = sorted({check_code(c) for c in codes})
         except UnknownBorough as exc:
             raise InvalidArea(f"area.boroughs: {exc}") from exc
-        return {"boroughs": normalised}, None
+        return {"boroughs": boroughs}, None
     if given[0] == "bbox":
         bbox = area["bbox"]
         if (
@@ -528,7 +529,7 @@ class Assets:
         }
 
 
-def _asset_sql(template: str, ready_now: bool, geometry_kind: str) -> sql.Composable:
+def _asset_sql(template: str, ready_now: bool, geometry_kind: str) -> sql.SQL:
     qualifies = QUALIFIES + (READY if ready_now else "")
     head = template.format(qualifies=qualifies)
     tail = ASSET_FILTER.format(
@@ -971,7 +972,9 @@ def _records(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     ]
 
 
-def _profile(distance: np.ndarray, weight: np.ndarray, reach: float, steps: int = 40) -> list[list[float]]:
+def _profile(
+    distance: np.ndarray, weight: np.ndarray, reach: float, steps: int = 40
+) -> list[list[float | None]]:
     """Share of the weight within each distance from 0 to ``reach``: the coverage curve of the chart.
 
     Binned rather than sorted (a sort of 600,000 distances costs ten times more): each point
@@ -1220,7 +1223,8 @@ def _copy_points(conn: psycopg.Connection[Any], report_id: int, name: str, layer
     if n == 0:
         return
     label = layer.label if layer.label is not None else np.full(n, None, dtype=object)
-    borough = np.where(layer.borough == OUTSIDE, None, layer.borough).astype(object)
+    # numpy's stubs leave None out of ArrayLike, though np.where takes it (as an object array).
+    borough = np.where(layer.borough == OUTSIDE, cast(ArrayLike, None), layer.borough).astype(object)
     label_len, label_bytes = _text_field(np.asarray(label, dtype=object))
     borough_len, borough_bytes = _text_field(borough)
     distance = np.asarray(layer.distance, dtype=float)
@@ -1254,7 +1258,7 @@ def _copy_points(conn: psycopg.Connection[Any], report_id: int, name: str, layer
             (
                 "area",
                 ">f8" if has_area else None,
-                layer.area_m2[rows] if has_area else None,
+                layer.area_m2[rows] if layer.area_m2 is not None else None,
                 8 if has_area else -1,
             ),
             ("distance", ">f8" if with_distance else None, distance[rows], 8 if with_distance else -1),
@@ -1421,7 +1425,7 @@ async def get_report(
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(f"SELECT {REPORT_COLUMNS}, key_id FROM coverage_reports WHERE id = %s", [report_id])
         row = await cur.fetchone()
-    record = _visible(row, row and row.pop("key_id"), principal, report_id)
+    record = _visible(row, row.pop("key_id") if row is not None else None, principal, report_id)
     return record
 
 

@@ -161,7 +161,9 @@ def _compared(kind: str) -> list[str]:
 
 
 def _tuple(prefix: str, columns: list[str]) -> sql.Composable:
-    parts = [sql.SQL("{}.{}").format(sql.Identifier(prefix), sql.Identifier(c)) for c in columns]
+    parts: list[sql.Composable] = [
+        sql.SQL("{}.{}").format(sql.Identifier(prefix), sql.Identifier(c)) for c in columns
+    ]
     if prefix == "s":
         parts += [sql.SQL("s.extra::jsonb"), sql.SQL("ST_SetSRID(s.geom, 27700)")]
     else:

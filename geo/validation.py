@@ -152,6 +152,7 @@ class BatchValidator:
                 assert points is not None
                 wkb = points.wkb.take(pa.array(idx, pa.int64())).to_pylist()
             else:
+                assert geometry is not None  # set above whenever the batch is not fast
                 wkb = shapely.to_wkb(geometry[idx])
             for e, w in zip(errors, wkb, strict=True):
                 e.geometry = w
@@ -297,7 +298,7 @@ class BatchValidator:
         report(
             wrong,
             "geometry",
-            lambda i: f"{geometry[i].geom_type} is not allowed for {self.kind}; use {self.allowed_text}",
+            lambda i: f"{geometry[int(i)].geom_type} is not allowed for {self.kind}; use {self.allowed_text}",
         )
         skip |= mixed | wrong
 
@@ -345,7 +346,7 @@ class BatchValidator:
             distance = np.zeros(len(geometry))
             distance[outside] = shapely.distance(self.boundary, geometry[outside])
 
-            report(outside, "geometry", lambda i: self._outside_message(distance[i]))
+            report(outside, "geometry", lambda i: self._outside_message(distance[int(i)]))
         return geometry, repairs
 
     def _check_points(self, points: PointColumn, bad: np.ndarray, report: Any) -> None:
@@ -356,7 +357,7 @@ class BatchValidator:
             distance = np.zeros(len(inside))
             idx = np.flatnonzero(outside)
             distance[idx] = shapely.distance(self.boundary, shapely.points(points.x[idx], points.y[idx]))
-            report(outside, "geometry", lambda i: self._outside_message(distance[i]))
+            report(outside, "geometry", lambda i: self._outside_message(distance[int(i)]))
 
     def _outside_message(self, d: float) -> str:
         text = f"outside {self.name} ({self.borough_code}): {d:,.0f} m beyond the boundary"

@@ -42,3 +42,17 @@ def test_errors_are_problem_json_saying_what_was_wrong(client, auth):
         unknown_route.status_code == 404
         and unknown_route.headers["content-type"] == "application/problem+json"
     )
+
+
+def test_a_started_app_keeps_its_startup_objects_out_of_full_garbage_collections(settings):
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    with TestClient(create_app(settings)):
+        # Modules, settings and the app are frozen: a full collection no longer walks them.
+        assert gc.get_freeze_count() > 10_000
