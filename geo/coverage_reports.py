@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import geopandas as gpd
 import numpy as np
@@ -627,6 +627,7 @@ def read_assets(url: str, request: ReportRequest) -> Assets:
 #: How many indexed asset sets the process keeps (least recently used first out). London's
 #: (550,000 points and ducts densified into 470,000 vertices) takes about 150 MB.
 ASSET_INDEX_CACHE_SIZE = 4
+V = TypeVar("V")
 #: The data versions an asset set depends on: ``assets`` always, ``wayleaves`` with ``ready_now``.
 VERSIONS_SQL = """SELECT (SELECT oid FROM pg_database WHERE datname = current_database()), layer, version,
                          changed_at FROM data_versions"""
@@ -648,26 +649,27 @@ class IndexedAssets:
         return self._candidates
 
 
-class AssetIndexCache:
-    """A bounded, thread-safe, least-recently-used map from asset keys to :class:`IndexedAssets`.
+class ProcessCache(Generic[V]):
+    """A bounded, thread-safe, least-recently-used map: what the process keeps between reports.
 
-    A report's key is the database (URL and OID), the data versions its assets depend on
-    (``data_versions``: the ``assets`` layer, and ``wayleaves`` for ``ready_now``; every
-    statement that changes those tables bumps them, in its own transaction), the asset
-    filters, the box read and the index spacing. A warm report reads the versions (one small
-    query) and, when nothing changed, reuses the index instead of reading the assets again;
-    any change to the assets makes a new key, so a stale index is never used (it just ages
-    out). Entries are immutable once stored, apart from the candidate index built on demand.
+    The asset indexes (:data:`ASSET_INDEXES`) are keyed by the database (URL and OID), the
+    data versions their assets depend on (``data_versions``: the ``assets`` layer, and
+    ``wayleaves`` for ``ready_now``; every statement that changes those tables bumps them, in
+    its own transaction), the asset filters, the box read and the index spacing. A warm report
+    reads the versions (one small query) and, when nothing changed, reuses the index instead
+    of reading the assets again; any change to the assets makes a new key, so a stale entry is
+    never used (it just ages out). Entries are immutable once stored, apart from the candidate
+    index built on demand.
     """
 
     def __init__(self, maxsize: int = ASSET_INDEX_CACHE_SIZE) -> None:
         self.maxsize = maxsize
-        self._entries: OrderedDict[Hashable, IndexedAssets] = OrderedDict()
+        self._entries: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable) -> IndexedAssets | None:
+    def get(self, key: Hashable) -> V | None:
         """The entry for ``key`` (now the most recently used), or None."""
         with self._lock:
             entry = self._entries.get(key)
@@ -678,7 +680,7 @@ class AssetIndexCache:
             self.hits += 1
             return entry
 
-    def put(self, key: Hashable, entry: IndexedAssets) -> None:
+    def put(self, key: Hashable, entry: V) -> None:
         """Store an entry, dropping the least recently used beyond :attr:`maxsize`."""
         with self._lock:
             self._entries[key] = entry
@@ -697,7 +699,7 @@ class AssetIndexCache:
 
 
 #: The process-wide cache of the reports (the service is long running: warm reports reuse it).
-ASSET_INDEXES = AssetIndexCache()
+ASSET_INDEXES: ProcessCache[IndexedAssets] = ProcessCache()
 
 
 def _asset_key(url: str, request: ReportRequest, versions: dict[str, Any], spacing: float) -> Hashable:
@@ -758,8 +760,8 @@ def indexed_assets(
     return entry
 
 
-_PROJECTS: OrderedDict[Hashable, list[dict[str, Any]]] = OrderedDict()
-_PROJECTS_LOCK = threading.Lock()
+#: The Pipeline projects of recent areas, as the summaries list them.
+_PROJECTS: ProcessCache[list[dict[str, Any]]] = ProcessCache(maxsize=8)
 
 
 def _pipeline_projects(
@@ -768,17 +770,13 @@ def _pipeline_projects(
     """The area's Pipeline projects as a summary lists them (JSON values), kept per area and data
     version: London-wide, the query tests the union of 33 boroughs (40 ms a report)."""
     key = (url, database, shapely.to_wkb(area), versions.get("pipeline"), versions.get("boroughs"))
-    with _PROJECTS_LOCK:
-        found = _PROJECTS.get(key)
+    found = _PROJECTS.get(key)
     if found is None:
         projects = projects_in_area(conn, area)
         found = json.loads(
             json.dumps([{k: v for k, v in p.items() if k != "geom"} for p in projects], default=str)
         )
-        with _PROJECTS_LOCK:
-            _PROJECTS[key] = found
-            while len(_PROJECTS) > 8:
-                _PROJECTS.popitem(last=False)
+        _PROJECTS.put(key, found)
     return list(found)
 
 
@@ -1079,7 +1077,7 @@ def compute_report(
     -----
     Performance (``bench/bench_coverage.py``): the process keeps, between reports, the
     indexed assets of the last :data:`ASSET_INDEX_CACHE_SIZE` filters and boxes at their data
-    version (:class:`AssetIndexCache`: one versions query tells whether they still hold),
+    version (:class:`ProcessCache`: one versions query tells whether they still hold),
     the union of borough lists, the grid of an area with its boroughs and postcode
     households, and the postcode layer. A warm report is then dominated by the exact nearest
     search (:meth:`geo.coverage.AssetIndex.nearest`); a cold one by reading the assets. The

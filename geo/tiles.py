@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from geo.collections import Collection
+from geo.features import data_version
 from geo.settings import TileSettings
 
 EXTENT = 4096
@@ -383,9 +384,7 @@ async def tile_version(
     """What a tile's content follows: its summaries' build below the raw zoom, the layer's data above."""
     if z < raw_min_zoom and collection.low_zoom != "raw":
         return await summary_version(conn, collection)
-    cur = await conn.execute("SELECT version FROM data_versions WHERE layer = %s", [collection.version_layer])
-    row = await cur.fetchone()
-    return str(row[0]) if row else "0"
+    return str(await data_version(conn, collection.version_layer))
 
 
 async def cached_tile(

@@ -275,12 +275,12 @@ def test_the_asset_index_cache_is_reused_and_sees_new_assets(isolated):
 
 
 def test_the_asset_index_cache_is_bounded():
-    cache = reports.AssetIndexCache(maxsize=2)
+    cache: reports.ProcessCache[str] = reports.ProcessCache(maxsize=2)
     for key in "abc":
-        cache.put(key, key)  # type: ignore[arg-type]
+        cache.put(key, key)
     assert len(cache) == 2 and cache.get("a") is None
     assert cache.get("b") == "b"
-    cache.put("d", "d")  # type: ignore[arg-type]
+    cache.put("d", "d")
     assert cache.get("c") is None and cache.get("b") == "b"
 
 
