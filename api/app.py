@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors
 from api.jobs import Jobs
@@ -31,6 +32,7 @@ from api.summaries import SummaryRefresher
 from geo.database import database_url
 from geo.settings import Settings
 from geo.tiles import TileCache
+from geo.versions import KnownVersions
 
 DESCRIPTION = """
 Candidate full-fibre assets of London's 33 authorities, their wayleaves, map layers and
@@ -42,6 +44,24 @@ Errors are `application/problem+json`.
 async def _configure(conn: Any) -> None:
     # Short request queries gain nothing from parallel workers, which cost 20-30 ms to start.
     await conn.execute("SET max_parallel_workers_per_gather = 0")
+
+
+class ForgetVersionsAfterWrites:
+    """Read-your-writes for the known data versions: after a request that may have written
+    (its background tasks included), this worker reads them again rather than wait for the
+    database's notice."""
+
+    def __init__(self, app: ASGIApp, versions: KnownVersions) -> None:
+        self.app = app
+        self.versions = versions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the request; forget the versions after anything but a read."""
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+                self.versions.forget()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -63,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pool = pool
         app.state.database_url = url
         startup = app.state.summaries_startup = asyncio.create_task(app.state.summaries.rebuild_stale())
+        listener = asyncio.create_task(app.state.versions.listen(url))
         # Everything loaded so far (modules, settings, the app) lives as long as the process:
         # kept out of the garbage collector's full passes, each of which otherwise stalled a
         # busy worker for about 0.1 s (the tile p99). Garbage is collected first, not frozen.
@@ -73,8 +94,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if not startup.done():
                 startup.cancel()
+            listener.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):  # logged where it failed
                 await startup
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
             await app.state.jobs.drain()
             await pool.close()
 
@@ -82,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.extent_cache = {}
     app.state.tile_cache = TileCache(settings.tiles.cache_mb * 2**20)
+    app.state.versions = KnownVersions()
+    app.add_middleware(ForgetVersionsAfterWrites, versions=app.state.versions)
     app.state.summaries = SummaryRefresher(app)
     app.state.jobs = Jobs()
     modules = (features, health, me, boroughs, assets, tiles, uploads, wayleaves, web_map, coverage, pipeline)

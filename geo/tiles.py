@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import math
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 import psycopg
@@ -378,19 +378,30 @@ class TileCache:
         return len(self._tiles)
 
 
+def _from_summaries(collection: Collection, z: int, raw_min_zoom: int) -> bool:
+    return z < raw_min_zoom and collection.low_zoom != "raw"
+
+
 async def tile_version(
     conn: psycopg.AsyncConnection[Any], collection: Collection, z: int, raw_min_zoom: int
 ) -> str:
     """What a tile's content follows: its summaries' build below the raw zoom, the layer's data above."""
-    if z < raw_min_zoom and collection.low_zoom != "raw":
+    if _from_summaries(collection, z, raw_min_zoom):
         return await summary_version(conn, collection)
     return str(await data_version(conn, collection.version_layer))
+
+
+def version_key(collection: Collection, z: int, raw_min_zoom: int) -> tuple[str, str]:
+    """What :func:`tile_version` reads, as a key of :class:`geo.versions.KnownVersions`."""
+    if _from_summaries(collection, z, raw_min_zoom):
+        return ("summaries", str(collection.kind))
+    return ("data", collection.version_layer)
 
 
 async def cached_tile(
     cache: TileCache,
     version: str | None,
-    conn: psycopg.AsyncConnection[Any],
+    connect: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]],
     collection: Collection,
     z: int,
     x: int,
@@ -403,12 +414,13 @@ async def cached_tile(
     """A tile from the cache, or made and kept there; gzip-compressed if asked (and not empty).
 
     ``version`` is :func:`tile_version`'s; None (a time-dependent layer) bypasses the cache.
+    ``connect()`` gives the connection to make the tile with (taken only on a miss).
     """
     key = (collection.id, z, x, y, tuple(sorted((k, tuple(v)) for k, v in filters.items())), version, gzipped)
     body = cache.get(key) if version is not None else None
     if body is None:
         body = await get_tile(
-            conn, collection, z, x, y, filters, settings.raw_min_zoom, settings.max_features
+            await connect(), collection, z, x, y, filters, settings.raw_min_zoom, settings.max_features
         )
         if gzipped and body:
             body = gzip.compress(body, compresslevel=5)

@@ -245,20 +245,22 @@ def _table_has_rows(conn: psycopg.Connection[Any]) -> bool:
 def _apply(
     conn: psycopg.Connection[Any],
     request: UploadRequest,
-    upload_id: int,
     load_id: int,
     by: str,
     counts: dict[str, int],
     existing: bool,
 ) -> None:
-    """Write what :func:`_diff` found: insert the new rows, update the changed ones, retire (replace mode)."""
+    """Write what :func:`_diff` found: insert the new rows, update the changed ones, retire (replace mode).
+
+    Every write sets ``load_id`` to the upload's load: the view ``upload_assets`` (migration
+    0011) reads which assets the upload touched, and how, from those rows and their history.
+    """
     columns = _compared(request.kind)
     idents = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     values = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in columns)
     params = {
         "borough": request.borough_code,
         "kind": request.kind,
-        "upload": upload_id,
         "load": load_id,
         "by": by,
     }
@@ -277,37 +279,29 @@ def _apply(
         )
         conn.execute(
             sql.SQL(
-                """WITH ins AS (
-                       INSERT INTO assets (borough_code, kind, source_id, {idents}, extra, geom, load_id, changed_by)
-                       SELECT %(borough)s, %(kind)s, s.source_id, {values}, s.extra::jsonb, ST_SetSRID(s.geom, 27700),
-                              %(load)s, %(by)s
-                       FROM {source}
-                       RETURNING id)
-                   INSERT INTO upload_assets (upload_id, asset_id, action) SELECT %(upload)s, id, 'new' FROM ins"""
+                """INSERT INTO assets (borough_code, kind, source_id, {idents}, extra, geom, load_id, changed_by)
+                   SELECT %(borough)s, %(kind)s, s.source_id, {values}, s.extra::jsonb, ST_SetSRID(s.geom, 27700),
+                          %(load)s, %(by)s
+                   FROM {source}"""
             ).format(idents=idents, values=values, source=source),
             params,
         )
     if counts["changed"]:
         conn.execute(
             sql.SQL(
-                """WITH upd AS (
-                       UPDATE assets a SET ({idents}, extra, geom, retired_at, load_id, changed_by)
-                                         = ({values}, s.extra::jsonb, ST_SetSRID(s.geom, 27700), NULL, %(load)s, %(by)s)
-                       FROM delta d JOIN stage s ON s.source_id = d.source_id
-                       WHERE a.id = d.asset_id
-                       RETURNING a.id)
-                   INSERT INTO upload_assets (upload_id, asset_id, action) SELECT %(upload)s, id, 'changed' FROM upd"""
+                """UPDATE assets a SET ({idents}, extra, geom, retired_at, load_id, changed_by)
+                                     = ({values}, s.extra::jsonb, ST_SetSRID(s.geom, 27700), NULL, %(load)s, %(by)s)
+                   FROM delta d JOIN stage s ON s.source_id = d.source_id
+                   WHERE a.id = d.asset_id"""
             ).format(idents=idents, values=values),
             params,
         )
     if request.mode == "replace" and counts["retired"]:
         conn.execute(
-            """WITH ret AS (
-                   UPDATE assets SET retired_at = now(), load_id = %(load)s, changed_by = %(by)s
-                   WHERE id IN ("""
+            """UPDATE assets SET retired_at = now(), load_id = %(load)s, changed_by = %(by)s
+               WHERE id IN ("""
             + RETIRE_CANDIDATES.format(select="a.id")
-            + """) RETURNING id)
-               INSERT INTO upload_assets (upload_id, asset_id, action) SELECT %(upload)s, id, 'retired' FROM ret""",
+            + ")",
             params,
         )
     if rebuild:
@@ -464,7 +458,6 @@ def _run(
         _apply(
             conn,
             request,
-            upload_id,
             int(load[0]),
             f"upload {upload_id} ({up['created_by']})",
             counts,

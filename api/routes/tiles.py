@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api.deps import AppSettings, Conn, Reader
+from api.deps import AppSettings, Conn, Lazy, LazyReader, Reader
 from api.routes.features import base_url
 from geo import features, tiles
 from geo.collections import get_collection
@@ -52,14 +52,18 @@ async def tile(
     x: int,
     y: int,
     request: Request,
-    conn: Conn,
-    reader: Reader,
+    lazy: Lazy,
+    reader: LazyReader,
     settings: AppSettings,
     borough: Annotated[str | None, Query(description="GSS codes, comma-separated")] = None,
     subtype: Annotated[str | None, Query(description="Subtypes, comma-separated")] = None,
     status: Annotated[str | None, Query(description="Operational statuses, comma-separated")] = None,
 ) -> Response:
-    """MVT, gzip-compressed when the client accepts it; ``ETag`` follows the layer's data version."""
+    """MVT, gzip-compressed when the client accepts it; ``ETag`` follows the layer's data version.
+
+    A tile this worker has made for the current version is served from memory without a
+    database connection (the version itself is known from :mod:`geo.versions`).
+    """
     coll = get_collection(collection_id)
     tiles.check_tile(z, x, y, settings.tiles.max_zoom)
     filters = features.parse_filters(coll, features.filter_values(coll, dict(request.query_params)))
@@ -67,15 +71,29 @@ async def tile(
         "Cache-Control": f"public, max-age={settings.tiles.cache_max_age}",
         "Vary": "Accept-Encoding, Authorization",
     }
+    raw_min_zoom = settings.tiles.raw_min_zoom
     version = None
     if not coll.time_dependent:
-        version = await tiles.tile_version(conn, coll, z, settings.tiles.raw_min_zoom)
+
+        async def read_version() -> str:
+            return await tiles.tile_version(await lazy.get(), coll, z, raw_min_zoom)
+
+        version = await request.app.state.versions.get(tiles.version_key(coll, z, raw_min_zoom), read_version)
         headers["ETag"] = etag = f'W/"{coll.id}-{version}"'
         if etag in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)
     gzipped = "gzip" in request.headers.get("accept-encoding", "")
     body = await tiles.cached_tile(
-        request.app.state.tile_cache, version, conn, coll, z, x, y, filters, settings.tiles, gzipped=gzipped
+        request.app.state.tile_cache,
+        version,
+        lazy.get,
+        coll,
+        z,
+        x,
+        y,
+        filters,
+        settings.tiles,
+        gzipped=gzipped,
     )
     if gzipped and body:
         headers["Content-Encoding"] = "gzip"

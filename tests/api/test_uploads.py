@@ -7,6 +7,8 @@ import csv
 import io
 import time
 
+import geopandas as gpd
+import pandas as pd
 import psycopg
 import pytest
 
@@ -142,6 +144,79 @@ def test_replace_mode_retires_what_the_file_no_longer_holds_and_keeps_history(cl
         "SELECT DISTINCT borough_code, kind FROM assets WHERE retired_at IS NOT NULL"
     ).fetchall()
     assert retired == [(CAMDEN, "street_furniture")]
+
+
+def touched(conn, upload_id):
+    """What ``upload_assets`` says an upload did: ``{action: {asset_id, ...}}``; one row an asset."""
+    rows = conn.execute(
+        "SELECT asset_id, action FROM upload_assets WHERE upload_id = %s", [upload_id]
+    ).fetchall()
+    assert len({asset_id for asset_id, _ in rows}) == len(rows)
+    found = {}
+    for asset_id, action in rows:
+        found.setdefault(action, set()).add(asset_id)
+    return found
+
+
+def ids(conn, source_ids):
+    rows = conn.execute(
+        "SELECT source_id, id FROM assets WHERE borough_code = %s AND source_id = ANY(%s)",
+        [CAMDEN, list(source_ids)],
+    ).fetchall()
+    assert len(rows) == len(source_ids)
+    return dict(rows)
+
+
+def test_upload_assets_says_what_each_upload_did_and_not_what_api_edits_did(client, auth, conn, samples):
+    full = renamed(samples, "PROV-")
+    first = upload(client, auth, samples.write("gpkg", frame=full, name="prov1"), kind="street_furniture")
+    assert first["state"] == "applied" and first["counts"]["new"] == 200
+    sid = list(full["UNITNO"])
+    ours = ids(conn, sid)
+    assert touched(conn, first["id"]) == {"new": set(ours.values())}
+
+    # An API edit between the uploads: a version of its own, but part of no upload.
+    edited = client.patch(f"/assets/{ours[sid[0]]}", json={"owner": "edited by hand"}, headers=auth("camden"))
+    assert edited.status_code == 200 and edited.json()["version"] == 2
+
+    # Replace mode: rows 0-189 stay (row 0 loses the hand edit, row 1 changes), three are new,
+    # rows 190-199 and every other live Camden street furniture asset are retired.
+    kept = renamed(samples, "PROV-", rows=list(range(190)))
+    kept.loc[1, "HEIGHT"] = 12.5
+    added = renamed(samples, "PROVNEW-", rows=[0, 1, 2])
+    others = {
+        r[0]
+        for r in conn.execute(
+            """SELECT id FROM assets WHERE borough_code = %s AND kind = 'street_furniture'
+               AND retired_at IS NULL AND NOT source_id LIKE 'PROV-%%'""",
+            [CAMDEN],
+        ).fetchall()
+    }
+    part = samples.write(
+        "gpkg", frame=gpd.GeoDataFrame(pd.concat([kept, added], ignore_index=True)), name="prov2"
+    )
+    second = upload(client, auth, part, kind="street_furniture", mode="replace")
+    assert second["state"] == "applied"
+    new_ids = set(ids(conn, added["UNITNO"]).values())
+    expected = {
+        "new": new_ids,
+        "changed": {ours[sid[0]], ours[sid[1]]},
+        "retired": {ours[s] for s in sid[190:]} | others,
+    }
+    assert touched(conn, second["id"]) == expected
+    counts = second["counts"]
+    assert (counts["new"], counts["changed"], counts["retired"]) == (3, 2, 10 + len(others))
+
+    # Edits after the upload (of a changed and of a retired asset) change neither upload's record.
+    for asset_id in (ours[sid[1]], ours[sid[195]]):
+        response = client.patch(f"/assets/{asset_id}", json={"owner": "later"}, headers=auth("camden"))
+        assert response.status_code == 200
+    assert touched(conn, first["id"]) == {"new": set(ours.values())}
+    assert touched(conn, second["id"]) == expected
+    # The hand edit kept the first upload's load_id, yet it is not the version that upload wrote.
+    history = {v["version"]: v for v in client.get(f"/assets/{ours[sid[0]]}/history").json()}
+    assert history[1]["load_id"] == history[2]["load_id"] == first["load_id"]
+    assert history[2]["owner"] == "edited by hand" and history[3]["load_id"] == second["load_id"]
 
 
 def test_row_errors_reject_the_whole_upload_unless_skip_invalid(client, auth, conn, samples):
