@@ -16,10 +16,12 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -134,6 +136,53 @@ class PreparedUpload:
 
 _NA: Any = __import__("pandas").NA
 
+T = TypeVar("T")
+_END = object()
+
+
+def read_ahead(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
+    """``items``, produced by a background thread up to ``depth`` ahead of the consumer.
+
+    Reading and validating the next batch (pyogrio, numpy, pyarrow: mostly outside the GIL)
+    then overlaps with the database taking the current one. An exception of the producer is
+    raised in the consumer. Close the generator (``contextlib.closing``) before closing what
+    ``items`` reads from: closing stops and joins the thread.
+    """
+    handoff: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((True, _END))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put((False, exc))
+
+    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = handoff.get()
+            if not ok:
+                raise item
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
 
 def prepare_upload(
     path: str | Path,
@@ -172,7 +221,8 @@ def prepare_upload(
 
     Notes
     -----
-    Memory is bounded by one batch plus the set of ``source_id`` values seen.
+    Memory is bounded by a few batches (see :func:`read_ahead`) plus the set of ``source_id``
+    values seen.
     """
     source = open_upload(path, layer=layer, kind=kind, limits=limits, file_name=file_name)
     try:

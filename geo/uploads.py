@@ -11,6 +11,7 @@ version stays readable. An upload with row errors is rejected whole unless
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from geo.model import KINDS
 from geo.progress import Progress, silent
 from geo.readers import ReadLimits, open_upload
 from geo.settings import UploadSettings
-from geo.staging import prepare_upload
+from geo.staging import prepare_upload, read_ahead
 from geo.tiles import refresh_summaries, summaries_current
 from geo.upload_errors import RowError, UploadRejected
 from geo.validation import output_schema
@@ -407,8 +408,9 @@ def _run(
             )
         )
         conn.execute("CREATE TEMP TABLE seen_invalid (source_id text) ON COMMIT DROP")
-        for table in prepared.batches():
-            _copy_batch(conn, table, columns)
+        with contextlib.closing(read_ahead(prepared.batches())) as batches:
+            for table in batches:
+                _copy_batch(conn, table, columns)
         rep = prepared.report
         invalid_ids = {e.source_id for e in rep.errors if e.source_id}
         with conn.cursor().copy("COPY seen_invalid (source_id) FROM STDIN") as copy:
