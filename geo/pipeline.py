@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
@@ -65,8 +66,12 @@ TIME_FIELDS = {"created_on", "modified_on", "last_updated"}
 LONDON = ZoneInfo("Europe/London")
 # A generous box around London in British National Grid: explicit locations must fall in it.
 LONDON_BNG = (480_000.0, 140_000.0, 580_000.0, 220_000.0)
-_TO_BNG = Transformer.from_crs(4326, 27700, always_xy=True)
-_TO_WGS84 = Transformer.from_crs(27700, 4326, always_xy=True)
+
+
+@functools.cache
+def _transformer(source: int, target: int) -> Transformer:
+    # Made on first use: building one costs 0.1-0.2 s, paid otherwise by every CLI command.
+    return Transformer.from_crs(source, target, always_xy=True)
 
 
 class ProjectNotFound(LookupError):
@@ -214,7 +219,9 @@ def to_bng(geom: BaseGeometry, srid: int | None = None) -> BaseGeometry:
             raise InvalidLocation(
                 f"the location ({x0:g}, {y0:g}) has latitude first: give longitude, latitude"
             )
-        geom = shapely.transform(geom, lambda c: np.column_stack(_TO_BNG.transform(c[:, 0], c[:, 1])))
+        geom = shapely.transform(
+            geom, lambda c: np.column_stack(_transformer(4326, 27700).transform(c[:, 0], c[:, 1]))
+        )
     elif srid != 27700:
         raise InvalidLocation(
             f"EPSG:{srid} is not supported; give WGS84 (4326) or British National Grid (27700)"
@@ -1141,4 +1148,6 @@ def to_feature(row: dict[str, Any]) -> dict[str, Any]:
 
 def to_wgs84(geom: BaseGeometry) -> BaseGeometry:
     """A 27700 geometry in WGS84 lon/lat (for tests and maps)."""
-    return shapely.transform(geom, lambda c: np.column_stack(_TO_WGS84.transform(c[:, 0], c[:, 1])))
+    return shapely.transform(
+        geom, lambda c: np.column_stack(_transformer(27700, 4326).transform(c[:, 0], c[:, 1]))
+    )
