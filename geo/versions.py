@@ -10,13 +10,14 @@ Consistency: a write through this worker is seen by its next request (the app fo
 versions after every write request, see ``api.app``); a write elsewhere (another worker, the
 CLI, a background import) is seen as soon as its notice arrives, a few milliseconds after its
 commit. While the listener is not connected (starting, or reconnecting after an error) nothing
-is kept and every lookup reads the database.
+is kept and every lookup reads the database; nothing is kept longer than ``max_age`` either.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable
 
 import psycopg
@@ -29,8 +30,11 @@ CHANNEL = "data_versions"
 class KnownVersions:
     """Versions by key, valid while the listener runs (one per worker, used from its event loop)."""
 
-    def __init__(self) -> None:
-        self._known: dict[Hashable, str] = {}
+    def __init__(self, max_age: float = 30.0) -> None:
+        # A safety net, not the mechanism: a notice that never comes (a pooler that drops
+        # LISTEN, say) leaves a version stale for at most max_age seconds.
+        self.max_age = max_age
+        self._known: dict[Hashable, tuple[str, float]] = {}
         # Bumped by every notice: a read that started before a notice must not be kept after it.
         self._generation = 0
         self.listening = False
@@ -38,12 +42,12 @@ class KnownVersions:
     async def get(self, key: Hashable, read: Callable[[], Awaitable[str]]) -> str:
         """The version under ``key``, read with ``read()`` unless known."""
         known = self._known.get(key)
-        if known is not None:
-            return known
-        generation = self._generation
+        if known is not None and time.monotonic() - known[1] < self.max_age:
+            return known[0]
+        generation, started = self._generation, time.monotonic()
         value = await read()
         if self.listening and generation == self._generation:
-            self._known[key] = value
+            self._known[key] = (value, started)
         return value
 
     def forget(self) -> None:

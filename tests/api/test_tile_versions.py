@@ -83,3 +83,20 @@ def test_a_read_overtaken_by_a_notice_is_not_kept():
 
     # "old" may be stale, so it is not kept; "new" is read after the notice and kept.
     assert asyncio.run(run()) == ("old", "new", "new")
+
+
+def test_a_version_is_read_again_after_its_maximum_age():
+    versions = KnownVersions(max_age=0.05)
+    versions.listening = True
+    values = iter(["1", "2"])
+
+    async def read():
+        return next(values)
+
+    async def run():
+        first = await versions.get("k", read)
+        again = await versions.get("k", read)
+        await asyncio.sleep(0.06)
+        return first, again, await versions.get("k", read)
+
+    assert asyncio.run(run()) == ("1", "1", "2")
