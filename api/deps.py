@@ -25,21 +25,20 @@ class LazyConn:
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
-        self._taken: contextlib.AbstractAsyncContextManager[AsyncConnection[Any]] | None = None
+        self._taken = contextlib.AsyncExitStack()
         self._conn: AsyncConnection[Any] | None = None
 
     async def get(self) -> AsyncConnection[Any]:
         """The request's connection, taken from the pool on first use."""
         if self._conn is None:
-            self._taken = self._pool.connection()
-            self._conn = await self._taken.__aenter__()
+            self._conn = conn = await self._taken.enter_async_context(self._pool.connection())
+            return conn
         return self._conn
 
     async def release(self) -> None:
         """Give the connection back, if one was taken."""
-        if self._taken is not None:
-            taken, self._taken, self._conn = self._taken, None, None
-            await taken.__aexit__(None, None, None)
+        self._conn = None
+        await self._taken.aclose()
 
 
 async def get_lazy_conn(request: Request) -> AsyncIterator[LazyConn]:

@@ -21,6 +21,7 @@ from psycopg import sql
 from geo.collections import Collection
 from geo.features import data_version
 from geo.settings import TileSettings
+from geo.versions import KnownVersions
 
 EXTENT = 4096
 BUFFER = 64
@@ -391,11 +392,23 @@ async def tile_version(
     return str(await data_version(conn, collection.version_layer))
 
 
-def version_key(collection: Collection, z: int, raw_min_zoom: int) -> tuple[str, str]:
-    """What :func:`tile_version` reads, as a key of :class:`geo.versions.KnownVersions`."""
+async def known_tile_version(
+    versions: KnownVersions,
+    connect: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]],
+    collection: Collection,
+    z: int,
+    raw_min_zoom: int,
+) -> str:
+    """:func:`tile_version` as this worker knows it; ``connect()`` is called only to read it anew."""
     if _from_summaries(collection, z, raw_min_zoom):
-        return ("summaries", str(collection.kind))
-    return ("data", collection.version_layer)
+        key = ("summaries", str(collection.kind))
+    else:
+        key = ("data", collection.version_layer)
+
+    async def read() -> str:
+        return await tile_version(await connect(), collection, z, raw_min_zoom)
+
+    return await versions.get(key, read)
 
 
 async def cached_tile(

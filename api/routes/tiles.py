@@ -71,14 +71,11 @@ async def tile(
         "Cache-Control": f"public, max-age={settings.tiles.cache_max_age}",
         "Vary": "Accept-Encoding, Authorization",
     }
-    raw_min_zoom = settings.tiles.raw_min_zoom
     version = None
     if not coll.time_dependent:
-
-        async def read_version() -> str:
-            return await tiles.tile_version(await lazy.get(), coll, z, raw_min_zoom)
-
-        version = await request.app.state.versions.get(tiles.version_key(coll, z, raw_min_zoom), read_version)
+        version = await tiles.known_tile_version(
+            request.app.state.versions, lazy.get, coll, z, settings.tiles.raw_min_zoom
+        )
         headers["ETag"] = etag = f'W/"{coll.id}-{version}"'
         if etag in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)
