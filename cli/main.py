@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -380,5 +381,17 @@ def serve(
 app.command("coverage")(coverage)
 
 
+def main() -> None:
+    """The console entry point: the app, without the garbage collection of interpreter shutdown.
+
+    The operating system frees the process's memory at exit anyway; freezing the objects first
+    spares the last collections over pandas, Arrow and GDAL's modules (0.3-0.5 s per command).
+    """
+    try:
+        app()
+    finally:
+        gc.freeze()
+
+
 if __name__ == "__main__":
-    app()
+    main()

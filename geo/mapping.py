@@ -656,13 +656,19 @@ def parse_dates(source: pd.Series, default: Any = None) -> pd.Series:
 
 
 def extra_json(table: pa.Table, columns: list[str]) -> pa.Array:
-    """One JSON object per row with the given columns, values kept as sent (vectorised with Arrow)."""
+    """One JSON object per row with the given columns, values kept as sent (vectorised with Arrow).
+
+    The text is laid out as PostgreSQL prints jsonb (keys shortest first, then by their bytes;
+    ``", "`` and ``": "`` between), so an unchanged row's text equals the stored value's
+    (:mod:`geo.unchanged` compares them as text).
+    """
     n = table.num_rows
     if not columns:
         return pa.array(["{}"] * n, type=pa.string())
     parts: list[Any] = []
-    for i, name in enumerate(columns):
-        parts.append(("{" if i == 0 else ",") + json.dumps(str(name)) + ":")
+    ordered = sorted(columns, key=lambda c: (len(str(c).encode()), str(c).encode()))
+    for i, name in enumerate(ordered):
+        parts.append(("{" if i == 0 else ", ") + json.dumps(str(name), ensure_ascii=False) + ": ")
         parts.append(_json_values(table.column(name)))
     parts.append("}")
     return pc.binary_join_element_wise(*parts, "")
@@ -685,7 +691,10 @@ def _json_values(column: pa.ChunkedArray) -> pa.Array:
             text = arr.cast(pa.string())
         needs_escape = pc.match_substring_regex(text, r'[\\"\x00-\x1f]')
         if pc.any(needs_escape).as_py():
-            out = pa.array([None if v is None else json.dumps(v) for v in text.to_pylist()], type=pa.string())
+            out = pa.array(
+                [None if v is None else json.dumps(v, ensure_ascii=False) for v in text.to_pylist()],
+                type=pa.string(),
+            )
         else:
             out = pc.binary_join_element_wise('"', text, '"', "")
     return pc.fill_null(out, "null")

@@ -121,12 +121,14 @@ def sync_vocabularies(conn: psycopg.Connection[Any]) -> None:
     with conn.cursor() as cur:
         cur.executemany(
             """INSERT INTO asset_subtypes (kind, code, label) VALUES (%s, %s, %s)
-               ON CONFLICT (kind, code) DO UPDATE SET label = EXCLUDED.label""",
+               ON CONFLICT (kind, code) DO UPDATE SET label = EXCLUDED.label
+               WHERE asset_subtypes.label IS DISTINCT FROM EXCLUDED.label""",
             [(kind, code, label) for kind, codes in model.subtypes.items() for code, label in codes.items()],
         )
         cur.executemany(
             """INSERT INTO asset_statuses (code, label, usable) VALUES (%s, %s, %s)
-               ON CONFLICT (code) DO UPDATE SET label = EXCLUDED.label, usable = EXCLUDED.usable""",
+               ON CONFLICT (code) DO UPDATE SET label = EXCLUDED.label, usable = EXCLUDED.usable
+               WHERE (asset_statuses.label, asset_statuses.usable) IS DISTINCT FROM (EXCLUDED.label, EXCLUDED.usable)""",
             [(code, s["label"], s["usable"]) for code, s in model.statuses.items()],
         )
         for name, expression in vocabulary_constraints().items():

@@ -1,8 +1,9 @@
 """Borough uploads into the database: stage, preview (dry run), apply in one transaction.
 
 The file half (reading, mapping, validation) is :mod:`geo.staging`; this module records the
-upload, streams its validated rows into a temporary staging table, works out what would
-change, and applies it in one transaction: upsert by borough, kind and ``source_id``; in
+upload, streams its validated rows into a temporary staging table (on a large re-import,
+only the rows :mod:`geo.unchanged` cannot prove unchanged), works out what would change, and
+applies it in one transaction: upsert by borough, kind and ``source_id``; in
 replace mode, retire (never delete) the borough's assets of that kind that the file no
 longer holds. History is kept by the database trigger on ``assets``, so every replaced
 version stays readable. An upload with row errors is rejected whole unless
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from geo.readers import ReadLimits, open_upload
 from geo.settings import UploadSettings
 from geo.staging import prepare_upload, read_ahead
 from geo.tiles import refresh_summaries, summaries_current
+from geo.unchanged import MIN_ROWS, StoredAssets
 from geo.upload_errors import RowError, UploadRejected
 from geo.validation import output_schema
 
@@ -222,13 +225,14 @@ def _diff(
     return counts, changed_fields
 
 
-# Assets of the borough and kind that the file no longer holds; a row of the file that had
-# errors (in skip_invalid mode) still counts as held, so it is not retired by mistake.
+# Assets of the borough and kind that the file no longer holds. The file holds its staged
+# rows and those in ``held``: rows with errors (in skip_invalid mode, so they are not retired
+# by mistake) and rows found unchanged before staging.
 RETIRE_CANDIDATES = """
 SELECT {select} FROM assets a
 WHERE a.borough_code = %(borough)s AND a.kind = %(kind)s AND a.retired_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM stage s WHERE s.source_id = a.source_id)
-  AND NOT EXISTS (SELECT 1 FROM seen_invalid i WHERE i.source_id = a.source_id)
+  AND NOT EXISTS (SELECT 1 FROM held h WHERE h.source_id = a.source_id)
 """
 
 
@@ -407,22 +411,44 @@ def _run(
                 sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in columns)
             )
         )
-        conn.execute("CREATE TEMP TABLE seen_invalid (source_id text) ON COMMIT DROP")
-        with contextlib.closing(read_ahead(prepared.batches())) as batches:
-            for table in batches:
-                _copy_batch(conn, table, columns)
-        rep = prepared.report
-        invalid_ids = {e.source_id for e in rep.errors if e.source_id}
-        with conn.cursor().copy("COPY seen_invalid (source_id) FROM STDIN") as copy:
-            for sid in invalid_ids:
-                copy.write_row([sid])
-        conn.execute("ANALYZE stage (source_id)")  # what the comparison joins on; geometry stats cost 1 s
-        report("compare", 0, 1)
-        existing = conn.execute(
+        conn.execute("CREATE TEMP TABLE held (source_id text) ON COMMIT DROP")
+        found = conn.execute(
             "SELECT EXISTS (SELECT 1 FROM assets WHERE borough_code = %s AND kind = %s)",
             [request.borough_code, request.kind],
         ).fetchone()
-        has_assets = bool(existing and existing[0])
+        has_assets = bool(found and found[0])
+        unchanged_ids: list[pa.Array] = []
+        # A large re-import: the stored assets are read meanwhile (the file is read further ahead
+        # while they come), and the rows equal to them are not sent.
+        file_rows = prepared.source.row_count or 0
+        compare = has_assets and file_rows >= MIN_ROWS
+        with (
+            ThreadPoolExecutor(1) as pool,
+            contextlib.closing(read_ahead(prepared.batches(), depth=8 if compare else 2)) as batches,
+        ):
+            reading = (
+                pool.submit(
+                    StoredAssets.read, url, request.borough_code, request.kind, _compared(request.kind),
+                    limit=2 * file_rows,
+                )
+                if compare
+                else None
+            )  # fmt: skip
+            for table in batches:
+                stored = reading.result() if reading else None
+                if stored is not None:
+                    table, same = stored.split(table)
+                    unchanged_ids.append(same)
+                if table.num_rows:
+                    _copy_batch(conn, table, columns)
+        rep = prepared.report
+        # Source ids the file holds that are not staged: replace mode must not retire them.
+        held = pa.array(sorted({e.source_id for e in rep.errors if e.source_id}), pa.string())
+        if request.mode == "replace":
+            held = pa.concat_arrays([held, *unchanged_ids])
+        pgcopy.copy_table(conn, "held", pa.table({"source_id": held}))
+        conn.execute("ANALYZE stage (source_id)")  # what the comparison joins on; geometry stats cost 1 s
+        report("compare", 0, 1)
         counts, changed_fields = _diff(conn, request, rep.rows_valid, has_assets)
         counts.update(
             rows=rep.rows_read, valid=rep.rows_valid, invalid=rep.rows_invalid, errors=rep.error_count
