@@ -1,4 +1,4 @@
-"""A first import into an empty assets table builds the spatial indexes after the insert."""
+"""A first import into an empty assets table builds the indexes after the insert, as they were."""
 
 import geopandas as gpd
 import numpy as np
@@ -11,12 +11,20 @@ from cli.main import app
 from geo import database
 from geo.boroughs import load_boroughs, read_boundaries
 
+INDEXES = """SELECT c.relname, pg_get_indexdef(i.indexrelid), i.indisvalid, i.indisprimary
+               FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+               WHERE i.indrelid = 'assets'::regclass ORDER BY 1"""
 
-def test_first_import_into_an_empty_table_keeps_both_spatial_indexes(fresh_db_url, tmp_path):
+
+def test_first_import_into_an_empty_table_keeps_every_index(fresh_db_url, tmp_path):
     with psycopg.connect(fresh_db_url) as conn:
         database.migrate(conn)
         load_boroughs(conn)
         conn.commit()
+        before = conn.execute(INDEXES).fetchall()
+    assert {"assets_pkey", "assets_source_key", "assets_geom_gix", "assets_geom_3857_gix"} <= {
+        r[0] for r in before
+    }
     camden = read_boundaries().set_index("code").geometry["E09000007"]
     rng = np.random.default_rng(7)
     x0, y0, x1, y1 = camden.bounds
@@ -38,13 +46,13 @@ def test_first_import_into_an_empty_table_keeps_both_spatial_indexes(fresh_db_ur
     assert result.exit_code == 0, result.output
     with psycopg.connect(fresh_db_url) as conn:
         assert conn.execute("SELECT count(*) FROM assets").fetchone()[0] == 12_000
-        indexes = dict(
-            conn.execute(
-                """SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-                   WHERE i.indrelid = 'assets'::regclass"""
-            ).fetchall()
-        )
-        assert indexes["assets_geom_gix"] and indexes["assets_geom_3857_gix"]
+        assert conn.execute(INDEXES).fetchall() == before  # all valid, the primary key still primary
+        duplicate = conn.execute(
+            """INSERT INTO assets (borough_code, kind, subtype, source_id, geom)
+               SELECT borough_code, kind, subtype, source_id, geom FROM assets LIMIT 1
+               ON CONFLICT (borough_code, kind, source_id) DO NOTHING RETURNING id"""
+        ).fetchone()
+        assert duplicate is None  # the unique key is back, and upserts find it
         inside_box = conn.execute(
             """SELECT count(*) FROM assets WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 27700)""",
             [x0, y0, (x0 + x1) / 2, y1],
