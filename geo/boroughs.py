@@ -44,8 +44,8 @@ def council_name(code: str, name: str) -> str:
     return f"London Borough of {name}"
 
 
-def read_boundaries() -> gpd.GeoDataFrame:
-    """The shipped boundaries, in British National Grid.
+def read_boundaries(code: str | None = None) -> gpd.GeoDataFrame:
+    """The shipped boundaries, in British National Grid (only the authority ``code`` if given).
 
     Returns
     -------
@@ -55,7 +55,9 @@ def read_boundaries() -> gpd.GeoDataFrame:
     """
     import geopandas as gpd  # imported when used: it costs half a second of every CLI start
 
-    raw = gpd.read_file(BOROUGHS_FILE)
+    # One authority is read alone (a quarter of the time: an upload's validation needs one).
+    where = None if code is None else f"GSS_CODE = '{check_code(code)}'"
+    raw = gpd.read_file(BOROUGHS_FILE, where=where)
     frame = gpd.GeoDataFrame(
         {
             "code": raw["GSS_CODE"].str.strip(),
@@ -68,8 +70,9 @@ def read_boundaries() -> gpd.GeoDataFrame:
     geoms = shapely.make_valid(frame.geometry.values)
     frame.geometry = [g if g.geom_type == "MultiPolygon" else shapely.MultiPolygon([g]) for g in geoms]
     frame = frame.sort_values("code").reset_index(drop=True)
-    if tuple(frame["code"]) != GSS_CODES:
-        raise ValueError(f"{BOROUGHS_FILE} must hold exactly the 33 London authorities")
+    expected = GSS_CODES if code is None else (check_code(code),)
+    if tuple(frame["code"]) != expected:
+        raise ValueError(f"{BOROUGHS_FILE} must hold exactly the 33 London authorities, each once")
     return frame
 
 

@@ -67,7 +67,9 @@ class AssetModel:
 @cache
 def load_model() -> AssetModel:
     """Read and check ``data/asset_model.yaml`` (cached)."""
-    raw = yaml.safe_load(MODEL_FILE.read_text())
+    raw = yaml.load(
+        MODEL_FILE.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    )  # libyaml: 9x faster
     vocabularies = {name: dict(raw[name]) for name in ("survey_quality", "provenance", "power_source")}
     fields = {}
     for name, spec in raw["fields"].items():
@@ -119,17 +121,28 @@ def sync_vocabularies(conn: psycopg.Connection[Any]) -> None:
     """
     model = load_model()
     with conn.cursor() as cur:
+        # New codes are inserted and changed labels updated; unchanged rows are not touched (an
+        # upsert would lock them, and every command's migration check would then flush the WAL).
+        subtypes = [
+            (kind, code, label) for kind, codes in model.subtypes.items() for code, label in codes.items()
+        ]
         cur.executemany(
-            """INSERT INTO asset_subtypes (kind, code, label) VALUES (%s, %s, %s)
-               ON CONFLICT (kind, code) DO UPDATE SET label = EXCLUDED.label
-               WHERE asset_subtypes.label IS DISTINCT FROM EXCLUDED.label""",
-            [(kind, code, label) for kind, codes in model.subtypes.items() for code, label in codes.items()],
+            "INSERT INTO asset_subtypes (kind, code, label) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            subtypes,
         )
         cur.executemany(
-            """INSERT INTO asset_statuses (code, label, usable) VALUES (%s, %s, %s)
-               ON CONFLICT (code) DO UPDATE SET label = EXCLUDED.label, usable = EXCLUDED.usable
-               WHERE (asset_statuses.label, asset_statuses.usable) IS DISTINCT FROM (EXCLUDED.label, EXCLUDED.usable)""",
-            [(code, s["label"], s["usable"]) for code, s in model.statuses.items()],
+            "UPDATE asset_subtypes SET label = %s WHERE kind = %s AND code = %s AND label IS DISTINCT FROM %s",
+            [(label, kind, code, label) for kind, code, label in subtypes],
+        )
+        statuses = [(code, s["label"], s["usable"]) for code, s in model.statuses.items()]
+        cur.executemany(
+            "INSERT INTO asset_statuses (code, label, usable) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            statuses,
+        )
+        cur.executemany(
+            """UPDATE asset_statuses SET label = %s, usable = %s
+               WHERE code = %s AND (label, usable) IS DISTINCT FROM (%s, %s)""",
+            [(label, usable, code, label, usable) for code, label, usable in statuses],
         )
         for name, expression in vocabulary_constraints().items():
             cur.execute(

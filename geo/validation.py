@@ -57,8 +57,7 @@ class ValidatedBatch:
 @cache
 def _borough(code: str, tolerance_m: float) -> tuple[str, shapely.Geometry, shapely.Geometry, float]:
     """``(name, boundary, prepared boundary buffered by the tolerance, area)``, cached per borough."""
-    frame = read_boundaries()
-    row = frame.loc[frame["code"] == code].iloc[0]
+    row = read_boundaries(code).iloc[0]
     boundary = row.geometry
     buffered = shapely.buffer(boundary, tolerance_m) if tolerance_m > 0 else boundary
     shapely.prepare(buffered)
