@@ -7,6 +7,7 @@ table of valid rows plus one :class:`~geo.upload_errors.RowError` per problem.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -92,8 +93,9 @@ class BatchValidator:
         self.fields = mapping.fields()
         self.source_column = {f: c for c, f in mapping.columns.items()}
         # source_id values of earlier batches and their rows (duplicates are found across the file).
-        self._seen_ids: pa.Array | None = None
-        self._seen_rows = np.zeros(0, dtype=np.int64)
+        # source_id -> row of its first occurrence, over the batches validated so far (a dict is
+        # cheaper than Arrow's set lookup, which hashes every earlier id again for each batch).
+        self._seen: dict[str, int] = {}
 
     def validate(
         self,
@@ -164,7 +166,7 @@ class BatchValidator:
     # ----------------------------------------------------------------------------------------- keys
 
     def _check_keys(self, sid: pd.Series, rows: np.ndarray, report: Any) -> None:
-        """Missing ``source_id`` and duplicates (in the batch or in earlier batches), with Arrow hashing."""
+        """Missing ``source_id`` and duplicates (in the batch, by Arrow hashing, or in earlier batches)."""
         missing = sid.isna().to_numpy()
         report(missing, "source_id", "source_id is missing: every asset needs the borough's own identifier")
         present = ~missing
@@ -180,21 +182,18 @@ class BatchValidator:
         in_batch = np.ones(len(code), dtype=bool)
         in_batch[first_pos] = False
         in_batch &= present
-        if self._seen_ids is not None:
-            earlier_pos = pc.fill_null(pc.index_in(ids, value_set=self._seen_ids), -1).to_numpy(
-                zero_copy_only=False
-            )
-        else:
-            earlier_pos = np.full(len(code), -1)
-        earlier = (earlier_pos >= 0) & present
+        id_list = ids.to_pylist()
+        seen = self._seen
+        earlier_row = np.array([-1 if i is None else seen.get(i, -1) for i in id_list], dtype=np.int64)
+        earlier = (earlier_row >= 0) & present
         dup = in_batch | earlier
         if dup.any():
             first_by_code = np.zeros(len(encoded.dictionary), dtype=np.int64)
             first_by_code[uniques[uniques >= 0]] = first_pos[uniques >= 0]
 
             def first_row(i: int) -> int:
-                if earlier_pos[i] >= 0:
-                    return int(self._seen_rows[earlier_pos[i]])
+                if earlier_row[i] >= 0:
+                    return int(earlier_row[i])
                 return int(rows[first_by_code[code[i]]])
 
             report(
@@ -204,12 +203,7 @@ class BatchValidator:
                 sid,
             )
         new = present & ~dup
-        fresh = ids.filter(pa.array(new))
-        if self._seen_ids is None:
-            self._seen_ids, self._seen_rows = fresh, rows[new]
-        else:
-            self._seen_ids = pa.concat_arrays([self._seen_ids, fresh])
-            self._seen_rows = np.concatenate([self._seen_rows, rows[new]])
+        seen.update(zip(itertools.compress(id_list, new), rows[new].tolist(), strict=True))
 
     # --------------------------------------------------------------------------------------- values
 
