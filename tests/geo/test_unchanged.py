@@ -22,7 +22,7 @@ from geo import database
 from geo.boroughs import load_boroughs, read_boundaries
 from geo.mapping import extra_json
 from geo.staging import prepare_upload
-from geo.unchanged import MIN_ROWS, StoredAssets
+from geo.unchanged import MIN_ROWS, StoredAssets, _equal
 from geo.uploads import _compared
 
 CAMDEN = "E09000007"
@@ -144,3 +144,41 @@ def test_extra_text_is_laid_out_as_postgresql_prints_jsonb(conn, columns):
     table = pa.table(columns)
     for text in extra_json(table, list(columns)).to_pylist():
         assert conn.execute("SELECT %s::jsonb::text", [text]).fetchone()[0] == text
+
+
+def test_values_of_another_type_count_as_changed_and_an_unreadable_store_as_no_shortcut():
+    same = pa.chunked_array([["a", None, "b"]])
+    assert _equal(same, pa.chunked_array([["a", None, "c"]])).to_pylist() == [True, True, False]
+    assert _equal(
+        pa.chunked_array([["2020-01-01"]]), pa.chunked_array([[dt.date(2020, 1, 1)]])
+    ).to_pylist() == [False]
+    nowhere = "postgresql://nobody:secret@127.0.0.1:1/none"
+    assert StoredAssets.read(nowhere, CAMDEN, "street_furniture", ["subtype"], 10) is None
+
+
+def test_split_finds_the_same_rows_in_stored_order_shuffled_or_shifted():
+    n = 1_000
+    stored = pa.table(
+        {
+            "source_id": [f"S{i:04d}" for i in range(n)],
+            "subtype": ["lamp_post"] * n,
+            "height_m": [float(i % 7) if i % 5 else None for i in range(n)],
+            "extra": ["{}"] * n,
+            "geom": [shapely.to_wkb(shapely.Point(i, i)) for i in range(n)],
+        }
+    )
+    assets = StoredAssets(stored, ["subtype", "height_m"])
+    in_order = stored.slice(0, 300)
+    shuffled = stored.take(np.random.default_rng(3).permutation(np.arange(300, 600)))
+    shifted = stored.slice(600).filter(pa.array([i not in (650, 651) for i in range(600, n)]))
+    changed = shifted.set_column(2, "height_m", pa.array([99.0] + shifted.column("height_m").to_pylist()[1:]))
+    new = pa.table({c: stored.column(c).slice(0, 1) for c in stored.column_names}).set_column(
+        0, "source_id", pa.array(["NEW"])
+    )
+    kept = 0
+    for batch, left in ((in_order, []), (shuffled, []), (changed, ["S0600"]), (new, ["NEW"])):
+        rest, same = assets.split(batch)
+        assert rest.column("source_id").to_pylist() == left
+        assert len(same) == batch.num_rows - len(left)
+        kept += len(same)
+    assert kept == n - 2 - 1
