@@ -184,7 +184,10 @@ class BatchValidator:
         in_batch &= present
         id_list = ids.to_pylist()
         seen = self._seen
-        earlier_row = np.array([-1 if i is None else seen.get(i, -1) for i in id_list], dtype=np.int64)
+        if seen.keys().isdisjoint(id_list):  # the usual case, checked without a Python loop
+            earlier_row = np.full(len(id_list), -1, dtype=np.int64)
+        else:
+            earlier_row = np.array([-1 if i is None else seen.get(i, -1) for i in id_list], dtype=np.int64)
         earlier = (earlier_row >= 0) & present
         dup = in_batch | earlier
         if dup.any():
