@@ -56,7 +56,8 @@ def read_boundaries(code: str | None = None) -> gpd.GeoDataFrame:
     import geopandas as gpd  # imported when used: it costs half a second of every CLI start
 
     # One authority is read alone (a quarter of the time: an upload's validation needs one).
-    where = None if code is None else f"GSS_CODE = '{check_code(code)}'"
+    expected = GSS_CODES if code is None else (check_code(code),)
+    where = None if code is None else f"GSS_CODE = '{expected[0]}'"
     raw = gpd.read_file(BOROUGHS_FILE, where=where)
     frame = gpd.GeoDataFrame(
         {
@@ -70,7 +71,6 @@ def read_boundaries(code: str | None = None) -> gpd.GeoDataFrame:
     geoms = shapely.make_valid(frame.geometry.values)
     frame.geometry = [g if g.geom_type == "MultiPolygon" else shapely.MultiPolygon([g]) for g in geoms]
     frame = frame.sort_values("code").reset_index(drop=True)
-    expected = GSS_CODES if code is None else (check_code(code),)
     if tuple(frame["code"]) != expected:
         raise ValueError(f"{BOROUGHS_FILE} must hold exactly the 33 London authorities, each once")
     return frame

@@ -176,9 +176,12 @@ def _tuple(prefix: str, columns: list[str]) -> sql.Composable:
 
 
 def _diff(
-    conn: psycopg.Connection[Any], request: UploadRequest, staged: int, existing: bool
+    conn: psycopg.Connection[Any], request: UploadRequest, valid: int, existing: bool
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Count new, changed, unchanged (and retired) rows; leave the new and changed ones in ``delta``.
+
+    ``valid`` counts the file's valid rows: the staged ones, and those :mod:`geo.unchanged`
+    found unchanged before staging (they count as unchanged).
 
     ``delta`` (source_id, asset_id: NULL for a new asset) is what :func:`_apply` writes, so rows
     that did not change never reach the writes (an unchanged re-import writes nothing). When the
@@ -188,7 +191,7 @@ def _diff(
     columns = _compared(request.kind)
     params = {"borough": request.borough_code, "kind": request.kind}
     if not existing:
-        return {"new": staged, "changed": 0, "unchanged": 0, "retired": 0}, {}
+        return {"new": valid, "changed": 0, "unchanged": 0, "retired": 0}, {}
     flags = [
         sql.SQL("a.{c} IS DISTINCT FROM s.{c} AS {f}").format(c=sql.Identifier(c), f=sql.Identifier(f"d_{c}"))
         for c in columns
@@ -217,7 +220,7 @@ def _diff(
     ).format(sql.SQL(", ").join(per_field))
     row = conn.execute(query).fetchone()
     assert row is not None
-    counts = {"new": row[0], "changed": row[1], "unchanged": staged - row[0] - row[1], "retired": 0}
+    counts = {"new": row[0], "changed": row[1], "unchanged": valid - row[0] - row[1], "retired": 0}
     changed_fields = {name: n for name, n in zip(names, row[2:], strict=True) if n}
     if request.mode == "replace":
         retired = conn.execute(RETIRE_CANDIDATES.format(select="count(*)"), params).fetchone()
