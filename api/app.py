@@ -5,20 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors
-from api.jobs import Jobs
+from api.deps import DatabaseHealth
+from api.jobs import Jobs, TooManyJobs
+from api.middleware import AccessLog, Guard, SecurityHeaders, route_roles
 from api.routes import (
     assets,
     boroughs,
     coverage,
+    docs,
     features,
     health,
     me,
@@ -29,10 +36,13 @@ from api.routes import (
     web_map,
 )
 from api.summaries import SummaryRefresher
-from geo.database import database_url
+from geo.database import connect, database_url
+from geo.jobs import Heartbeat, reap
 from geo.settings import Settings
 from geo.tiles import TileCache
 from geo.versions import KnownVersions
+
+log = logging.getLogger("connectivity.api")
 
 DESCRIPTION = """
 Candidate full-fibre assets of London's 33 authorities, their wayleaves, map layers and
@@ -41,9 +51,31 @@ Errors are `application/problem+json`.
 """
 
 
-async def _configure(conn: Any) -> None:
-    # Short request queries gain nothing from parallel workers, which cost 20-30 ms to start.
-    await conn.execute("SET max_parallel_workers_per_gather = 0")
+def _configure(statement_timeout_ms: int) -> Any:
+    async def configure(conn: Any) -> None:
+        # Short request queries gain nothing from parallel workers, which cost 20-30 ms to start.
+        await conn.execute("SET max_parallel_workers_per_gather = 0")
+        # No request may hold the database longer than this (jobs have their own timeout).
+        await conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(statement_timeout_ms)))
+        await conn.execute("SET idle_in_transaction_session_timeout = '60s'")
+
+    return configure
+
+
+# Which requests may carry how large a body: (method, path) -> the setting that says.
+def _body_limit(settings: Settings) -> Any:
+    upload = settings.upload.max_bytes + 2 * 2**20  # the file, its mapping and the form fields
+    limits = {
+        ("POST", "/uploads"): upload,
+        ("POST", "/pipeline/imports"): settings.pipeline.max_bytes + 2**20,
+        ("POST", "/wayleaves/bulk"): settings.wayleave.bulk_max_bytes + 2**20,
+        ("POST", "/coverage/reports"): settings.coverage.max_body_bytes,
+    }
+
+    def limit(scope: Scope) -> int:
+        return limits.get((scope["method"], scope["path"].rstrip("/")), settings.api.max_body_bytes)
+
+    return limit
 
 
 class ForgetVersionsAfterWrites:
@@ -64,24 +96,69 @@ class ForgetVersionsAfterWrites:
                 self.versions.forget()
 
 
+def _reap_once(url: str, stale_s: float) -> dict[str, list[int]]:
+    with connect(url, autocommit=True, connect_timeout=5) as conn:
+        return reap(conn, stale_s)
+
+
+async def _reap_periodically(url: str, settings: Settings) -> None:
+    """Mark jobs whose owner is gone interrupted: at start, then every ``reap_every_s`` seconds."""
+    while True:
+        try:
+            marked = await asyncio.to_thread(_reap_once, url, settings.jobs.stale_s)
+            for table, ids in marked.items():
+                log.warning("%s %s: interrupted (their process stopped)", table, ", ".join(map(str, ids)))
+        except Exception as exc:  # the database is away: try again next round
+            log.warning("checking for interrupted jobs failed: %s", exc)
+        await asyncio.sleep(settings.jobs.reap_every_s)
+
+
+def _image_sources(settings: Settings) -> tuple[str, ...]:
+    """Where the map's background tiles come from, when a tile server is configured."""
+    if not settings.map.tile_url:
+        return ()
+    parts = urlsplit(settings.map.tile_url.replace("{s}", "a"))
+    host = parts.netloc.replace("a.", "*.", 1) if "{s}" in settings.map.tile_url else parts.netloc
+    return (f"{parts.scheme}://{host}",) if parts.scheme in ("http", "https") else ()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; the connection pool opens and closes with its lifespan."""
     settings = settings or Settings()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        url = database_url(settings.db, start=False)
-        pool = AsyncConnectionPool(
+    def make_pool(url: str) -> AsyncConnectionPool:
+        return AsyncConnectionPool(
             url,
             min_size=settings.db.pool_min_size,
             max_size=settings.db.pool_max_size,
             kwargs={"autocommit": True},
-            configure=_configure,
+            configure=_configure(settings.db.statement_timeout_ms),
+            # A connection is checked when it is handed out: one broken by a database restart
+            # is replaced, never given to a request.
+            check=AsyncConnectionPool.check_connection,
+            # Reconnection gives up after a few seconds; DatabaseHealth brings a fresh pool.
+            reconnect_timeout=5,
             open=False,
         )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = database_url(settings.db, start=False)
+        pool = make_pool(url)
         await pool.open(wait=True, timeout=30)
         app.state.pool = pool
         app.state.database_url = url
+        app.state.database_health = DatabaseHealth(app, url)
+
+        async def replace_pool() -> None:
+            old, new = app.state.pool, make_pool(url)
+            await new.open(wait=False)
+            app.state.pool = new
+            asyncio.get_running_loop().create_task(old.close(timeout=5))
+
+        app.state.replace_pool = replace_pool
+        heartbeat = Heartbeat(url, settings.jobs.heartbeat_s).start()
+        reaper = asyncio.create_task(_reap_periodically(url, settings))
         startup = app.state.summaries_startup = asyncio.create_task(app.state.summaries.rebuild_stale())
         listener = asyncio.create_task(app.state.versions.listen(url))
         # Everything loaded so far (modules, settings, the app) lives as long as the process:
@@ -95,25 +172,48 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if not startup.done():
                 startup.cancel()
             listener.cancel()
+            reaper.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):  # logged where it failed
                 await startup
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            for task in (listener, reaper):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await app.state.database_health.stop()
             await app.state.jobs.drain()
-            await pool.close()
+            heartbeat.stop()
+            await app.state.pool.close()
 
-    app = FastAPI(title="connectivity", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="connectivity", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # /docs is served with the app's own Swagger UI files (api.routes.docs)
+    )  # fmt: skip
     app.state.settings = settings
     app.state.extent_cache = {}
     app.state.tile_cache = TileCache(settings.tiles.cache_mb * 2**20)
     app.state.versions = KnownVersions()
     app.add_middleware(ForgetVersionsAfterWrites, versions=app.state.versions)
+    # Outermost last: the access log sees every answer, the guard runs before any route.
+    app.add_middleware(Guard, body_limit=_body_limit(settings))
+    if settings.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.api.cors_origins),
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
+            expose_headers=["ETag", "Location", "Retry-After", "X-Request-Id"],
+        )
+    app.add_middleware(SecurityHeaders, image_sources=_image_sources(settings))
+    app.add_middleware(AccessLog)
     app.state.summaries = SummaryRefresher(app)
-    app.state.jobs = Jobs()
-    modules = (features, health, me, boroughs, assets, tiles, uploads, wayleaves, web_map, coverage, pipeline)
+    app.state.jobs = Jobs(settings.jobs)
+    modules = (
+        features, health, me, boroughs, assets, tiles, uploads, wayleaves, web_map, coverage, pipeline, docs,
+    )  # fmt: skip
     # Each routes module may declare the statuses of its own domain errors in ERRORS.
-    errors.install(app, {exc: status for m in modules for exc, status in getattr(m, "ERRORS", {}).items()})
+    table = {exc: status for m in modules for exc, status in getattr(m, "ERRORS", {}).items()}
+    errors.install(app, {**table, TooManyJobs: 429})
     for module in modules:
         app.include_router(module.router)
+    app.state.route_roles = route_roles(r for m in modules for r in m.router.routes)
     web_map.mount_static(app)
     return app

@@ -2,36 +2,119 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import re
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import Depends, Request
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import PoolTimeout
 
-from geo.access import ANONYMOUS, AuthenticationFailed, Principal, authenticate
+from geo.access import ANONYMOUS, AuthenticationFailed, Principal, Role, authenticate
+from geo.features import InvalidParameter
 from geo.settings import Settings
+
+log = logging.getLogger("connectivity.api")
+
+
+class DatabaseAway(psycopg.OperationalError):
+    """The database is known to be unreachable at the moment (503, at once)."""
+
+
+class DatabaseHealth:
+    """Whether the database can be reached, so that requests fail at once (503) while it cannot.
+
+    A request that meets a broken connection or a pool timeout calls :meth:`failed`: a new
+    connection is tried at once. If it fails the database is *down*: requests answer 503 without
+    waiting, and a watchdog tries every ``probe_every`` seconds; when it succeeds, the pool is
+    replaced by a fresh one (the old one's reconnection backoff grows to tens of seconds) and
+    requests are served again. If it succeeds the first time, only the broken connections go.
+    """
+
+    def __init__(self, app: Any, url: str, probe_every: float = 0.25) -> None:
+        self.app = app
+        self.url = url
+        self.probe_every = probe_every
+        self.down_since: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def down(self) -> bool:
+        """Whether the database is known to be unreachable."""
+        return self.down_since is not None
+
+    def failed(self) -> None:
+        """A request could not use the database: find out whether it is away."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._investigate())
+
+    async def reachable(self) -> bool:
+        """Whether a new connection can be made within a second."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.url, connect_timeout=1)
+        except psycopg.OperationalError:
+            return False
+        await conn.close()
+        return True
+
+    async def _investigate(self) -> None:
+        if await self.reachable():
+            await self.app.state.pool.check()  # drops the broken connections, makes new ones
+            return
+        self.down_since = self.down_since or time.monotonic()
+        log.warning("the database is not reachable; answering 503 until it is")
+        while not await self.reachable():
+            await asyncio.sleep(self.probe_every)
+        await self.app.state.replace_pool()
+        log.warning("the database is reachable again after %.1f s", time.monotonic() - self.down_since)
+        self.down_since = None
+
+    async def stop(self) -> None:
+        """Stop watching (at shutdown)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+
+
+@contextlib.asynccontextmanager
+async def pooled(app: Any) -> AsyncIterator[AsyncConnection[Any]]:
+    """A connection from the app's pool; :class:`DatabaseAway` at once while the database is away."""
+    health: DatabaseHealth = app.state.database_health
+    if health.down:
+        raise DatabaseAway("the database is not reachable at the moment")
+    try:
+        async with app.state.pool.connection(timeout=app.state.settings.db.pool_timeout_s) as conn:
+            yield conn
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        if not isinstance(exc, psycopg.errors.QueryCanceled):
+            health.failed()
+        raise
 
 
 async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[Any]]:
     """A connection from the app's pool, returned when the request ends."""
-    async with request.app.state.pool.connection() as conn:
+    async with pooled(request.app) as conn:
         yield conn
 
 
 class LazyConn:
     """A pooled connection taken only when a request first needs one (a cached tile never does)."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
+    def __init__(self, request: Request) -> None:
+        self._request = request
         self._taken = contextlib.AsyncExitStack()
         self._conn: AsyncConnection[Any] | None = None
 
     async def get(self) -> AsyncConnection[Any]:
         """The request's connection, taken from the pool on first use."""
         if self._conn is None:
-            self._conn = conn = await self._taken.enter_async_context(self._pool.connection())
+            self._conn = conn = await self._taken.enter_async_context(pooled(self._request.app))
             return conn
         return self._conn
 
@@ -43,7 +126,7 @@ class LazyConn:
 
 async def get_lazy_conn(request: Request) -> AsyncIterator[LazyConn]:
     """A :class:`LazyConn` on the app's pool, released when the request ends."""
-    lazy = LazyConn(request.app.state.pool)
+    lazy = LazyConn(request)
     try:
         yield lazy
     finally:
@@ -69,7 +152,14 @@ def bearer_key(request: Request) -> str | None:
 async def get_principal(
     request: Request, conn: Annotated[AsyncConnection[Any], Depends(get_conn)]
 ) -> Principal:
-    """The caller, from ``Authorization: Bearer <key>``; anonymous without one."""
+    """The caller, from ``Authorization: Bearer <key>``; anonymous without one.
+
+    A write was authenticated before its body was read (:class:`api.middleware.Guard`): that
+    principal is reused.
+    """
+    known = getattr(request.state, "principal", None)
+    if known is not None:
+        return known  # type: ignore[no-any-return]
     key = bearer_key(request)
     return ANONYMOUS if key is None else await authenticate(conn, key)
 
@@ -97,6 +187,37 @@ async def get_lazy_reader(
     key = bearer_key(request)
     principal = ANONYMOUS if key is None else await authenticate(await lazy.get(), key)
     return _allowed_to_read(principal, settings)
+
+
+class RequireRoles:
+    """A dependency admitting only keys of some roles (checked before the body too, by the Guard middleware)."""
+
+    def __init__(self, *roles: Role) -> None:
+        self.roles = roles
+
+    async def __call__(self, caller: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        """The caller, if its role is one of :attr:`roles`."""
+        caller.require_role(*self.roles)
+        return caller
+
+
+_VERSION = re.compile(r'(?:W/)?"?([0-9]{1,9})"?', re.ASCII)
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """The version an ``If-Match`` header names (``"3"``, ``W/"3"`` or ``3``); None without one.
+
+    Anything else (``abc``, ``-1``, ``²``, a list of tags) is a 400: a condition that cannot be
+    read must not be ignored.
+    """
+    if value is None:
+        return None
+    match = _VERSION.fullmatch(value.strip())
+    if match is None:
+        raise InvalidParameter(
+            f'If-Match: {value[:40]!r} is not a version this service gave (an ETag such as "3")'
+        )
+    return int(match.group(1))
 
 
 Conn = Annotated[AsyncConnection[Any], Depends(get_conn)]

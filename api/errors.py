@@ -1,12 +1,25 @@
-"""One table from domain errors to HTTP statuses, answered as ``application/problem+json``."""
+"""One table from domain errors to HTTP statuses, answered as ``application/problem+json``.
+
+Every error is a problem document, an unexpected one too (500, its details only in the
+server's log), and none carries a server path. A database that cannot be reached (stopped,
+restarting, every pooled connection broken) is a 503 with ``Retry-After``, never a 500; a
+statement over ``statement_timeout`` a 503 too; a value the database refuses (a NUL byte in a
+text, a number out of range) a 400.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+import tempfile
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo.access import AuthenticationFailed, PermissionDenied
@@ -14,9 +27,15 @@ from geo.assets import AssetNotFound, InvalidAssetChange, VersionConflict
 from geo.boroughs import UnknownBorough
 from geo.collections import UnknownCollection
 from geo.features import FeatureNotFound, InvalidParameter
+from geo.gdal import GdalUnavailable
+from geo.settings import PROJECT_ROOT
 from geo.tiles import InvalidTile
+from geo.upload_errors import scrub_roots
 
 PROBLEM = "application/problem+json"
+#: Directories of the server no answer names (the checkout, temporary files, the venv's Python).
+SERVER_ROOTS = (str(PROJECT_ROOT), tempfile.gettempdir(), sys.prefix, os.path.expanduser("~"))
+log = logging.getLogger("connectivity.api")
 
 #: Domain exception -> HTTP status. Subclasses map through their nearest listed base.
 STATUS_CODES: dict[type[Exception], int] = {
@@ -30,6 +49,7 @@ STATUS_CODES: dict[type[Exception], int] = {
     FeatureNotFound: 404,
     InvalidTile: 404,
     InvalidParameter: 400,
+    GdalUnavailable: 503,
 }
 
 TITLES = {
@@ -42,22 +62,32 @@ TITLES = {
     413: "Too large",
     415: "Unsupported media type",
     422: "Invalid input",
+    428: "Precondition required",
+    429: "Too many requests",
     500: "Internal error",
     503: "Unavailable",
 }
+#: Seconds a client should wait before retrying while the database is away.
+RETRY_AFTER = "1"
 
 
-def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
-    """An RFC 9457 problem document."""
-    body = {
+def problem_body(status: int, detail: str, **extra: Any) -> dict[str, Any]:
+    """An RFC 9457 problem document as a dictionary, without server paths."""
+    return {
         "type": "about:blank",
         "title": TITLES.get(status, "Error"),
         "status": status,
-        "detail": detail,
+        "detail": scrub_roots(detail, SERVER_ROOTS),
         **extra,
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def problem(status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    """An RFC 9457 problem document."""
+    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
+    return JSONResponse(
+        problem_body(status, detail, **extra), status_code=status, media_type=PROBLEM, headers=headers or None
+    )
 
 
 def status_for(exc: Exception, table: dict[type[Exception], int]) -> int | None:
@@ -70,14 +100,16 @@ def status_for(exc: Exception, table: dict[type[Exception], int]) -> int | None:
 
 def install(app: FastAPI, extra: dict[type[Exception], int] | None = None) -> None:
     """Install the error handlers on ``app``: :data:`STATUS_CODES` plus the ``extra`` mappings."""
-    table = {**STATUS_CODES, **(extra or {})}
+    from api.middleware import BodyTooLarge
+
+    table = {**STATUS_CODES, BodyTooLarge: 413, **(extra or {})}
 
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         status = status_for(exc, table)
-        if status is None:  # not ours: a real bug, logged by the server
-            raise exc
+        if status is None:  # not ours: a real bug
+            return await unexpected(request, exc)
         extra = getattr(exc, "problem_extra", None) or {}
-        return problem(status, str(exc), **extra)
+        return problem(status, str(exc), getattr(exc, "problem_headers", None), **extra)
 
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         # A bad query or path parameter is a 400 (as OGC API asks); a bad body a 422.
@@ -94,12 +126,40 @@ def install(app: FastAPI, extra: dict[type[Exception], int] | None = None) -> No
         return problem(status, detail, errors=errors)
 
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail))
+        return problem(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+    async def database_away(request: Request, exc: Exception) -> JSONResponse:
+        request.app.state.database_health.failed()
+        log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+        return problem(
+            503,
+            "the database is not reachable at the moment; try again shortly",
+            {"Retry-After": RETRY_AFTER},
+        )
+
+    async def too_slow(request: Request, exc: Exception) -> JSONResponse:
+        return problem(
+            503, "the request took longer than the service allows (statement timeout); narrow it down",
+            {"Retry-After": "5"},
+        )  # fmt: skip
+
+    async def refused_value(request: Request, exc: Exception) -> JSONResponse:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return problem(400, f"a value of the request cannot be stored or compared: {first}")
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
+        return problem(500, "an unexpected error occurred; it has been logged")
 
     for cls in table:
         app.add_exception_handler(cls, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(psycopg.errors.QueryCanceled, too_slow)
+    app.add_exception_handler(psycopg.OperationalError, database_away)
+    app.add_exception_handler(PoolTimeout, database_away)
+    app.add_exception_handler(psycopg.DataError, refused_value)
+    app.add_exception_handler(Exception, unexpected)
 
 
 def _short(value: Any) -> Any:

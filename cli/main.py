@@ -85,13 +85,15 @@ def _run_async(settings: Settings, work: Callable[[psycopg.AsyncConnection[Any]]
 def prepare_database(settings: Settings, *, demo: bool = True, quiet: bool = False) -> str:
     """Start the embedded cluster if used, apply migrations, load the demo into an empty database."""
     from geo.demo import load_demo
-    from geo.uploads import interrupted
+    from geo.jobs import reap
 
     url = _url(settings)
     with database.connect(url) as conn:
         applied = database.migrate(conn)
-        if interrupted(conn) and not quiet:
-            err.print("uploads left unfinished by the last run were marked failed")
+        marked = reap(conn, settings.jobs.stale_s)
+        if marked and not quiet:
+            jobs = ", ".join(f"{len(ids)} {table.replace('_', ' ')}" for table, ids in marked.items())
+            err.print(f"jobs left unfinished by a stopped process were marked interrupted: {jobs}")
         if applied and not quiet:
             err.print(f"applied migrations: {', '.join(applied)}")
         row = conn.execute("SELECT count(*) FROM assets").fetchone()
@@ -287,9 +289,7 @@ def import_file(
         code = check_code(borough)
         uploads.check_fields(kind, mode)
         spec = load_mapping_file(mapping) if mapping else None
-        limits = uploads.ReadLimits(
-            max_bytes=settings.upload.max_bytes, max_uncompressed_bytes=settings.upload.max_uncompressed_bytes
-        )
+        limits = uploads.ReadLimits.from_settings(settings.upload)
         chosen_kind = uploads.inspect_upload(file, layer, kind, file.name, limits)
     except (UnknownBorough, uploads.InvalidUploadRequest) as exc:
         raise fail(str(exc), 2) from exc

@@ -51,7 +51,7 @@ from geo.access import Principal
 from geo.boroughs import GSS_CODES, UnknownBorough, check_code
 from geo.coverage import AssetIndex, find_gaps, prioritise, summary_columns
 from geo.demand import assign_boroughs, grid_centroids, points_demand, postcode_demand
-from geo.jobs import JobStatus
+from geo.jobs import ACTIVE, JobStatus, owner
 from geo.model import KINDS, load_model
 from geo.pipeline import projects_in_area
 from geo.progress import Progress, silent
@@ -138,13 +138,17 @@ class ReportRequest:
             out["premises"] = {"count": len(self.premises), "sha256": self.premises_digest}
         return out
 
-    def estimated_size(self) -> int:
-        """Demand points plus grid cells, roughly: decides between computing now and in the background."""
-        cells = int(self.geometry.area / self.cell_size**2)
+    def estimated_size(self, area_m2: float | None = None) -> int:
+        """Demand points plus grid cells, roughly: decides between computing now and in the background.
+
+        ``area_m2``: the area's size when the geometry is not resolved yet (an area of boroughs).
+        """
+        area = self.geometry.area if area_m2 is None else area_m2
+        cells = int(area / self.cell_size**2)
         if self.demand == "premises" and self.premises is not None:
             return cells + len(self.premises)
         if self.demand == "postcodes":
-            return cells + int(self.geometry.area / 1e6 * 115)  # London: ~115 postcodes per km²
+            return cells + int(area / 1e6 * 115)  # London: ~115 postcodes per km²
         return cells
 
 
@@ -419,6 +423,18 @@ def parse_request(body: Any, settings: CoverageSettings | None = None) -> Report
     if geometry is not None:
         _check_size(request, settings)
     return request
+
+
+async def area_m2(conn: psycopg.AsyncConnection[Any], request: ReportRequest) -> float:
+    """The size of a request's area in m², its boroughs' when it names boroughs."""
+    if request.geometry is not None:
+        return float(request.geometry.area)
+    cur = await conn.execute(
+        "SELECT coalesce(sum(ST_Area(geom)), 0) FROM boroughs WHERE code = ANY(%s)",
+        [request.area["boroughs"]],
+    )
+    row = await cur.fetchone()
+    return float(row[0]) if row else 0.0
 
 
 def _check_size(request: ReportRequest, settings: CoverageSettings) -> None:
@@ -1171,12 +1187,12 @@ def create_report(conn: psycopg.Connection[Any], request: ReportRequest, princip
             "ready_now: this database does not track wayleaves (no asset_wayleave_status)"
         )
     row = conn.execute(
-        """INSERT INTO coverage_reports (parameters, area, created_by, key_id, progress_total)
-           VALUES (%s, ST_GeomFromWKB(%s, 27700), %s, %s, %s) RETURNING id""",
+        """INSERT INTO coverage_reports (parameters, area, created_by, key_id, progress_total, owner, heartbeat_at)
+           VALUES (%s, ST_GeomFromWKB(%s, 27700), %s, %s, %s, %s, now()) RETURNING id""",
         [
             Jsonb(request.parameters()),
             None if request.geometry is None else shapely.to_wkb(request.geometry),
-            principal.name, principal.key_id, len(STEPS),
+            principal.name, principal.key_id, len(STEPS), owner(),
         ],
     ).fetchone()  # fmt: skip
     assert row is not None
@@ -1352,7 +1368,12 @@ def run_report(
     for the background ones alike; ``progress`` also receives every step (for the CLI's bar).
     ``conn`` is an autocommit connection to work on (one is opened otherwise).
     """
-    status = JobStatus(url, "coverage_reports", report_id, every=0.2, conn=conn)
+    ACTIVE.add("coverage_reports", report_id)
+    try:
+        status = JobStatus(url, "coverage_reports", report_id, every=0.2, conn=conn)
+    except Exception:
+        ACTIVE.discard("coverage_reports", report_id)
+        raise
     try:
         status.set(
             state="running", started_at=_now(), progress_done=0, progress_total=len(STEPS), message=None
@@ -1379,10 +1400,11 @@ def run_report(
                 ],
             )  # fmt: skip
     except Exception as exc:
-        status.set(state="failed", message=f"{type(exc).__name__}: {exc}", finished_at=_now())
+        status.finish(state="failed", message=f"{type(exc).__name__}: {exc}", finished_at=_now())
         if raise_errors:
             raise
     finally:
+        ACTIVE.discard("coverage_reports", report_id)
         status.close()
 
 
@@ -1390,16 +1412,6 @@ def _now() -> Any:
     import datetime as dt
 
     return dt.datetime.now(dt.UTC)
-
-
-def interrupted(conn: psycopg.Connection[Any]) -> int:
-    """Mark reports left queued or running by a stopped process as failed; return how many."""
-    cur = conn.execute(
-        """UPDATE coverage_reports SET state = 'failed', finished_at = now(),
-               message = 'interrupted: the service stopped before the report finished'
-           WHERE state IN ('queued', 'running')"""
-    )
-    return cur.rowcount
 
 
 # Reading reports back ------------------------------------------------------------------------------

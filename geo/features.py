@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,15 +62,39 @@ def parse_crs(value: str | None, name: str) -> tuple[int, bool]:
     return SUPPORTED_CRS[uri], uri == EPSG.format(4326)
 
 
+#: The service's extent in each CRS it takes a bbox in: Great Britain with a margin. Every asset
+#: lies in London, so a box is clamped to it before it reaches PostGIS: a ±1e9 box would
+#: otherwise be densified into millions of vertices, and a world-wide WGS84 box transformed to
+#: British National Grid far outside where that projection is defined.
+EXTENTS: dict[int, tuple[float, float, float, float]] = {
+    4326: (-9.0, 49.0, 3.0, 61.5),
+    27700: (-100_000.0, -100_000.0, 800_000.0, 1_400_000.0),
+    3857: (-1_001_875.42, 6_274_861.39, 333_958.47, 8_741_545.44),
+}
+_INTEGER = re.compile(r"-?[0-9]{1,19}", re.ASCII)
+BIGINT = 2**63 - 1
+
+
+def clamp_bbox(box: tuple[float, float, float, float], srid: int) -> tuple[float, float, float, float]:
+    """``box`` clamped to the service's extent in its CRS (a box outside it becomes a sliver on its edge)."""
+    ex0, ey0, ex1, ey1 = EXTENTS[srid]
+    x0, y0, x1, y1 = box
+    return (min(max(x0, ex0), ex1), min(max(y0, ey0), ey1), min(max(x1, ex0), ex1), min(max(y1, ey0), ey1))
+
+
 def parse_bbox(value: str | None, srid: int, lat_first: bool) -> tuple[float, float, float, float] | None:
-    """``minx,miny,maxx,maxy`` in the bbox CRS, checked."""
+    """``minx,miny,maxx,maxy`` in the bbox CRS, checked and clamped to the service's extent.
+
+    Four finite numbers, minimum not above maximum; WGS84 within ±180/±90. The one parser of a
+    bbox: features, wayleaves and Pipeline projects take the same.
+    """
     if value is None or value == "":
         return None
     try:
         numbers = [float(v) for v in value.split(",")]
     except ValueError:
         raise InvalidParameter(f"bbox: {value!r} must be four comma-separated numbers") from None
-    if len(numbers) != 4 or any(n != n or n in (float("inf"), float("-inf")) for n in numbers):
+    if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers):
         raise InvalidParameter(f"bbox: {value!r} must be four finite numbers (minx,miny,maxx,maxy)")
     if lat_first:
         numbers = [numbers[1], numbers[0], numbers[3], numbers[2]]
@@ -79,7 +105,18 @@ def parse_bbox(value: str | None, srid: int, lat_first: bool) -> tuple[float, fl
         raise InvalidParameter(
             f"bbox: {value!r} is not longitude/latitude; for British National Grid add bbox-crs={EPSG.format(27700)}"
         )
-    return x0, y0, x1, y1
+    return clamp_bbox((x0, y0, x1, y1), srid)
+
+
+def parse_id(value: str, name: str) -> int:
+    """An integer id or cursor written in ASCII digits within PostgreSQL's bigint (400 otherwise).
+
+    ``str.isdigit`` accepts ``²`` and other digits ``int`` refuses; NUL bytes and the like never
+    reach the database.
+    """
+    if not _INTEGER.fullmatch(value) or abs(int(value)) > BIGINT:
+        raise InvalidParameter(f"{name}: {value[:40]!r} is not a feature id (an integer)")
+    return int(value)
 
 
 def parse_datetime(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -114,7 +151,8 @@ def parse_filters(collection: Collection, raw: dict[str, str | None]) -> dict[st
             continue
         if name not in collection.filters:
             raise InvalidParameter(f"{name}: collection {collection.id!r} cannot be filtered by {name}")
-        values = [v.strip() for v in value.split(",") if v.strip()]
+        # Sorted and without repeats: equal filters are one cache key, whatever their order.
+        values = sorted({v.strip() for v in value.split(",") if v.strip()})
         if name == "borough":
             try:
                 values = [check_code(v) for v in values]
@@ -122,7 +160,7 @@ def parse_filters(collection: Collection, raw: dict[str, str | None]) -> dict[st
                 raise InvalidParameter(f"borough: {exc}") from None
         elif name in collection.vocabularies:
             _check_values(name, values, collection.vocabularies[name]())
-        filters[collection.filters[name]] = values
+        filters[collection.filters[name]] = sorted(set(values))
     return filters
 
 
@@ -157,9 +195,7 @@ def parse_after(collection: Collection, value: str | None) -> Any:
     if value is None or value == "":
         return None
     if collection.id_type == "int":
-        if not value.lstrip("-").isdigit():
-            raise InvalidParameter(f"after: {value!r} is not a feature id of {collection.id!r}")
-        return int(value)
+        return parse_id(value, "after")
     return value
 
 
@@ -266,7 +302,7 @@ async def get_feature(
     """One feature as GeoJSON bytes, or :class:`FeatureNotFound`."""
     missing = FeatureNotFound(f"collection {collection.id!r} has no feature {feature_id!r}")
     if collection.id_type == "int":
-        if not feature_id.isdigit():
+        if not _INTEGER.fullmatch(feature_id) or abs(int(feature_id)) > BIGINT:
             raise missing
         key: Any = int(feature_id)
     else:

@@ -298,11 +298,36 @@ def vocabulary_lookup(field_name: str, kind: str) -> dict[str, str]:
     return lookup
 
 
+#: Largest mapping file read (a mapping names columns and values: kilobytes, not megabytes).
+MAX_MAPPING_BYTES = 2**20
+
+
+class _NoAliases(yaml.SafeLoader):
+    """YAML without anchors and aliases: a few aliased lines can expand to gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D102
+        if self.check_event(yaml.AliasEvent) or getattr(self.peek_event(), "anchor", None):
+            event = self.peek_event()
+            raise yaml.YAMLError(
+                f"line {event.start_mark.line + 1}: anchors and aliases (& and *) are not accepted in a mapping"
+            )
+        return super().compose_node(parent, index)
+
+
 def load_mapping_file(path: str | Path) -> dict[str, Any]:
-    """Read a mapping file (YAML or JSON; JSON is YAML) into ``{columns, values, defaults}``."""
+    """Read a mapping file (YAML or JSON; JSON is YAML) into ``{columns, values, defaults}``.
+
+    At most :data:`MAX_MAPPING_BYTES`, and YAML anchors and aliases are refused, so reading it
+    costs what its size does.
+    """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_MAPPING_BYTES:
+            raise UploadRejected(
+                f"the mapping file is larger than the limit of {MAX_MAPPING_BYTES // 2**10} KB",
+                file=path.name,
+            )
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliases)  # noqa: S506 (a SafeLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UploadRejected(f"the mapping file cannot be read: {exc}", file=path.name) from None
     return check_mapping_spec(raw or {}, source=path.name)

@@ -11,14 +11,11 @@ delimiters, a BOM and Latin-1 text are handled; XLSX with pyogrio as text).
 
 from __future__ import annotations
 
-import codecs
 import re
 import shutil
 import sqlite3
 import tempfile
 import warnings
-import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -27,11 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import shapely
 from pyproj import CRS, Transformer
 
-from geo.upload_errors import RowError, UploadRejected
+from geo import file_checks, gdal
+from geo.upload_errors import RowError, UploadRejected, scrub_paths
 
 BNG = CRS.from_epsg(27700)
 WGS84 = CRS.from_epsg(4326)
@@ -51,6 +50,16 @@ FORMATS = {
     ".xlsx": "XLSX",
 }
 TABLE_FORMATS = {"CSV", "XLSX"}
+#: The one GDAL driver each format is read with (CSV is read with pandas).
+DRIVERS = {
+    "GeoPackage": ("GPKG",),
+    "Shapefile": ("ESRI Shapefile",),
+    "GeoJSON": ("GeoJSON",),
+    "FlatGeobuf": ("FlatGeobuf",),
+    "KML": ("LIBKML", "KML"),
+    "KMZ": ("LIBKML", "KML"),
+    "XLSX": ("XLSX",),
+}
 GEOMETRY_FAMILIES = {
     "duct": ("LineString",),
     "street_furniture": ("Point", "Polygon"),
@@ -80,8 +89,36 @@ class ReadLimits:
     max_bytes: int = 500 * 2**20
     max_uncompressed_bytes: int = 2 * 2**30
     max_compression_ratio: float = 200.0
+    max_columns: int = 500
+    max_line_bytes: int = 4 * 2**20
+    max_field_bytes: int = 2**20
+    max_spreadsheet_bytes: int = 256 * 2**20
     batch_size: int = 65_536
+    # A batch of a table holds about this many bytes of text at most (long lines: fewer rows).
+    batch_bytes: int = 64 * 2**20
     crs_sample: int = 10_000
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ReadLimits:
+        """The limits an :class:`~geo.settings.UploadSettings` sets."""
+        return cls(
+            max_bytes=settings.max_bytes,
+            max_uncompressed_bytes=settings.max_uncompressed_bytes,
+            max_columns=settings.max_columns,
+            max_line_bytes=settings.max_line_bytes,
+            max_field_bytes=settings.max_field_bytes,
+            max_spreadsheet_bytes=settings.max_spreadsheet_bytes,
+        )
+
+    def checks(self) -> file_checks.Limits:
+        """The limits the content checks apply (:mod:`geo.file_checks`)."""
+        return file_checks.Limits(
+            max_uncompressed_bytes=self.max_uncompressed_bytes,
+            max_compression_ratio=self.max_compression_ratio,
+            max_columns=self.max_columns,
+            max_line_bytes=self.max_line_bytes,
+            max_spreadsheet_bytes=self.max_spreadsheet_bytes,
+        )
 
 
 @dataclass
@@ -123,11 +160,16 @@ class SourceInfo:
     _source_crs: CRS | None = field(default=None, repr=False)
     _swap_axes: bool = field(default=False, repr=False)
     _tmpdir: Path | None = field(default=None, repr=False)
+    _longest_line: int = field(default=0, repr=False)
 
     def note(self, text: str) -> None:
         """Add a note once."""
         if text not in self.notes:
             self.notes.append(text)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with this file's paths on the server replaced by its name."""
+        return scrub_paths(text, [p for p in (self._read_path, self.path, self._tmpdir) if p], self.file_name)
 
     def close(self) -> None:
         """Remove the files extracted from an archive."""
@@ -284,15 +326,25 @@ def open_upload(
             f"the file is {size / 2**20:.0f} MB, more than the limit of {limits.max_bytes / 2**20:.0f} MB",
             file=name,
         )
+    gdal.harden()
     tmpdir: Path | None = None
     read_path = path
+    checks = limits.checks()
     try:
         if fmt in ("Shapefile", "KMZ"):
             tmpdir = Path(tempfile.mkdtemp(prefix="upload-"))
-            _safe_extract(path, tmpdir, limits, name)
-            read_path, fmt = _find_in_archive(tmpdir, fmt, name)
-            if fmt == "KMZ":
-                read_path = path  # checked above; LIBKML follows the document's links inside the archive
+            file_checks.extract_zip(path, tmpdir, checks, name)
+            read_path, fmt = _find_in_archive(tmpdir, fmt, name, checks)
+        if fmt == "KMZ":
+            # Every document of the archive is checked; LIBKML then reads the KMZ itself, as it
+            # resolves the links between its documents (GDAL's own KMZ files link a document per layer).
+            for document in (
+                sorted(p for p in tmpdir.rglob("*") if p.suffix.lower() == ".kml") if tmpdir else ()
+            ):
+                file_checks.check_content(document, fmt, name, checks, archive_root=tmpdir)
+            read_path = path
+        else:
+            file_checks.check_content(read_path, fmt, name, checks)
         info = SourceInfo(
             path=path,
             file_name=name,
@@ -320,76 +372,14 @@ def open_upload(
         raise
 
 
-def _safe_extract(archive: Path, dest: Path, limits: ReadLimits, name: str) -> None:
-    """Extract a zip, refusing path traversal, zip bombs and anything beyond the limits."""
-    try:
-        zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise UploadRejected(
-            f"not a readable zip archive (corrupted or truncated?): {exc}", file=name
-        ) from None
-    with zf:
-        members = []
-        for info in zf.infolist():
-            parts = re.split(r"[/\\]", info.filename)
-            if (
-                info.filename.startswith(("/", "\\"))
-                or re.match(r"^[A-Za-z]:", info.filename)
-                or ".." in parts
-            ):
-                raise UploadRejected(
-                    f"zip member {info.filename!r} has an absolute path or '..' (path traversal); refused",
-                    file=name,
-                    value=info.filename,
-                )
-            if info.is_dir() or parts[0] == "__MACOSX" or parts[-1].startswith("._"):
-                continue
-            members.append(info)
-        total = sum(m.file_size for m in members)
-        if total > limits.max_uncompressed_bytes:
-            raise UploadRejected(
-                f"the zip would expand to {total / 2**20:.0f} MB, more than the limit of "
-                f"{limits.max_uncompressed_bytes / 2**20:.0f} MB (zip bomb?)",
-                file=name,
-            )
-        for m in members:
-            if m.file_size > 2**20 and m.file_size > limits.max_compression_ratio * max(m.compress_size, 1):
-                raise UploadRejected(
-                    f"zip member {m.filename!r} is compressed {m.file_size / max(m.compress_size, 1):.0f} to 1, "
-                    f"more than the limit of {limits.max_compression_ratio:.0f} to 1 (zip bomb?)",
-                    file=name,
-                    value=m.filename,
-                )
-        written = 0
-        for m in members:
-            target = dest / Path(*re.split(r"[/\\]", m.filename))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with zf.open(m) as src, open(target, "wb") as out:
-                    # Sizes in the zip headers can lie: count what is really written.
-                    while chunk := src.read(2**20):
-                        written += len(chunk)
-                        if written > limits.max_uncompressed_bytes:
-                            raise UploadRejected(
-                                "the zip expands beyond the limit of "
-                                f"{limits.max_uncompressed_bytes / 2**20:.0f} MB (zip bomb?)",
-                                file=name,
-                            )
-                        out.write(chunk)
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-                raise UploadRejected(
-                    f"zip member {m.filename!r} cannot be extracted (corrupted or truncated?): {exc}",
-                    file=name,
-                ) from None
-
-
-def _find_in_archive(tmpdir: Path, fmt: str, name: str) -> tuple[Path, str]:
+def _find_in_archive(tmpdir: Path, fmt: str, name: str, checks: file_checks.Limits) -> tuple[Path, str]:
     files = [p for p in tmpdir.rglob("*") if p.is_file()]
     if fmt == "KMZ":
+        # The root document is doc.kml by convention, else the first .kml at the top.
         kml = sorted(p for p in files if p.suffix.lower() == ".kml")
         if not kml:
             raise UploadRejected("the KMZ holds no .kml document", file=name)
-        return kml[0], "KMZ"
+        return min(kml, key=lambda p: (p.name.lower() != "doc.kml", len(p.parts), str(p))), "KMZ"
     shps = sorted(p for p in files if p.suffix.lower() == ".shp")
     if not shps:
         others = sorted(p for p in files if FORMATS.get(p.suffix.lower()) not in (None, "Shapefile", "KMZ"))
@@ -401,8 +391,10 @@ def _find_in_archive(tmpdir: Path, fmt: str, name: str) -> tuple[Path, str]:
         # Several Shapefiles: GDAL opens the directory with one layer per .shp.
         for shp in shps:
             _check_shapefile_parts(shp, name)
+            file_checks.check_shapefile(shp, name, checks)
         return shps[0].parent if len({s.parent for s in shps}) == 1 else shps[0], "Shapefile"
     _check_shapefile_parts(shps[0], name)
+    file_checks.check_shapefile(shps[0], name, checks)
     return shps[0], "Shapefile"
 
 
@@ -424,7 +416,7 @@ def _ogr_error(info: SourceInfo, exc: BaseException, layer: str | None = None) -
             file=info.file_name,
             layer=layer,
         )
-    text = str(exc).strip() or type(exc).__name__
+    text = info.scrub(str(exc).strip() or type(exc).__name__)
     if info.format == "GeoPackage" and _gpkg_without_layers(info._read_path):
         return UploadRejected("the file has no layers (an empty GeoPackage)", file=info.file_name)
     if (
@@ -453,13 +445,25 @@ def _read_info(info: SourceInfo, layer: str | int | None, **options: Any) -> dic
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pyogrio.read_info(info._read_path, layer=layer, **options)
+            meta = pyogrio.read_info(info._read_path, layer=layer, **options)
     except Exception as exc:
         raise _ogr_error(info, exc, layer if isinstance(layer, str) else None) from None
+    _check_driver(info, meta.get("driver"))
+    return meta
+
+
+def _check_driver(info: SourceInfo, driver: str | None) -> None:
+    """The file was opened by its format's own driver (:mod:`geo.gdal` leaves no other registered)."""
+    if driver not in DRIVERS.get(info.format, ()):
+        raise UploadRejected(
+            f"the file is named as {info.format} but GDAL reads it as {driver or 'something else'}; refused",
+            file=info.file_name,
+        )
 
 
 def _open_ogr(info: SourceInfo, layer: str | None, kind: str | None) -> None:
     options = _ogr_options(info)
+    gdal.harden()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -510,6 +514,12 @@ def _open_ogr(info: SourceInfo, layer: str | None, kind: str | None) -> None:
     if info.row_count == 0:
         raise UploadRejected("the layer has no features (empty)", file=info.file_name, layer=chosen)
     fields = [str(f) for f in meta["fields"]]
+    if len(fields) > info.limits.max_columns:
+        raise UploadRejected(
+            f"the layer has {len(fields):,} columns, more than the limit of {info.limits.max_columns:,}",
+            file=info.file_name,
+            layer=chosen,
+        )
     if info.format == "XLSX":
         _choose_table_coordinates(info, fields, layer=chosen)
         info.columns = [f for f in fields if f not in info.geometry_columns]
@@ -616,33 +626,16 @@ def _choose_table_coordinates(info: SourceInfo, fields: list[str], layer: str | 
     info.geometry_columns = [fields[i] for i in idx]
 
 
-def _sniff_encoding(path: Path) -> tuple[str, int]:
-    """``(encoding, line count)``: UTF-8 (with or without BOM) if the whole file decodes, else Latin-1."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    utf8 = True
-    lines = 0
-    last = b"\n"
-    with open(path, "rb") as f:
-        head = f.read(3)
-        f.seek(0)
-        while chunk := f.read(2**22):
-            lines += chunk.count(b"\n")
-            last = chunk[-1:]
-            if utf8:
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError:
-                    utf8 = False
-    if last != b"\n":
-        lines += 1
-    if not utf8:
-        return "latin-1", lines
-    return ("utf-8-sig" if head == codecs.BOM_UTF8 else "utf-8"), lines
-
-
 def _open_csv(info: SourceInfo) -> None:
     assert info._read_path is not None
-    encoding, lines = _sniff_encoding(info._read_path)
+    checks = info.limits.checks()
+    with open(info._read_path, "rb") as raw:
+        first = raw.readline(checks.max_line_bytes + 1)
+    # Columns first: a header of a million columns is refused before anything else reads it.
+    file_checks.check_csv_header(
+        first, max(DELIMITERS, key=lambda d: first.count(d.encode())), info.file_name, checks
+    )
+    encoding, lines, info._longest_line = file_checks.scan_text(info._read_path, info.file_name, checks)
     info._encoding = encoding
     if encoding == "latin-1":
         info.note("the file is not valid UTF-8; its text was read as Latin-1")
@@ -664,7 +657,9 @@ def _open_csv(info: SourceInfo) -> None:
     try:
         head = pd.read_csv(info._read_path, sep=delimiter, encoding=encoding, dtype=str, nrows=0)
     except Exception as exc:
-        raise UploadRejected(f"cannot read the CSV header: {exc}", file=info.file_name) from None
+        raise UploadRejected(
+            f"cannot read the CSV header: {info.scrub(str(exc))}", file=info.file_name
+        ) from None
     fields = [str(c) for c in head.columns]
     _choose_table_coordinates(info, fields)
     info.columns = [f for f in fields if f not in info.geometry_columns]
@@ -676,8 +671,12 @@ def _open_csv(info: SourceInfo) -> None:
 
 
 def _table_chunks(info: SourceInfo, batch_size: int, limit: int | None = None) -> Iterator[pd.DataFrame]:
-    """The table as text, in chunks (no row limit when ``limit`` is None)."""
+    """The table as text, in chunks (no row limit when ``limit`` is None).
+
+    A CSV chunk holds at most ``batch_bytes`` of text: with long lines, fewer rows.
+    """
     if info.format == "CSV":
+        rows = max(1, min(batch_size, info.limits.batch_bytes // max(info._longest_line, 1)))
         try:
             reader = pd.read_csv(
                 info._read_path,
@@ -686,12 +685,14 @@ def _table_chunks(info: SourceInfo, batch_size: int, limit: int | None = None) -
                 dtype=str,
                 keep_default_na=False,
                 na_values=[""],
-                chunksize=batch_size,
+                chunksize=rows,
                 nrows=limit,
             )
             yield from reader
         except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
-            raise UploadRejected(f"the CSV cannot be parsed: {exc}", file=info.file_name) from None
+            raise UploadRejected(
+                f"the CSV cannot be parsed: {info.scrub(str(exc))}", file=info.file_name
+            ) from None
         return
     for table in _ogr_batches(info, batch_size):
         yield table.to_pandas()
@@ -830,6 +831,7 @@ def _ogr_batches(info: SourceInfo, batch_size: int) -> Iterator[pa.Table]:
     if info._encoding and info.format != "CSV":
         kwargs["encoding"] = info._encoding
     done = 0
+    gdal.harden()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -843,6 +845,27 @@ def _ogr_batches(info: SourceInfo, batch_size: int) -> Iterator[pa.Table]:
     except Exception as exc:
         err = _ogr_error(info, exc, info.layer)
         raise UploadRejected(f"{err.message} (after {done} features)") from None
+
+
+def _check_field_sizes(info: SourceInfo, table: pa.Table, start: int) -> None:
+    """Refuse a value longer than ``max_field_bytes`` (the geometry aside), naming its row and column."""
+    limit = info.limits.max_field_bytes
+    for name in table.column_names:
+        column = table.column(name)
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+                or pa.types.is_binary(column.type)):  # fmt: skip
+            continue
+        lengths = pc.binary_length(column)
+        longest = pc.max(lengths).as_py()
+        if longest is not None and longest > limit:
+            row = start + int(np.flatnonzero(lengths.to_numpy(zero_copy_only=False) > limit)[0])
+            raise UploadRejected(
+                f"row {row:,}: the value of column {name!r} is {longest:,} bytes long, more than the limit "
+                f"of {limit:,}",
+                file=info.file_name,
+                layer=info.layer,
+                column=name,
+            )
 
 
 def _to_bng(info: SourceInfo, geoms: np.ndarray) -> np.ndarray:
@@ -892,6 +915,7 @@ def iter_batches(info: SourceInfo, batch_size: int | None = None) -> Iterator[So
             n = len(chunk)
             geoms, problems = _table_geometry(info, chunk)
             attributes = pa.Table.from_pandas(chunk.drop(columns=info.geometry_columns), preserve_index=False)
+            _check_field_sizes(info, attributes, start)
             yield _finish(info, start, attributes, geoms, problems, info.geometry_columns[0])
             start += n
         return
@@ -905,6 +929,7 @@ def iter_batches(info: SourceInfo, batch_size: int | None = None) -> Iterator[So
             ),
             table.schema.names[-1],
         )
+        _check_field_sizes(info, table.drop_columns([geom_name]), start)
         if bng:
             points = point_column(table.column(geom_name))
             if points is not None:  # the fast path: nothing to decode, convert or report

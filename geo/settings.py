@@ -39,6 +39,15 @@ class DatabaseSettings(BaseSettings):
     )
     pool_min_size: int = Field(default=1, ge=1)
     pool_max_size: int = Field(default=4, ge=1)
+    pool_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Longest wait of a request for a pooled connection, in seconds.",
+    )
+    statement_timeout_ms: int = Field(
+        default=30_000, ge=100, description="Longest statement of an API request, in milliseconds."
+    )
 
     @model_validator(mode="after")
     def _pool_sizes(self) -> DatabaseSettings:
@@ -61,6 +70,14 @@ class ApiSettings(BaseSettings):
     public_url: str | None = Field(
         default=None,
         description="Base URL the service is reached at, for links; by default taken from the request.",
+    )
+    max_body_bytes: int = Field(
+        default=2**20,
+        ge=2**10,
+        description="Largest JSON or form body of a request, in bytes (uploads aside).",
+    )
+    cors_origins: tuple[str, ...] = Field(
+        default=(), description="Origins allowed to call the API from a browser (JSON list); none by default."
     )
 
 
@@ -98,6 +115,61 @@ class UploadSettings(BaseSettings):
         default=50.0, ge=0, le=5000, description="How far outside its borough an asset may lie."
     )
     max_errors: int = Field(default=10_000, ge=1, description="Row errors kept per upload (all are counted).")
+    max_columns: int = Field(
+        default=500, ge=10, le=100_000, description="Most columns (attributes) a file may have."
+    )
+    max_line_bytes: int = Field(default=4 * 2**20, ge=2**10, description="Longest line of a CSV, in bytes.")
+    max_field_bytes: int = Field(
+        default=2**20, ge=2**10, description="Longest attribute value of any file, in bytes (geometry aside)."
+    )
+    max_spreadsheet_bytes: int = Field(
+        default=256 * 2**20, ge=2**20, description="Largest expanded size of an XLSX workbook, in bytes."
+    )
+    max_memory_mb: int = Field(
+        default=2048,
+        ge=256,
+        description="Most memory reading and applying one upload may take (its own process).",
+    )
+    max_seconds: int = Field(
+        default=1800, ge=10, description="Longest time one upload's job may run, in seconds."
+    )
+    inspect_seconds: int = Field(
+        default=120, ge=5, description="Longest time the first look at a received file may take, in seconds."
+    )
+
+
+class JobSettings(BaseSettings):
+    """Background jobs (uploads, applies, coverage reports): how many run, per key, and how their owners are watched."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTIVITY_JOBS_", extra="ignore")
+
+    workers: int = Field(default=2, ge=1, le=64, description="Jobs one service process runs at once.")
+    per_key: int = Field(default=2, ge=1, description="Jobs one API key may have queued or running at once.")
+    queue: int = Field(
+        default=20, ge=1, description="Jobs one service process holds queued or running at once."
+    )
+    heartbeat_s: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds between heartbeats of running jobs."
+    )
+    stale_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A job of another host whose heartbeat is older than this is interrupted.",
+    )
+    reap_every_s: float = Field(
+        default=30.0, gt=0, description="Seconds between checks for interrupted jobs."
+    )
+    statement_timeout_s: int = Field(
+        default=1800, ge=1, description="Longest statement of a job (imports, reports), in seconds."
+    )
+
+    @model_validator(mode="after")
+    def _stale(self) -> JobSettings:
+        if self.stale_s <= 2 * self.heartbeat_s:
+            raise ValueError(
+                "CONNECTIVITY_JOBS_STALE_S must be more than twice CONNECTIVITY_JOBS_HEARTBEAT_S"
+            )
+        return self
 
 
 class WayleaveSettings(BaseSettings):
@@ -152,6 +224,17 @@ class WayleaveSettings(BaseSettings):
     signed_within_days: int = Field(
         default=30, ge=1, description="KPI: a request counts as fast when signed within this many days."
     )
+    bulk_max_bytes: int = Field(default=5 * 2**20, ge=2**10, description="Largest bulk status CSV, in bytes.")
+
+
+class PipelineSettings(BaseSettings):
+    """LocalGov Digital Pipeline imports."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTIVITY_PIPELINE_", extra="ignore")
+
+    max_bytes: int = Field(
+        default=32 * 2**20, ge=2**10, description="Largest Pipeline export accepted (JSON or CSV), in bytes."
+    )
 
 
 class MapSettings(BaseSettings):
@@ -199,6 +282,9 @@ class CoverageSettings(BaseSettings):
     )
     max_premises: int = Field(default=200_000, ge=1, description="Most premises points one request may send.")
     max_k: int = Field(default=500, ge=1, description="Most assets a prioritisation may choose.")
+    max_body_bytes: int = Field(
+        default=32 * 2**20, ge=2**10, description="Largest report request body (with premises), in bytes."
+    )
 
     @field_validator("thresholds")
     @classmethod
@@ -221,8 +307,10 @@ class Settings(BaseModel):
     api: ApiSettings = Field(default_factory=ApiSettings)
     tiles: TileSettings = Field(default_factory=TileSettings)
     upload: UploadSettings = Field(default_factory=UploadSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
     wayleave: WayleaveSettings = Field(default_factory=WayleaveSettings)
     map: MapSettings = Field(default_factory=MapSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     coverage: CoverageSettings = Field(default_factory=CoverageSettings)
 
 

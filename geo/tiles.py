@@ -345,35 +345,45 @@ async def get_tile(
 
 
 class TileCache:
-    """Finished tiles, least recently used dropped first, within ``max_bytes``.
+    """Finished tiles, least recently used dropped first, within ``max_bytes`` and ``max_entries``.
 
     Keys carry the layer's data version (see the tile route), so a write to the layer makes
     new keys and a stale tile is never served: it just ages out. One per worker process,
     used from its event loop only (no lock). ``max_bytes`` 0 keeps nothing.
+
+    An entry costs its body, its key and :data:`ENTRY_OVERHEAD` (the dictionary's and the
+    objects' own memory): thousands of empty tiles, or keys with long filters, fill the cache
+    as surely as large tiles do, and then age out.
     """
 
-    def __init__(self, max_bytes: int) -> None:
+    #: Bytes an entry costs beyond its body and key: the dict slot, the key tuple, the bytes object.
+    ENTRY_OVERHEAD = 512
+
+    def __init__(self, max_bytes: int, max_entries: int = 100_000) -> None:
         self.max_bytes = max_bytes
+        self.max_entries = max_entries
         self.size = 0
-        self._tiles: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._tiles: OrderedDict[Hashable, tuple[bytes, int]] = OrderedDict()
 
     def get(self, key: Hashable) -> bytes | None:
         """The tile stored under ``key`` (now the most recently used), or None."""
-        body = self._tiles.get(key)
-        if body is not None:
-            self._tiles.move_to_end(key)
-        return body
+        found = self._tiles.get(key)
+        if found is None:
+            return None
+        self._tiles.move_to_end(key)
+        return found[0]
 
     def put(self, key: Hashable, body: bytes) -> None:
-        """Keep a tile, dropping the least recently used ones beyond ``max_bytes``."""
-        if len(body) > self.max_bytes // 8:  # no single tile may take over the cache
+        """Keep a tile, dropping the least recently used ones beyond the limits."""
+        cost = len(body) + len(repr(key)) + self.ENTRY_OVERHEAD
+        if cost > self.max_bytes // 8:  # no single tile may take over the cache
             return
         old = self._tiles.pop(key, None)
-        self.size += len(body) - (len(old) if old is not None else 0)
-        self._tiles[key] = body
-        while self.size > self.max_bytes:
-            _, dropped = self._tiles.popitem(last=False)
-            self.size -= len(dropped)
+        self.size += cost - (old[1] if old is not None else 0)
+        self._tiles[key] = (body, cost)
+        while self.size > self.max_bytes or len(self._tiles) > self.max_entries:
+            _, (_, dropped) = self._tiles.popitem(last=False)
+            self.size -= dropped
 
     def __len__(self) -> int:
         return len(self._tiles)

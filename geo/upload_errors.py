@@ -6,8 +6,30 @@ row errors are listed in the upload report and the ``errors.csv``/``errors.geojs
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+# An absolute path of two or more parts (/srv/x/y.gpkg), not a URL's path (no ":" or "/" before it).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])/(?:[^\s'\"/:]+/)+[^\s'\":,;)]*")
+
+
+def scrub_roots(text: str, roots: Iterable[str | os.PathLike[str]]) -> str:
+    """``text`` with every path below one of ``roots`` (server directories) replaced by ``<path>``."""
+    for root in {str(r) for r in roots if str(r) not in ("", "/")}:
+        text = re.sub(re.escape(root) + r"[^\s'\"]*", "<path>", text)
+    return text
+
+
+def scrub_paths(text: str, paths: Iterable[str | os.PathLike[str]], name: str) -> str:
+    """``text`` (a message from GDAL, pandas...) without server paths: ``paths`` become ``name``,
+    any other absolute path ``<path>``."""
+    for path in sorted({str(p) for p in paths}, key=len, reverse=True):
+        text = text.replace(path, name).replace(str(Path(path).resolve()), name)
+    return _ABSOLUTE_PATH.sub("<path>", text)
 
 
 class UploadRejected(Exception):
@@ -37,6 +59,12 @@ class UploadRejected(Exception):
         self.column = column
         self.value = None if value is None else str(value)
         self.candidates = list(candidates or [])
+        self._message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword arguments do not survive the default pickling of exceptions (a job's process
+        # sends its rejection back to the service).
+        return (_rejected, (self._message, self.file, self.layer, self.column, self.value, self.candidates))
 
     def to_dict(self) -> dict[str, Any]:
         """The error as plain values, for a JSON answer."""
@@ -48,6 +76,12 @@ class UploadRejected(Exception):
             "value": self.value,
             "candidates": self.candidates,
         }
+
+
+def _rejected(
+    message: str, file: str | None, layer: str | None, column: str | None, value: Any, candidates: list[str]
+) -> UploadRejected:
+    return UploadRejected(message, file=file, layer=layer, column=column, value=value, candidates=candidates)
 
 
 @dataclass

@@ -27,11 +27,11 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from geo import pgcopy
+from geo import pgcopy, sandbox
 from geo.access import Principal
 from geo.boroughs import check_code
 from geo.collections import COLLECTIONS
-from geo.jobs import JobStatus
+from geo.jobs import ACTIVE, JobStatus, finish, owner
 from geo.model import KINDS
 from geo.progress import Progress, silent
 from geo.readers import ReadLimits, open_upload
@@ -136,12 +136,12 @@ async def register_upload(
     sha256, size = file_digest(path)
     cur = await conn.execute(
         """INSERT INTO uploads (borough_code, kind, mode, dry_run, skip_invalid, layer, mapping_spec,
-                                file_name, file_path, size_bytes, sha256, key_id, created_by)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+                                file_name, file_path, size_bytes, sha256, key_id, created_by, owner, heartbeat_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now()) RETURNING id""",
         [
             request.borough_code, request.kind, request.mode, request.dry_run, request.skip_invalid,
             request.layer, Jsonb(request.mapping_spec) if request.mapping_spec else None, file_name,
-            str(path), size, sha256, principal.key_id, principal.name,
+            str(path), size, sha256, principal.key_id, principal.name, owner(),
         ],
     )  # fmt: skip
     row = await cur.fetchone()
@@ -359,7 +359,8 @@ def process_upload(
 
     ``apply=True`` applies an upload that was previewed (its stored file is read again).
     Whatever happens, the upload's state says how it ended: ``previewed``, ``applied``,
-    ``rejected`` (the file or its rows are unusable; nothing written) or ``failed``.
+    ``rejected`` (the file or its rows are unusable; nothing written) or ``failed``; the final
+    state is written on a fresh connection (:meth:`JobStatus.finish`).
     """
     status = JobStatus(url, "uploads", upload_id, every=0.5)
     try:
@@ -373,18 +374,63 @@ def process_upload(
         )  # fmt: skip
         status.set(state="running", started_at=_now(), message=None, progress_done=0)
         outcome = _run(url, upload_id, up, request, settings, raw_min_zoom, status, progress)
-        status.set(finished_at=_now(), **outcome)
+        status.finish(finished_at=_now(), **outcome)
     except UploadRejected as exc:
-        status.set(
+        status.finish(
             state="rejected", message=exc.message, report={"rejected": exc.to_dict()}, finished_at=_now()
         )
     except Exception as exc:  # recorded, so the upload never stays 'running'
-        status.set(state="failed", message=f"{type(exc).__name__}: {exc}", finished_at=_now())
+        status.finish(state="failed", message=f"{type(exc).__name__}: {exc}", finished_at=_now())
         raise
     finally:
         status.close()
     with psycopg.connect(url) as conn:
         return get_upload_sync(conn, upload_id)
+
+
+def run_upload_job(
+    url: str, upload_id: int, settings: UploadSettings, *, apply: bool = False, raw_min_zoom: int = 13
+) -> None:
+    """:func:`process_upload` in a child process within the upload's memory and time limits (the service's jobs).
+
+    A file that needs more than ``max_memory_mb`` or ``max_seconds`` is stopped and the upload
+    ``rejected`` with the reason; a reader that crashes leaves it ``failed``. Either way nothing
+    is written: the child's transaction dies with its connection.
+    """
+    with ACTIVE.tracking("uploads", upload_id):
+        try:
+            sandbox.run(
+                process_upload, url, upload_id, settings, apply=apply, raw_min_zoom=raw_min_zoom,
+                memory_mb=settings.max_memory_mb, seconds=settings.max_seconds,
+            )  # fmt: skip
+        except sandbox.LimitExceeded as exc:
+            message = (
+                f"reading the file was stopped: {exc} (the limit for one upload); nothing was written. "
+                "Split the file, or simplify its geometries"
+            )
+            finish(
+                url, "uploads", upload_id, {"state": "rejected", "finished_at": _now(), "message": message}
+            )
+        except sandbox.WorkerCrashed as exc:
+            message = f"reading the file failed: {exc}; nothing was written"
+            finish(url, "uploads", upload_id, {"state": "failed", "finished_at": _now(), "message": message})
+
+
+def inspect_isolated(
+    path: Path, layer: str | None, kind: str | None, file_name: str, settings: UploadSettings
+) -> str:
+    """:func:`inspect_upload` in a child process within the upload limits; a file beyond them is rejected."""
+    try:
+        return sandbox.run(
+            inspect_upload, path, layer, kind, file_name, ReadLimits.from_settings(settings),
+            memory_mb=settings.max_memory_mb, seconds=settings.inspect_seconds,
+        )  # fmt: skip
+    except sandbox.LimitExceeded as exc:
+        raise UploadRejected(
+            f"reading the file was stopped: {exc} (the limit for one upload)", file=file_name
+        ) from None
+    except sandbox.WorkerCrashed as exc:
+        raise UploadRejected(f"the file cannot be read: {exc}", file=file_name) from None
 
 
 def _now() -> dt.datetime:
@@ -412,7 +458,7 @@ def _run(
         status.progress(step, done, total)
         progress(step, done, total)
 
-    limits = ReadLimits(max_bytes=settings.max_bytes, max_uncompressed_bytes=settings.max_uncompressed_bytes)
+    limits = ReadLimits.from_settings(settings)
     columns = _stage_columns(request.kind)
     with (
         prepare_upload(
@@ -423,6 +469,10 @@ def _run(
         psycopg.connect(url) as conn,
     ):  # fmt: skip
         conn.execute("SET LOCAL work_mem = '256MB'")
+        # The job's own limit: no statement may outlast the job (API requests have 30 s).
+        conn.execute(
+            sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(settings.max_seconds * 1000))
+        )
         conn.execute(
             sql.SQL("CREATE TEMP TABLE stage ({}) ON COMMIT DROP").format(
                 sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in columns)
@@ -491,10 +541,12 @@ def _run(
             )
             return {"state": "rejected", "message": message, **summary}
         report("apply", 0, 1)
+        # Who writes: the key that applied a dry run, else the one that uploaded.
+        by = up["applied_by"] if up["dry_run"] and up["applied_by"] else up["created_by"]
         load = conn.execute(
             """INSERT INTO loads (source, description, borough_code, created_by, details)
                VALUES ('upload', %s, %s, %s, %s) RETURNING id""",
-            [f"upload {upload_id}: {up['file_name']}", request.borough_code, up["created_by"],
+            [f"upload {upload_id}: {up['file_name']}", request.borough_code, by,
              Jsonb({"upload_id": upload_id, "sha256": up["sha256"]})],
         ).fetchone()  # fmt: skip
         assert load is not None
@@ -504,7 +556,7 @@ def _run(
             conn,
             request,
             int(load[0]),
-            f"upload {upload_id} ({up['created_by']})",
+            f"upload {upload_id} ({by})",
             counts,
             has_assets,
         )
@@ -530,7 +582,7 @@ def _run(
 
 UPLOAD_COLUMNS = """id, borough_code, kind, mode, dry_run, skip_invalid, layer, file_name, size_bytes, sha256, state,
     progress_done, progress_total, format, crs, mapping, counts, changed_fields, report, message, load_id,
-    created_by, created_at, started_at, finished_at, applied_at"""
+    created_by, applied_by, created_at, started_at, finished_at, applied_at"""
 
 
 def get_upload_sync(conn: psycopg.Connection[Any], upload_id: int) -> dict[str, Any]:
@@ -588,25 +640,22 @@ async def upload_errors(conn: psycopg.AsyncConnection[Any], upload_id: int) -> l
 async def mark_for_apply(
     conn: psycopg.AsyncConnection[Any], upload_id: int, principal: Principal
 ) -> dict[str, Any]:
-    """Check that a previewed upload may be applied by this caller, and queue it."""
+    """Queue a previewed upload to be applied by this caller; 409 unless this call moved it.
+
+    The conditional update is the claim: of two applies at once, one changes the row and
+    starts a job, the other is told the upload is no longer a previewed dry run.
+    """
     record = await get_upload(conn, upload_id, principal)
     principal.require_borough_write(record["borough_code"])
-    if record["state"] != "previewed":
+    cur = await conn.execute(
+        """UPDATE uploads SET state = 'queued', applied_by = %s, applied_key_id = %s, owner = %s,
+                  heartbeat_at = now(), message = NULL
+           WHERE id = %s AND state = 'previewed' RETURNING id""",
+        [principal.name, principal.key_id, owner(), upload_id],
+    )
+    if await cur.fetchone() is None:
+        current = await get_upload(conn, upload_id, principal)
         raise UploadStateError(
-            f"upload {upload_id} is {record['state']}; only a previewed dry run can be applied"
+            f"upload {upload_id} is {current['state']}; only a previewed dry run can be applied"
         )
-    await conn.execute(
-        "UPDATE uploads SET state = 'queued' WHERE id = %s AND state = 'previewed'", [upload_id]
-    )
     return record
-
-
-def interrupted(conn: psycopg.Connection[Any]) -> int:
-    """Mark uploads left queued or running by a stopped service as failed; return how many."""
-    cur = conn.execute(
-        """UPDATE uploads SET state = 'failed', finished_at = now(),
-                  message = 'interrupted when the service stopped; nothing was applied: upload the file again'
-           WHERE state IN ('queued', 'running')"""
-    )
-    conn.commit()
-    return cur.rowcount

@@ -31,6 +31,7 @@ from psycopg.rows import dict_row
 from geo.access import PermissionDenied, Principal
 from geo.assets import VersionConflict
 from geo.boroughs import check_code
+from geo.features import InvalidParameter, parse_bbox
 from geo.settings import WayleaveSettings
 from geo.upload_errors import RowError
 
@@ -774,12 +775,16 @@ def parse_query(
     operator: str | None = None,
     status: str | None = None,
     overdue: bool | None = None,
-    bbox: Sequence[float] | None = None,
+    bbox: str | Sequence[float] | None = None,
     bbox_srid: int = 4326,
     after: int | None = None,
     limit: int = 1000,
 ) -> WayleaveQuery:
-    """Comma-separated filters checked: GSS codes, statuses, and a bbox in WGS84 (4326) or BNG (27700)."""
+    """Comma-separated filters checked: GSS codes, statuses, and a bbox in WGS84 (4326) or BNG (27700).
+
+    The bbox is parsed as the features API parses it (:func:`geo.features.parse_bbox`: four finite
+    numbers, clamped to the service's extent); a bad one is a 400 (:class:`InvalidParameter`).
+    """
 
     def split(value: str | None) -> tuple[str, ...]:
         return tuple(v.strip() for v in (value or "").split(",") if v.strip())
@@ -789,10 +794,12 @@ def parse_query(
     if unknown:
         raise InvalidWayleave(f"status: {', '.join(unknown)} not one of {', '.join(STATUSES)}")
     if bbox_srid not in (4326, 27700):
-        raise InvalidWayleave(f"bbox-crs: EPSG:{bbox_srid} is not supported; use 4326 or 27700")
-    box = tuple(float(v) for v in bbox) if bbox is not None else None
-    if box is not None and (len(box) != 4 or box[0] > box[2] or box[1] > box[3]):
-        raise InvalidWayleave(f"bbox: {list(box)} must be minx,miny,maxx,maxy")
+        raise InvalidParameter(f"bbox-crs: EPSG:{bbox_srid} is not supported; use 4326 or 27700")
+    text = bbox if bbox is None or isinstance(bbox, str) else ",".join(map(str, bbox))
+    box = parse_bbox(text, bbox_srid, False)
+    for name, value in (("operator", operator), ("borough", borough)):
+        if value and "\x00" in value:
+            raise InvalidParameter(f"{name}: the value holds a NUL byte")
     return WayleaveQuery(
         boroughs=tuple(check_code(b) for b in split(borough)),
         operators=split(operator),
@@ -1087,7 +1094,14 @@ class BulkReport:
 
 def read_bulk_csv(data: bytes | str) -> list[dict[str, str]]:
     """The rows of a bulk status CSV: ``wayleave_id`` or ``reference``, ``to``; optional ``version``, ``note``, ``at``."""
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    try:
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise InvalidBulkFile(
+            f"the CSV is not valid UTF-8 (byte {exc.start + 1:,}); save it as UTF-8"
+        ) from None
+    if "\x00" in text:
+        raise InvalidBulkFile("the CSV holds NUL bytes: it is not a text file")
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames:
         raise InvalidBulkFile("the CSV has no header row")

@@ -9,6 +9,7 @@ second. Tests never touch the `make run` database.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import os
 import time
@@ -171,7 +172,9 @@ def make_keys(db_url: str) -> dict[str, str]:
                 "hackney": (await access.create_key(c, "borough", "E09000012", "test hackney")).key,
             }
 
-    return asyncio.run(make())
+    # In a thread of its own: Playwright's sync API may hold this thread's event loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, make()).result()
 
 
 @pytest.fixture(scope="session")

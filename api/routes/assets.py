@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Body, Header, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, Header, Query, Request
 
-from api.deps import Caller, Conn, Reader
+from api.deps import Caller, Conn, Reader, RequireRoles, parse_if_match
 from geo import assets
 
 router = APIRouter(prefix="/assets", tags=["assets"])
@@ -36,7 +36,11 @@ async def get_history(asset_id: int, conn: Conn, reader: Reader) -> list[dict[st
     return await assets.asset_history(conn, asset_id)
 
 
-@router.patch("/{asset_id}", summary="Change an asset's attributes")
+@router.patch(
+    "/{asset_id}",
+    summary="Change an asset's attributes",
+    dependencies=[Depends(RequireRoles("admin", "borough"))],
+)
 async def patch_asset(
     asset_id: int,
     conn: Conn,
@@ -49,7 +53,7 @@ async def patch_asset(
     ] = None,
 ) -> dict[str, Any]:
     """Borough keys change their own borough's assets, admin keys any. The replaced version stays in history."""
-    expected = int(if_match.strip('W/"')) if if_match and if_match.strip('W/"').isdigit() else None
+    expected = parse_if_match(if_match)
     updated = await assets.update_asset(conn, asset_id, changes, caller, expected)
     background.add_task(request.app.state.summaries.refresh, updated["kind"])
     return updated

@@ -7,11 +7,11 @@ import csv
 import io
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
-from api.deps import Caller, Conn
+from api.deps import Caller, Conn, RequireRoles
 from geo import coverage_reports as reports
 from geo.access import Role
 from geo.jobs import with_progress
@@ -47,7 +47,12 @@ def _with_progress(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-@router.post("/reports", status_code=201, summary="Request a coverage report")
+@router.post(
+    "/reports",
+    status_code=201,
+    summary="Request a coverage report",
+    dependencies=[Depends(RequireRoles(*ROLES))],
+)
 async def create_report(
     request: Request,
     conn: Conn,
@@ -63,11 +68,15 @@ async def create_report(
     settings = get_coverage_settings(request)
     parsed = reports.parse_request(body, settings)
     url = request.app.state.database_url
-    if parsed.geometry is not None and parsed.estimated_size() > settings.max_sync_cells:
-        report_id = await asyncio.to_thread(reports.open_report, url, parsed, caller)
-        request.app.state.jobs.start(
-            f"coverage report {report_id}", reports.run_report, url, report_id, parsed
-        )
+    if parsed.estimated_size(await reports.area_m2(conn, parsed)) > settings.max_sync_cells:
+        jobs = request.app.state.jobs
+        ticket = jobs.admit(caller.key_id)
+        try:
+            report_id = await asyncio.to_thread(reports.open_report, url, parsed, caller)
+        except BaseException:
+            ticket.release()
+            raise
+        jobs.start(ticket, "coverage_reports", report_id, url, reports.run_report, url, report_id, parsed)
     else:
         report_id = await asyncio.to_thread(reports.run_new_report, url, parsed, caller)
     record = _with_progress(await reports.get_report(conn, report_id, caller))

@@ -12,11 +12,11 @@ import io
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import AppSettings, Caller, Conn, Reader
+from api.deps import AppSettings, Caller, Conn, Reader, RequireRoles
 from geo import pipeline
 from geo.database import connect
 from geo.features import InvalidParameter
@@ -44,7 +44,12 @@ def _json(record: Any, status: int = 200, headers: dict[str, str] | None = None)
     return JSONResponse(jsonable_encoder(record), status_code=status, headers=headers)
 
 
-@router.post("/imports", status_code=201, summary="Import Pipeline's JSON or CSV export (admins)")
+@router.post(
+    "/imports",
+    status_code=201,
+    summary="Import Pipeline's JSON or CSV export (admins)",
+    dependencies=[Depends(RequireRoles("admin"))],
+)
 async def create_import(
     request: Request,
     caller: Caller,
@@ -61,7 +66,7 @@ async def create_import(
     council's projects; borough keys place their own projects with ``PUT .../location``.
     """
     caller.require_role("admin")
-    limit = settings.upload.max_bytes
+    limit = settings.pipeline.max_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise ImportTooLarge(f"{file.filename}: the file is larger than the limit of {limit // 2**20} MB")
@@ -149,7 +154,11 @@ async def get_project(project_id: int, conn: Conn, reader: Reader) -> JSONRespon
     return _json(await pipeline.get_project(conn, project_id, reader))
 
 
-@router.put("/projects/{project_id}/location", summary="Set or clear a project's site")
+@router.put(
+    "/projects/{project_id}/location",
+    summary="Set or clear a project's site",
+    dependencies=[Depends(RequireRoles("admin", "borough"))],
+)
 async def set_location(
     project_id: int,
     conn: Conn,

@@ -11,11 +11,11 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import AppSettings, Caller, Conn
+from api.deps import AppSettings, Caller, Conn, RequireRoles
 from geo import uploads
 from geo.boroughs import check_code
 from geo.jobs import with_progress
@@ -23,6 +23,7 @@ from geo.mapping import load_mapping_file
 from geo.upload_errors import UploadRejected
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
+BOROUGH_WRITE = Depends(RequireRoles("admin", "borough"))
 
 
 class UploadTooLarge(Exception):
@@ -61,7 +62,7 @@ async def _save(upload: UploadFile, folder: Path, limit: int) -> Path:
     return target
 
 
-@router.post("", status_code=202, summary="Upload a borough's asset file")
+@router.post("", status_code=202, summary="Upload a borough's asset file", dependencies=[BOROUGH_WRITE])
 async def create_upload(
     request: Request,
     conn: Conn,
@@ -95,26 +96,27 @@ async def create_upload(
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 2**20:
         raise UploadTooLarge(f"the request is larger than the upload limit of {limit // 2**20} MB")
+    ticket = request.app.state.jobs.admit(caller.key_id)
     folder = Path(settings.upload.dir) / uuid.uuid4().hex
-    path = await _save(file, folder, limit)
     try:
+        path = await _save(file, folder, limit)
         spec = None
         if mapping is not None:
             mapping_path = await _save(mapping, folder / "mapping", 2**20)
-            spec = load_mapping_file(mapping_path)
-        limits = uploads.ReadLimits(
-            max_bytes=limit, max_uncompressed_bytes=settings.upload.max_uncompressed_bytes
-        )
+            spec = await asyncio.to_thread(load_mapping_file, mapping_path)
         name = file.filename or path.name
-        chosen_kind = await asyncio.to_thread(uploads.inspect_upload, path, layer, kind, name, limits)
+        chosen_kind = await asyncio.to_thread(
+            uploads.inspect_isolated, path, layer, kind, name, settings.upload
+        )
         upload_request = uploads.UploadRequest(borough, chosen_kind, mode, dry_run, skip_invalid, layer, spec)
         upload_id = await uploads.register_upload(conn, upload_request, path, name, caller)
-    except Exception:
+    except BaseException:
+        ticket.release()
         shutil.rmtree(folder, ignore_errors=True)
         raise
     request.app.state.jobs.start(
-        f"upload {upload_id}", uploads.process_upload, request.app.state.database_url, upload_id,
-        settings.upload, raw_min_zoom=settings.tiles.raw_min_zoom,
+        ticket, "uploads", upload_id, request.app.state.database_url, uploads.run_upload_job,
+        request.app.state.database_url, upload_id, settings.upload, raw_min_zoom=settings.tiles.raw_min_zoom,
     )  # fmt: skip
     record = with_progress(await uploads.get_upload(conn, upload_id, caller))
     return JSONResponse(
@@ -172,15 +174,26 @@ async def errors_geojson(upload_id: int, conn: Conn, caller: Caller) -> JSONResp
     )
 
 
-@router.post("/{upload_id}/apply", status_code=202, summary="Apply a dry run that looked right")
+@router.post(
+    "/{upload_id}/apply",
+    status_code=202,
+    summary="Apply a dry run that looked right",
+    dependencies=[BOROUGH_WRITE],
+)
 async def apply_upload(
     upload_id: int, request: Request, conn: Conn, caller: Caller, settings: AppSettings
 ) -> dict[str, Any]:
     """Re-reads the stored file and applies it in one transaction (the counts may differ if data changed since)."""
     caller.require_role("admin", "borough")
-    await uploads.mark_for_apply(conn, upload_id, caller)
+    ticket = request.app.state.jobs.admit(caller.key_id)
+    try:
+        await uploads.mark_for_apply(conn, upload_id, caller)
+    except BaseException:
+        ticket.release()
+        raise
     request.app.state.jobs.start(
-        f"apply upload {upload_id}", uploads.process_upload, request.app.state.database_url, upload_id,
-        settings.upload, apply=True, raw_min_zoom=settings.tiles.raw_min_zoom,
+        ticket, "uploads", upload_id, request.app.state.database_url, uploads.run_upload_job,
+        request.app.state.database_url, upload_id, settings.upload, apply=True,
+        raw_min_zoom=settings.tiles.raw_min_zoom,
     )  # fmt: skip
     return with_progress(await uploads.get_upload(conn, upload_id, caller))

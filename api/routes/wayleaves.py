@@ -5,16 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Header, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller, Conn
+from api.deps import Caller, Conn, RequireRoles, parse_if_match
+from api.middleware import BodyTooLarge
 from geo import wayleave_kpis, wayleaves
 from geo.settings import WayleaveSettings
 
 router = APIRouter(prefix="/wayleaves", tags=["wayleaves"])
+BOROUGH_WRITE = Depends(RequireRoles("admin", "borough"))
 CSV = "text/csv; charset=utf-8"
 
 #: Statuses of this module's domain errors (installed by create_app).
@@ -43,9 +45,9 @@ def _wants_csv(request: Request, format: str | None) -> bool:
 def _version(if_match: str | None, body_version: int | None) -> int:
     if body_version is not None:
         return body_version
-    tag = (if_match or "").strip().removeprefix("W/").strip('"')
-    if tag.isdigit():
-        return int(tag)
+    version = parse_if_match(if_match)
+    if version is not None:
+        return version
     raise wayleaves.VersionRequired(
         "say which version you read: 'expected_version' in the body or an If-Match header"
     )
@@ -120,20 +122,14 @@ async def list_wayleaves(
     format: Annotated[str | None, Query(description="json (default) or csv")] = None,
 ) -> Any:
     """Operators see their own wayleaves; contacts and notes only for admins and the owning borough."""
-    box = None
-    if bbox:
-        try:
-            box = [float(v) for v in bbox.split(",")]
-        except ValueError:
-            raise wayleaves.InvalidWayleave(f"bbox: {bbox!r} must be four numbers") from None
-    query = wayleaves.parse_query(borough, operator, status, overdue, box, bbox_crs, after, limit)
+    query = wayleaves.parse_query(borough, operator, status, overdue, bbox, bbox_crs, after, limit)
     rows = await wayleaves.list_wayleaves(conn, caller, query, _settings(request))
     if _wants_csv(request, format):
         return Response(wayleaves.to_csv(rows), media_type=CSV)
     return rows
 
 
-@router.post("", summary="Create a wayleave", status_code=201)
+@router.post("", summary="Create a wayleave", status_code=201, dependencies=[BOROUGH_WRITE])
 async def create_wayleave(request: Request, body: NewWayleave, conn: Conn, caller: Caller) -> dict[str, Any]:
     """Borough keys create wayleaves on their own sites, admin keys anywhere."""
     return await wayleaves.create_wayleave(conn, caller, **body.model_dump(), settings=_settings(request))
@@ -153,7 +149,12 @@ async def kpis(
     return result
 
 
-@router.post("/bulk", summary="Status updates from a CSV, all or nothing", response_model=None)
+@router.post(
+    "/bulk",
+    summary="Status updates from a CSV, all or nothing",
+    response_model=None,
+    dependencies=[BOROUGH_WRITE],
+)
 async def bulk(
     conn: Conn,
     caller: Caller,
@@ -163,7 +164,11 @@ async def bulk(
     format: Annotated[str | None, Query(description="Error report as json (default) or csv")] = None,
 ) -> Any:
     """422 with every row error when any row is invalid: nothing is applied then."""
-    rows = wayleaves.read_bulk_csv(await file.read())
+    limit = _settings(request).bulk_max_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise BodyTooLarge(f"{file.filename}: the CSV is larger than the limit of {limit:,} bytes")
+    rows = wayleaves.read_bulk_csv(data)
     report = await wayleaves.bulk_transition(conn, caller, rows, dry_run=dry_run)
     status = 422 if report.errors else 200
     if _wants_csv(request, format):
@@ -201,7 +206,7 @@ async def patch_wayleave(
     return JSONResponse(jsonable_encoder(row), headers={"ETag": f'"{row["version"]}"'})
 
 
-@router.post("/{wayleave_id}/transitions", summary="Change a wayleave's status")
+@router.post("/{wayleave_id}/transitions", summary="Change a wayleave's status", dependencies=[BOROUGH_WRITE])
 async def post_transition(
     wayleave_id: int,
     body: Transition,

@@ -154,16 +154,28 @@ def test_an_edit_through_the_api_refreshes_the_low_zoom_summaries(client, conn, 
 
 
 def test_tile_cache_keeps_recent_tiles_within_its_bytes():
-    cache = TileCache(max_bytes=800)
+    entry = 100 + len(repr("a")) + TileCache.ENTRY_OVERHEAD  # a 100-byte tile under a one-letter key
+    cache = TileCache(max_bytes=8 * entry)
     cache.put("a", b"x" * 100)
     cache.put("b", b"y" * 100)
     assert cache.get("a") == b"x" * 100  # now the most recently used
-    for key in "cdefghi":  # nine tiles of 100 bytes: the least recently used (b) goes
+    for key in "cdefghi":  # nine tiles: the least recently used (b) goes
         cache.put(key, b"z" * 100)
-    assert cache.size <= 800 and cache.get("b") is None and cache.get("a") is not None
-    cache.put("huge", b"h" * 101)  # over an eighth of the cache: not kept
+    assert cache.size <= 8 * entry and cache.get("b") is None and cache.get("a") is not None
+    cache.put("huge", b"h" * (entry + 1))  # over an eighth of the cache: not kept
     assert cache.get("huge") is None
     assert TileCache(0).get("a") is None
+
+
+def test_tile_cache_counts_keys_and_empty_tiles_and_caps_entries():
+    cache = TileCache(max_bytes=2**20)
+    for i in range(10_000):  # empty tiles cost their key and overhead, so they age out too
+        cache.put(("street_furniture", 22, i, i, (("borough_code", ("E09000007",)),), "5", True), b"")
+    assert cache.size <= 2**20 and len(cache) < 2**20 // TileCache.ENTRY_OVERHEAD
+    capped = TileCache(max_bytes=2**30, max_entries=50)
+    for i in range(200):
+        capped.put(i, b"t")
+    assert len(capped) == 50 and capped.get(0) is None and capped.get(199) == b"t"
 
 
 def test_repeated_tiles_come_from_the_cache_and_a_write_makes_new_ones(client, conn, auth):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import shutil
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -90,11 +91,22 @@ class MapPage:
 
     def open(self, query: str = "") -> MapPage:
         self.page.goto(f"{self.base_url}/map{query}", wait_until="networkidle")
-        self.page.wait_for_function("window.connectivityMap !== undefined")
+        self.until("() => window.connectivityMap !== undefined")
         return self
 
     def js(self, expression: str, arg: Any = None) -> Any:
         return self.page.evaluate(expression, arg)
+
+    def until(self, expression: str, arg: Any = None, timeout: float = 90.0) -> Any:
+        """Poll ``expression`` until it is truthy; its value. (Playwright's wait_for_function
+        evaluates strings with eval, which the page's Content-Security-Policy forbids.)"""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.page.evaluate(expression, arg)
+            if value:
+                return value
+            assert time.monotonic() < deadline, f"timed out waiting for {expression[:80]}"
+            self.page.wait_for_timeout(100)
 
     def settle(self) -> None:
         self.page.wait_for_load_state("networkidle")
@@ -135,7 +147,7 @@ class MapPage:
             "() => { window.__moved = false; window.connectivityMap.map.once('moveend', () => { window.__moved = true; }); }"
         )
         self.page.select_option("#cm-borough", code)
-        self.page.wait_for_function("window.__moved === true")
+        self.until("() => window.__moved === true")
 
     def outside_requests(self) -> list[str]:
         return [u for u in self.requests if not (u.startswith(self.base_url + "/") or u.startswith("data:"))]
@@ -240,10 +252,10 @@ def test_layers_toggle_off_and_on(map_page: MapPage, tiles_ready: bool) -> None:
             is False
         )
         page.toggle(label)
-        page.page.wait_for_function(
+        page.until(
             "(n) => { const l = window.connectivityMap.layers[n];"
             " return l.getContainer() && l.getContainer().querySelectorAll('path').length > 0; }",
-            arg=layer,
+            layer,
         )
     assert page.errors == []
 
@@ -285,7 +297,7 @@ def test_click_asset_shows_popup(map_page: MapPage, tiles_ready: bool) -> None:
     page.toggle("Street furniture")
     page.js("() => window.connectivityMap.map.setZoom(17, {animate: false})")
     # Poll until a small point is drawn and uncovered, rather than wait for the network to idle.
-    target = page.page.wait_for_function(f"({FIND_TARGET})('street_furniture')").json_value()
+    target = page.until(f"() => ({FIND_TARGET})('street_furniture')")
     assert target["width"] <= 12  # a small point: the case VectorGrid's click bug broke
     page.page.mouse.click(target["x"], target["y"])
     popup = page.page.wait_for_selector(".leaflet-popup-content .cm-popup[data-asset-id]")
@@ -378,7 +390,7 @@ def show_only_wayleaves(page: MapPage, site: SimpleNamespace) -> None:
 def wayleave_popup(page: MapPage, site: SimpleNamespace) -> str:
     """Click the site's wayleave on the map; the popup's text once its details (or the hint) are in."""
     page.page.wait_for_selector(".leaflet-popup", state="detached")  # no earlier popup still fading out
-    target = page.page.wait_for_function(f"({WAYLEAVE_AT})", arg=[site.lat, site.lon]).json_value()
+    target = page.until(WAYLEAVE_AT, [site.lat, site.lon])
     page.page.mouse.click(target["x"], target["y"])
     page.page.wait_for_selector(f".leaflet-popup-content .cm-popup[data-wayleave-id='{site.id}']")
     page.page.wait_for_selector(".leaflet-popup-content .cm-detail tr, .leaflet-popup-content .cm-hint")
