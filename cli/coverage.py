@@ -7,7 +7,6 @@ The report is stored like one requested through the API (by the CLI, as an admin
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +16,7 @@ import typer
 from rich.table import Table
 
 from geo.access import Principal
+from geo.csv_out import write_csv
 from geo.settings import CoverageSettings, Settings
 
 CLI_ADMIN = Principal(role="admin", label="cli")
@@ -73,13 +73,7 @@ async def _outputs(url: str, report_id: int, fmt: str) -> tuple[dict[str, Any], 
         if fmt == "json":
             return record, json.dumps(record, default=str, indent=2)
         rows = await reports.demand_rows(conn, report_id)
-    import io
-
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(reports.DEMAND_COLUMNS)
-    writer.writerows(rows)
-    return record, out.getvalue()
+    return record, write_csv(reports.DEMAND_COLUMNS, rows)
 
 
 def coverage(

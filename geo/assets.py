@@ -29,6 +29,28 @@ HISTORY_ATTRIBUTES = tuple("asset_id AS id" if a == "id" else a for a in ATTRIBU
 GEOJSON = "ST_AsGeoJSON(ST_Transform(geom, 4326), 7)::json AS geometry"
 
 
+#: What only an asset's own borough and admins see: who changed it (API key labels, upload
+#: numbers) and ``extra``, the columns of a borough's file that map to no field of the model,
+#: which may hold an officer's e-mail address or telephone number. Anyone else sees the
+#: public projection (:func:`project`): no ``changed_by``, and of ``extra`` only the fields a
+#: setting makes public (``CONNECTIVITY_ASSETS_PUBLIC_EXTRA``).
+RESTRICTED = ("changed_by", "extra")
+
+
+def sees_everything(principal: Principal, borough_code: str | None) -> bool:
+    """Admins, and the borough the asset belongs to."""
+    return principal.is_admin or (principal.role == "borough" and principal.borough_code == borough_code)
+
+
+def project(row: dict[str, Any], principal: Principal, public_extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An asset (or one of its versions) as ``principal`` may see it: whole, or its public projection."""
+    if sees_everything(principal, row.get("borough_code")):
+        return row
+    shown = {k: v for k, v in row.items() if k not in RESTRICTED}
+    shown["extra"] = {k: v for k, v in (row.get("extra") or {}).items() if k in public_extra}
+    return shown
+
+
 class AssetNotFound(LookupError):
     """No asset has that id (or it did not exist at that time)."""
 

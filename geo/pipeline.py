@@ -43,6 +43,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.access import PermissionDenied, Principal
 from geo.boroughs import UnknownBorough, check_code
+from geo.csv_out import write_records
 from geo.features import InvalidParameter, parse_bbox
 from geo.gazetteer import place
 from geo.progress import Progress, silent
@@ -1127,17 +1128,15 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     """Projects as CSV (already redacted rows: absent columns are left out), with the drawn point's lon/lat."""
     present = set().union(*(r.keys() for r in rows)) if rows else set(CSV_COLUMNS) - PERSONAL
     columns = [c for c in CSV_COLUMNS if c in present or c in ("longitude", "latitude")]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, columns, extrasaction="ignore")
-    writer.writeheader()
+    lines = []
     for r in rows:
         line = dict(r)
         line["tags"] = "; ".join(r.get("tags") or [])
         point = r.get("geometry")
         if point and point.get("type") == "Point":
             line["longitude"], line["latitude"] = point["coordinates"]
-        writer.writerow(line)
-    return out.getvalue()
+        lines.append(line)
+    return write_records(columns, lines)
 
 
 def to_feature(row: dict[str, Any]) -> dict[str, Any]:

@@ -81,6 +81,18 @@ class ApiSettings(BaseSettings):
     )
 
 
+class AssetSettings(BaseSettings):
+    """What of an asset everyone may see."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTIVITY_ASSETS_", extra="ignore")
+
+    public_extra: tuple[str, ...] = Field(
+        default=(),
+        description="Fields of an asset's extra (its file's unmapped columns) shown to everyone (JSON list); "
+        "by default none: only admins and the asset's own borough see extra.",
+    )
+
+
 class TileSettings(BaseSettings):
     """Vector tiles."""
 
@@ -306,6 +318,7 @@ class Settings(BaseModel):
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     tiles: TileSettings = Field(default_factory=TileSettings)
+    assets: AssetSettings = Field(default_factory=AssetSettings)
     upload: UploadSettings = Field(default_factory=UploadSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     wayleave: WayleaveSettings = Field(default_factory=WayleaveSettings)

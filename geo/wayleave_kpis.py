@@ -11,16 +11,15 @@ Definitions (also in ``data/wayleaves.md``):
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import psycopg
 
 from geo.access import Principal
+from geo.csv_out import write_csv
 from geo.settings import WayleaveSettings
 from geo.wayleaves import OPEN, STATUSES, WayleaveQuery, _select_rows, _with_clock, viewer_for
 
@@ -112,25 +111,17 @@ async def wayleave_kpis(
 
 def kpis_csv(kpis: dict[str, Any]) -> str:
     """The group KPIs as CSV: one row overall, one per borough, one per operator; a column per status."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["scope", "key", *GROUP_FIELDS[:1], *STATUSES, *GROUP_FIELDS[1:]])
-    fmt: Callable[[Any], str] = lambda v: "" if v is None else str(v)  # noqa: E731
 
-    def line(scope: str, key: str, g: dict[str, Any]) -> None:
-        writer.writerow(
-            [
-                scope,
-                key,
-                g["total"],
-                *(g["by_status"][s] for s in STATUSES),
-                *(fmt(g[f]) for f in GROUP_FIELDS[1:]),
-            ]
-        )
+    def line(scope: str, key: str, g: dict[str, Any]) -> list[Any]:
+        return [
+            scope,
+            key,
+            g["total"],
+            *(g["by_status"][s] for s in STATUSES),
+            *(g[f] for f in GROUP_FIELDS[1:]),
+        ]
 
-    line("all", "", kpis["overall"])
-    for g in kpis["by_borough"]:
-        line("borough", g["borough_code"], g)
-    for g in kpis["by_operator"]:
-        line("operator", g["operator"], g)
-    return out.getvalue()
+    rows = [line("all", "", kpis["overall"])]
+    rows += [line("borough", g["borough_code"], g) for g in kpis["by_borough"]]
+    rows += [line("operator", g["operator"], g) for g in kpis["by_operator"]]
+    return write_csv(["scope", "key", *GROUP_FIELDS[:1], *STATUSES, *GROUP_FIELDS[1:]], rows)

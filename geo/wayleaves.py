@@ -31,6 +31,7 @@ from psycopg.rows import dict_row
 from geo.access import PermissionDenied, Principal
 from geo.assets import VersionConflict
 from geo.boroughs import check_code
+from geo.csv_out import write_csv, write_records
 from geo.features import InvalidParameter, parse_bbox
 from geo.settings import WayleaveSettings
 from geo.upload_errors import RowError
@@ -98,6 +99,8 @@ KEY_DATES = {
 }
 #: Columns only admins and the owning borough see: personal data and internal notes.
 RESTRICTED = ("notes", "contact_name", "contact_email", "contact_phone")
+#: Who wrote a wayleave: shown, as the authors of its events and edits, to admins and the owning borough only.
+AUTHORS = ("created_by",)
 TEMPLATES = ("standardised", "bespoke")
 #: The details an edit may change (:func:`update_wayleave`), in the order they are shown.
 #: Migration 0007 repeats the list (its trigger records their changes); a test checks they agree.
@@ -408,7 +411,7 @@ def redact(row: dict[str, Any], viewer: Viewer) -> dict[str, Any]:
     """
     if viewer.sees_restricted(row):
         return row
-    return {k: v for k, v in row.items() if k not in RESTRICTED}
+    return {k: v for k, v in row.items() if k not in RESTRICTED and k not in AUTHORS}
 
 
 def redact_event(event: dict[str, Any], viewer: Viewer, row: dict[str, Any]) -> dict[str, Any]:
@@ -1248,12 +1251,7 @@ def _bulk_target(
 
 def errors_csv(errors: Iterable[RowError]) -> str:
     """The row errors in the same columns as asset uploads: row, source_id, column, value, message."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(ERROR_COLUMNS)
-    for e in errors:
-        writer.writerow([e.row, e.source_id or "", e.column or "", e.value or "", e.message])
-    return out.getvalue()
+    return write_csv(ERROR_COLUMNS, ([e.row, e.source_id, e.column, e.value, e.message] for e in errors))
 
 
 def to_csv(rows: Iterable[dict[str, Any]]) -> str:
@@ -1262,17 +1260,4 @@ def to_csv(rows: Iterable[dict[str, Any]]) -> str:
     columns = [c for c in EXPORT_COLUMNS if not rows or any(c in r for r in rows)]
     if not rows:
         columns = [c for c in EXPORT_COLUMNS if c not in RESTRICTED]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for r in rows:
-        writer.writerow(["" if r.get(c) is None else _csv_value(r.get(c)) for c in columns])
-    return out.getvalue()
-
-
-def _csv_value(value: Any) -> str:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    return write_records(columns, rows)

@@ -300,7 +300,7 @@ def render_report(
             color="#ffb703",
             fill=True,
             fill_opacity=0.9,
-            tooltip=f"#{p['rank']}: asset {p['asset_id']} (+{p['gain']:,.0f} households)",
+            tooltip=_e(f"#{p['rank']}: asset {p['asset_id']} (+{p['gain']:,.0f} households)"),
         ).add_to(fmap)
     projects = [p for p in summary.get("pipeline_projects", []) if p.get("geometry")]
     if projects:
@@ -311,10 +311,11 @@ def render_report(
                     {
                         "type": "Feature",
                         "geometry": p["geometry"],
+                        # Escaped here: folium's tooltip sets its values as HTML (innerHTML).
                         "properties": {
-                            "title": p["title"],
-                            "organisation": p["organisation"],
-                            "status": p["status"] or "",
+                            "title": _e(p["title"]),
+                            "organisation": _e(p["organisation"]),
+                            "status": _e(p["status"] or ""),
                         },
                     }
                     for p in projects

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Body, Depends, Header, Query, Request
 
-from api.deps import Caller, Conn, Reader, RequireRoles, parse_if_match
+from api.deps import AppSettings, Caller, Conn, Reader, RequireRoles, parse_if_match
 from geo import assets
 
 router = APIRouter(prefix="/assets", tags=["assets"])
@@ -18,22 +18,36 @@ async def get_asset(
     asset_id: int,
     conn: Conn,
     reader: Reader,
+    settings: AppSettings,
     at: Annotated[
         dt.datetime | None, Query(description="Return the version current at this time (ISO 8601).")
     ] = None,
 ) -> dict[str, Any]:
-    """The asset's attributes and its geometry as GeoJSON (WGS84)."""
+    """The asset's attributes and its geometry as GeoJSON (WGS84).
+
+    ``changed_by`` and ``extra`` (the file's unmapped columns) only for admins and the asset's own
+    borough; others see the fields of ``extra`` made public by ``CONNECTIVITY_ASSETS_PUBLIC_EXTRA``.
+    """
     if at is not None:
         if at.tzinfo is None:
             at = at.replace(tzinfo=dt.UTC)
-        return await assets.asset_at(conn, asset_id, at)
-    return await assets.get_asset(conn, asset_id)
+        row = await assets.asset_at(conn, asset_id, at)
+    else:
+        row = await assets.get_asset(conn, asset_id)
+    return assets.project(row, reader, settings.assets.public_extra)
 
 
 @router.get("/{asset_id}/history", summary="Every version of an asset, newest first")
-async def get_history(asset_id: int, conn: Conn, reader: Reader) -> list[dict[str, Any]]:
-    """Each version with the interval it was current (``valid_from``, ``valid_to``)."""
-    return await assets.asset_history(conn, asset_id)
+async def get_history(
+    asset_id: int, conn: Conn, reader: Reader, settings: AppSettings
+) -> list[dict[str, Any]]:
+    """Each version with the interval it was current (``valid_from``, ``valid_to``).
+
+    Who made each version (``changed_by``) and the unmapped columns (``extra``) only for admins
+    and the asset's own borough.
+    """
+    public = settings.assets.public_extra
+    return [assets.project(row, reader, public) for row in await assets.asset_history(conn, asset_id)]
 
 
 @router.patch(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -14,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from api.deps import Caller, Conn, RequireRoles
 from geo import coverage_reports as reports
 from geo.access import Role
+from geo.csv_out import write_csv
 from geo.jobs import with_progress
 from geo.settings import CoverageSettings
 from maps.coverage_report import report_page
@@ -123,12 +122,8 @@ async def gaps_geojson(report_id: int, conn: Conn, caller: Caller) -> JSONRespon
 
 
 def _csv(name: str, header: list[str], rows: list[Any]) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
     return Response(
-        out.getvalue(), media_type="text/csv; charset=utf-8",
+        write_csv(header, rows), media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )  # fmt: skip
 

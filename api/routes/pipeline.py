@@ -7,8 +7,6 @@ but admins, in every answer here; the ``pipeline_projects`` map layer has none o
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 from typing import Annotated, Any
 
@@ -18,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api.deps import AppSettings, Caller, Conn, Reader, RequireRoles
 from geo import pipeline
+from geo.csv_out import write_records
 from geo.database import connect
 from geo.features import InvalidParameter
 from geo.upload_errors import UploadRejected
@@ -94,12 +93,8 @@ async def get_import(import_id: int, conn: Conn, caller: Caller) -> JSONResponse
 async def import_errors_csv(import_id: int, conn: Conn, caller: Caller) -> Response:
     """One line per problem: row, source_id (Pipeline id or title), column, value, message."""
     rows = await pipeline.import_errors(conn, import_id, caller)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, ERROR_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
     return Response(
-        out.getvalue(),
+        write_records(ERROR_COLUMNS, rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="pipeline-import-{import_id}-errors.csv"'},
     )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import re
 import shutil
 import uuid
@@ -18,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from api.deps import AppSettings, Caller, Conn, RequireRoles
 from geo import uploads
 from geo.boroughs import check_code
+from geo.csv_out import write_records
 from geo.jobs import with_progress
 from geo.mapping import load_mapping_file
 from geo.upload_errors import UploadRejected
@@ -149,12 +148,9 @@ async def errors_csv(upload_id: int, conn: Conn, caller: Caller) -> Response:
     """One line per problem: row, source_id, column, value, message."""
     caller.require_role("admin", "borough")
     await uploads.get_upload(conn, upload_id, caller)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, ERROR_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(await uploads.upload_errors(conn, upload_id))
+    body = write_records(ERROR_COLUMNS, await uploads.upload_errors(conn, upload_id))
     return Response(
-        out.getvalue(), media_type="text/csv; charset=utf-8",
+        body, media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="upload-{upload_id}-errors.csv"'},
     )  # fmt: skip
 

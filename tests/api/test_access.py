@@ -38,9 +38,12 @@ def test_key_roles_and_borough_binding(client, conn, auth, who, borough, status)
     assert response.status_code == status, response.text
     if status == 200:
         assert response.json()["owner"] == f"changed by {who}"
-        history = client.get(f"/assets/{asset_id}/history").json()
+        history = client.get(f"/assets/{asset_id}/history", headers=auth(who)).json()
         assert history[0]["changed_by"].endswith(f"(test {who})")
         assert history[1]["owner"] != f"changed by {who}"
+        # Who changed it is not for everyone (key labels name people and boroughs' officers).
+        public = client.get(f"/assets/{asset_id}/history").json()
+        assert "changed_by" not in public[0] and public[0]["owner"] == f"changed by {who}"
 
 
 def test_if_match_stops_a_lost_update(client, conn, auth):
