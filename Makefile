@@ -1,8 +1,9 @@
 # The two commands: `make run` and `make test`. Both set everything up from nothing.
-PYTHON ?= python3
+# A Python 3.11+ that an unprivileged user can run too (`serve` gives up root): scripts/pick-python.
+PYTHON ?= $(shell ./scripts/pick-python)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo "$(PYTHON)") | sha1sum | cut -c1-12)
 
 .PHONY: run test setup system venv static bytecode lint format bench clean db-start db-stop
 
@@ -33,7 +34,10 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
 		{ echo "Python 3.11 or newer is needed (set PYTHON=...)"; exit 1; }
+	@# A venv of another interpreter is made again.
+	@if [ -x $(BIN)/python ] && [ "$$(cat $(VENV)/.interpreter 2>/dev/null)" != "$(PYTHON)" ]; then rm -rf $(VENV); fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	echo "$(PYTHON)" > $(VENV)/.interpreter
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	rm -f $(VENV)/.installed-*

@@ -23,10 +23,12 @@ from api.jobs import Jobs, TooManyJobs
 from api.middleware import AccessLog, Guard, SecurityHeaders, route_roles
 from api.routes import (
     assets,
+    audit,
     boroughs,
     coverage,
     docs,
     features,
+    gdpr,
     health,
     me,
     pipeline,
@@ -122,6 +124,26 @@ def _image_sources(settings: Settings) -> tuple[str, ...]:
     return (f"{parts.scheme}://{host}",) if parts.scheme in ("http", "https") else ()
 
 
+def _purge_once(url: str, settings: Settings) -> dict[str, int] | None:
+    from geo.personal_data import Retention, purge
+
+    with connect(url, connect_timeout=5) as conn:
+        return purge(conn, Retention(**settings.retention.model_dump(exclude={"purge_every_hours"})))
+
+
+async def _purge_periodically(url: str, settings: Settings) -> None:
+    """Delete what is past its retention period: shortly after the start, then every few hours."""
+    await asyncio.sleep(5)
+    while True:
+        try:
+            counts = await asyncio.to_thread(_purge_once, url, settings)
+            if counts and any(counts.values()):
+                log.info("retention purge: %s", counts)
+        except Exception as exc:  # the database is away: the next round tries again
+            log.warning("retention purge failed: %s", exc)
+        await asyncio.sleep(settings.retention.purge_every_hours * 3600)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; the connection pool opens and closes with its lifespan."""
     settings = settings or Settings()
@@ -159,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.replace_pool = replace_pool
         heartbeat = Heartbeat(url, settings.jobs.heartbeat_s).start()
         reaper = asyncio.create_task(_reap_periodically(url, settings))
+        purger = asyncio.create_task(_purge_periodically(url, settings))
         startup = app.state.summaries_startup = asyncio.create_task(app.state.summaries.rebuild_stale())
         listener = asyncio.create_task(app.state.versions.listen(url))
         # Everything loaded so far (modules, settings, the app) lives as long as the process:
@@ -173,9 +196,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 startup.cancel()
             listener.cancel()
             reaper.cancel()
+            purger.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):  # logged where it failed
                 await startup
-            for task in (listener, reaper):
+            for task in (listener, reaper, purger):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await app.state.database_health.stop()
@@ -207,7 +231,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.summaries = SummaryRefresher(app)
     app.state.jobs = Jobs(settings.jobs)
     modules = (
-        features, health, me, boroughs, assets, tiles, uploads, wayleaves, web_map, coverage, pipeline, docs,
+        features, health, me, boroughs, assets, tiles, uploads, wayleaves, web_map, coverage, pipeline, docs, audit,
+        gdpr,
     )  # fmt: skip
     # Each routes module may declare the statuses of its own domain errors in ERRORS.
     table = {exc: status for m in modules for exc, status in getattr(m, "ERRORS", {}).items()}

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import PROBLEM, problem_body
 from geo.access import AuthenticationFailed, PermissionDenied, authenticate
+from geo.audit import REQUEST_ID
 
 access_log = logging.getLogger("connectivity.access")
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -268,6 +269,7 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         request_id = uuid.uuid4().hex[:16]
+        REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 500
 

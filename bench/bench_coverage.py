@@ -51,7 +51,7 @@ def prepare() -> str:
     """The URL of the bench database, created, migrated and loaded when needed."""
     from geo.demo import load_demo
 
-    server = database.database_url(DatabaseSettings())
+    server = database.owner_url(DatabaseSettings())
     with psycopg.connect(_with_db(server, "postgres"), autocommit=True) as admin:
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [NAME]).fetchone():
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(NAME)))

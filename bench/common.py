@@ -41,7 +41,7 @@ def machine() -> str:
 
 def server_url() -> str:
     """The PostGIS server (DATABASE_URL or the embedded cluster, started if needed)."""
-    return database.database_url(DatabaseSettings())
+    return database.owner_url(DatabaseSettings())
 
 
 def with_dbname(url: str, name: str) -> str:

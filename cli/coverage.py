@@ -15,11 +15,11 @@ import psycopg
 import typer
 from rich.table import Table
 
-from geo.access import Principal
+from geo.access import cli_principal
 from geo.csv_out import write_csv
 from geo.settings import CoverageSettings, Settings
 
-CLI_ADMIN = Principal(role="admin", label="cli")
+CLI_ADMIN = cli_principal()
 FORMATS = ("html", "json", "csv")
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import datetime as dt
 import gc
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -20,7 +23,7 @@ from cli.pipeline import pipeline_app
 from cli.wayleaves import wayleaves_app
 from geo import access, database
 from geo.cluster import ClusterError, EmbeddedCluster
-from geo.settings import Settings
+from geo.settings import PROJECT_ROOT, Settings
 
 app = typer.Typer(
     help="Connectivity planning for London: assets, wayleaves, map layers, coverage.", no_args_is_help=True
@@ -66,10 +69,26 @@ def progress_bar(description: str) -> Iterator[Callable[[str, int, int], None]]:
 
 
 def _url(settings: Settings) -> str:
+    """The URL data commands connect with: the application role (least privilege)."""
     try:
         return database.database_url(settings.db)
     except ClusterError as exc:
         raise fail(str(exc)) from exc
+
+
+def _owner_url(settings: Settings) -> str:
+    """The URL set-up commands connect with: migrations, the demo."""
+    try:
+        return database.owner_url(settings.db)
+    except ClusterError as exc:
+        raise fail(str(exc)) from exc
+
+
+def _migrated(settings: Settings) -> str:
+    """Apply pending migrations (as the owner), then the URL of the application role."""
+    with database.connect(_owner_url(settings)) as conn:
+        database.migrate(conn)
+    return _url(settings)
 
 
 def _run_async(settings: Settings, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
@@ -87,7 +106,7 @@ def prepare_database(settings: Settings, *, demo: bool = True, quiet: bool = Fal
     from geo.demo import load_demo
     from geo.jobs import reap
 
-    url = _url(settings)
+    url = _owner_url(settings)
     with database.connect(url) as conn:
         applied = database.migrate(conn)
         marked = reap(conn, settings.jobs.stale_s)
@@ -101,7 +120,7 @@ def prepare_database(settings: Settings, *, demo: bool = True, quiet: bool = Fal
             with progress_bar("loading the London demo") as report:
                 counts = load_demo(conn, "default", report, settings.tiles.raw_min_zoom)
             err.print(f"demo loaded: {counts}")
-    return url
+    return _url(settings)
 
 
 # db ------------------------------------------------------------------------------------------------
@@ -157,7 +176,7 @@ def db_url() -> None:
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending migrations; a second run applies nothing."""
-    with database.connect(_url(Settings())) as conn:
+    with database.connect(_owner_url(Settings())) as conn:
         applied = database.migrate(conn)
         level = database.migration_level(conn)
     console.print(f"applied: {', '.join(applied) or 'nothing'}; migration level {level}")
@@ -178,7 +197,7 @@ def demo_load(
 
     if scale not in SCALES:
         raise fail(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}", 2)
-    with database.connect(_url(Settings())) as conn:
+    with database.connect(_owner_url(Settings())) as conn:
         database.migrate(conn)
         try:
             with progress_bar(f"demo ({scale})") as report:
@@ -192,6 +211,23 @@ def demo_load(
 
 
 # keys ------------------------------------------------------------------------------------------------
+def _expiry(days: int | None, until: str | None) -> dt.datetime | None:
+    """The expiry of a new key: ``--expires-days`` from now, or ``--expires`` (an ISO date or date-time)."""
+    if days is not None and until is not None:
+        raise fail("give --expires-days or --expires, not both", 2)
+    if days is not None:
+        if days < 1:
+            raise fail("--expires-days must be at least 1", 2)
+        return dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+    if until is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(until)
+    except ValueError:
+        raise fail(f"--expires: {until!r} is not an ISO 8601 date or date-time", 2) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 @keys_app.command("create")
 def keys_create(
     role: Annotated[str, typer.Option(help="admin, borough or operator")],
@@ -200,40 +236,56 @@ def keys_create(
     operator: Annotated[
         str | None, typer.Option(help="For operator keys: the operator whose wayleaves the key may see")
     ] = None,
+    expires_days: Annotated[
+        int | None, typer.Option(help="The key stops working this many days from now")
+    ] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="The key stops working at this date or time (ISO 8601)")
+    ] = None,
 ) -> None:
     """Create an API key and print it once: it is stored hashed and cannot be shown again."""
     from geo.boroughs import UnknownBorough
-    from geo.wayleaves import set_key_operator
 
     if operator and role != "operator":
         raise fail("--operator applies to operator keys only", 2)
+    expires_at = _expiry(expires_days, expires)
+    actor = access.cli_principal()
 
     async def create(conn: psycopg.AsyncConnection[Any]) -> access.NewKey:
         async with conn.transaction():
-            new = await access.create_key(conn, role, borough, label)
+            new = await access.create_key(conn, role, borough, label, expires_at=expires_at, actor=actor)
             if operator:
-                await set_key_operator(conn, new.id, operator)
+                await access.bind_operator(conn, new.id, operator, actor=actor)
         return new
 
     try:
         new = _run_async(Settings(), create)
     except (ValueError, UnknownBorough) as exc:
         raise fail(str(exc), 2) from exc
-    err.print(f"key {new.id} ({new.role}{' ' + new.borough_code if new.borough_code else ''}); store it now:")
+    until = f", expires {new.expires_at:%Y-%m-%d %H:%M} UTC" if new.expires_at else ""
+    err.print(
+        f"key {new.id} ({new.role}{' ' + new.borough_code if new.borough_code else ''}{until}); store it now:"
+    )
     console.print(new.key, highlight=False)
+
+
+def _when(moment: dt.datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else ""
 
 
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (never their secrets)."""
     rows = _run_async(Settings(), access.list_keys)
-    table = Table("id", "prefix", "role", "borough", "operator", "label", "created", "last used", "revoked")
+    table = Table(
+        "id", "prefix", "role", "borough", "operator", "label", "created", "last used", "expires", "rotated",
+        "revoked",
+    )  # fmt: skip
     for r in rows:
         table.add_row(
             str(r["id"]), r["prefix"] + "…", r["role"], r["borough_code"] or "", r["operator"] or "", r["label"],
-            f"{r['created_at']:%Y-%m-%d %H:%M}",
-            f"{r['last_used_at']:%Y-%m-%d %H:%M}" if r["last_used_at"] else "",
-            f"{r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else "",
+            _when(r["created_at"]), _when(r["last_used_at"]), _when(r["expires_at"]), _when(r["rotated_at"]),
+            _when(r["revoked_at"]),
         )  # fmt: skip
     console.print(table)
 
@@ -241,9 +293,22 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's id (see `keys list`)")]) -> None:
     """Revoke a key at once."""
-    if not _run_async(Settings(), lambda conn: access.revoke_key(conn, key_id)):
+    actor = access.cli_principal()
+    if not _run_async(Settings(), lambda conn: access.revoke_key(conn, key_id, actor=actor)):
         raise fail(f"no live key has id {key_id}")
     console.print(f"key {key_id} revoked")
+
+
+@keys_app.command("rotate")
+def keys_rotate(key_id: Annotated[int, typer.Argument(help="The key's id (see `keys list`)")]) -> None:
+    """Give a key a new secret and print it once; the old secret stops working at once."""
+    actor = access.cli_principal()
+    try:
+        new = _run_async(Settings(), lambda conn: access.rotate_key(conn, key_id, actor=actor))
+    except LookupError as exc:
+        raise fail(str(exc)) from exc
+    err.print(f"key {new.id} ({new.role}) has a new secret; the old one no longer works. Store it now:")
+    console.print(new.key, highlight=False)
 
 
 # import ------------------------------------------------------------------------------------------------
@@ -272,12 +337,10 @@ def import_file(
     ] = False,
 ) -> None:
     """Import a borough's asset file: validate, preview or apply in one transaction (exit 1 if rejected)."""
-    import getpass
     import shutil
     import uuid
 
     from geo import uploads
-    from geo.access import Principal
     from geo.boroughs import UnknownBorough, check_code
     from geo.mapping import load_mapping_file
     from geo.upload_errors import UploadRejected
@@ -295,15 +358,13 @@ def import_file(
         raise fail(str(exc), 2) from exc
     except UploadRejected as exc:
         raise fail(exc.message) from exc
-    url = _url(settings)
-    with database.connect(url) as conn:
-        database.migrate(conn)
+    url = _migrated(settings)
     folder = Path(settings.upload.dir) / uuid.uuid4().hex
     folder.mkdir(parents=True)
     stored = folder / file.name
     shutil.copyfile(file, stored)
     request = uploads.UploadRequest(code, chosen_kind, mode, dry_run, skip_invalid, layer, spec)
-    principal = Principal(role="admin", label=f"cli:{getpass.getuser()}")
+    principal = access.cli_principal()
     upload_id = _run_async(
         settings, lambda c: uploads.register_upload(c, request, stored, file.name, principal)
     )
@@ -360,13 +421,25 @@ def serve(
 ) -> None:
     """Set up the database (cluster, migrations, demo on first start) and serve the API and the web map."""
     import uvicorn
+    import uvicorn.config
 
     settings = Settings()
-    prepare_database(settings, demo=demo)
+    url = prepare_database(settings, demo=demo)
     host = host or settings.api.host
     port = port or settings.api.port
     base = f"http://{host}:{port}"
-    console.print(f"API docs  {base}/docs\nHealth    {base}/health\nWeb map   {base}/map", highlight=False)
+    # The service reads its database URL from the environment: the application role's, never
+    # the superuser's (whose password file stays readable by root only).
+    os.environ["CONNECTIVITY_DB_URL"] = url
+    os.environ.pop("DATABASE_URL", None)
+    user = _drop_privileges(settings)
+    console.print(
+        f"API docs  {base}/docs\nHealth    {base}/health\nWeb map   {base}/map\nRunning as {user}",
+        highlight=False,
+    )
+    # uvicorn's own logging, and the service's (the access log, job and database messages).
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["connectivity"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -374,11 +447,183 @@ def serve(
         port=port,
         workers=workers or settings.api.workers,
         log_level="info",
-        access_log=False,
+        log_config=log_config,
+        access_log=False,  # the service writes its own (api.middleware.AccessLog: no keys, no queries)
     )
 
 
+def _drop_privileges(settings: Settings) -> str:
+    """As root, become the unprivileged ``CONNECTIVITY_API_OS_USER`` before serving; the user served as.
+
+    It owns the upload directory and reads the code and the static files; nothing of the
+    database cluster's files (the superuser's password) is readable to it. Refuses to go on
+    when that user cannot read the checkout, rather than serve as root.
+    """
+    import pwd
+
+    if os.geteuid() != 0:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    name = settings.api.os_user
+    if name == "root":
+        err.print(
+            "warning: serving as root (CONNECTIVITY_API_OS_USER=root); any file read through a hole reaches everything"
+        )
+        return name
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise fail(
+            f"user {name!r} does not exist: `make setup` creates it (scripts/install-system-packages), "
+            "or set CONNECTIVITY_API_OS_USER to an unprivileged user"
+        ) from None
+    uploads = Path(settings.upload.dir).absolute()
+    uploads.mkdir(parents=True, exist_ok=True)
+    for path in (uploads, *uploads.rglob("*")):
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    uploads.chmod(0o700)
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    os.environ.update(HOME=entry.pw_dir or "/", USER=name, LOGNAME=name)
+    needed = [(PROJECT_ROOT / "api" / "app.py", os.R_OK), (PROJECT_ROOT / "maps" / "static", os.R_OK | os.X_OK),
+              (uploads, os.R_OK | os.W_OK | os.X_OK)]  # fmt: skip
+    unreadable = [str(p) for p, mode in needed if not os.access(p, mode)]
+    if unreadable:
+        raise fail(
+            f"user {name!r} cannot read {', '.join(unreadable)}: put the checkout where that user can read "
+            "it (not below /root), or set CONNECTIVITY_API_OS_USER",
+        )
+    return name
+
+
 app.command("coverage")(coverage)
+
+
+# personal data ------------------------------------------------------------------------------------------
+gdpr_app = typer.Typer(
+    help="Personal data: export or erase everything held about a person.", no_args_is_help=True
+)
+app.add_typer(gdpr_app, name="gdpr")
+
+
+def _subject_work(work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+    from geo.personal_data import InvalidSubject
+
+    try:
+        return _run_async(Settings(), work)
+    except InvalidSubject as exc:
+        raise fail(str(exc), 2) from exc
+
+
+@gdpr_app.command("export")
+def gdpr_export(
+    email: Annotated[str | None, typer.Option(help="The person's e-mail address")] = None,
+    name: Annotated[str | None, typer.Option(help="The person's name")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON here (default: standard output)")] = None,
+) -> None:
+    """Everything held about a person, table by table (JSON), history and the audit trail included."""
+    import json
+
+    from geo import personal_data
+
+    actor = access.cli_principal()
+    result = _subject_work(lambda conn: personal_data.export(conn, actor, email, name))
+    text = json.dumps(result, default=str, indent=2)
+    if out:
+        out.write_text(text + "\n")
+        os.chmod(out, 0o600)
+    else:
+        typer.echo(text)
+    found = ", ".join(f"{t}: {v['count']}" for t, v in result["tables"].items()) or "nothing"
+    err.print(f"found {found}")
+
+
+@gdpr_app.command("erase")
+def gdpr_erase(
+    email: Annotated[str | None, typer.Option(help="The person's e-mail address")] = None,
+    name: Annotated[str | None, typer.Option(help="The person's name")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Erase without asking (it cannot be undone)")] = False,
+) -> None:
+    """Erase a person everywhere: current rows, history, events, errors, key labels, the audit trail."""
+    from geo import personal_data
+
+    if not yes and not typer.confirm(f"Erase {email or ''} {name or ''} everywhere? This cannot be undone"):
+        raise fail("nothing erased", 1)
+    actor = access.cli_principal()
+    counts = _subject_work(lambda conn: personal_data.erase(conn, actor, email, name))
+    table = Table("where", "rows")
+    for where, n in counts.items():
+        if n:
+            table.add_row(where, f"{n:,}")
+    console.print(table if any(counts.values()) else "nothing held about them")
+
+
+@app.command("purge")
+def purge_command() -> None:
+    """Delete what is past its retention period (raw upload files, row errors, premises points) now."""
+    from geo.personal_data import Retention, purge
+
+    settings = Settings()
+    retention = Retention(**settings.retention.model_dump(exclude={"purge_every_hours"}))
+    with database.connect(_url(settings)) as conn:
+        counts = purge(conn, retention, access.cli_principal())
+    if counts is None:
+        raise fail("another process is purging right now; try again in a minute")
+    table = Table("deleted", "count")
+    for what, n in counts.items():
+        table.add_row(what.replace("_", " "), f"{n:,}")
+    console.print(table)
+
+
+# audit ------------------------------------------------------------------------------------------------
+@app.command("audit")
+def audit_command(
+    actor: Annotated[
+        str | None, typer.Option(help="A key id, or part of the actor's name (cli:, a label)")
+    ] = None,
+    action: Annotated[str | None, typer.Option(help="An action, e.g. wayleave.transition")] = None,
+    object_type: Annotated[
+        str | None, typer.Option("--object", help="asset, upload, wayleave, api_key...")
+    ] = None,
+    object_id: Annotated[str | None, typer.Option("--id", help="The object's id")] = None,
+    since: Annotated[str | None, typer.Option(help="Events at or after (ISO 8601)")] = None,
+    until: Annotated[str | None, typer.Option(help="Events at or before (ISO 8601)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON lines on stdout")] = False,
+) -> None:
+    """The audit trail, newest first: who did what, when, to which object."""
+    import json
+
+    from geo import audit
+
+    if action is not None and action not in audit.ACTIONS:
+        raise fail(f"--action: {action!r} is not one of {', '.join(audit.ACTIONS)}", 2)
+    moments: dict[str, dt.datetime] = {}
+    for name, value in (("since", since), ("until", until)):
+        if value is not None:
+            try:
+                moment = dt.datetime.fromisoformat(value)
+            except ValueError:
+                raise fail(f"--{name}: {value!r} is not an ISO 8601 date or date-time", 2) from None
+            moments[name] = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    query = audit.AuditQuery(
+        actor=actor, action=action, object_type=object_type, object_id=object_id, limit=limit,
+        since=moments.get("since"), until=moments.get("until"),
+    )  # fmt: skip
+    rows, _ = _run_async(Settings(), lambda conn: audit.search(conn, query))
+    if json_out:
+        for r in rows:
+            typer.echo(json.dumps(r, default=str))
+        return
+    table = Table("id", "at (UTC)", "actor", "action", "object", "details")
+    for r in rows:
+        target = f"{r['object_type']} {r['object_id'] or ''}".strip()
+        details = json.dumps(r["details"], default=str)
+        table.add_row(
+            str(r["id"]), f"{r['at'].astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}", r["actor"], r["action"], target,
+            details if len(details) < 120 else details[:117] + "...",
+        )  # fmt: skip
+    console.print(table)
 
 
 def main() -> None:

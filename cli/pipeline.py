@@ -6,7 +6,6 @@ where the database is, so it sees owner names and emails.
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +13,7 @@ import typer
 from rich.table import Table
 
 from geo import database, pipeline
-from geo.access import Principal
+from geo.access import Principal, cli_principal
 from geo.settings import Settings
 
 pipeline_app = typer.Typer(
@@ -23,7 +22,7 @@ pipeline_app = typer.Typer(
 
 
 def _admin() -> Principal:
-    return Principal(role="admin", label=f"cli:{getpass.getuser()}")
+    return cli_principal()
 
 
 @pipeline_app.command("import")
@@ -37,13 +36,12 @@ def import_command(
     ] = False,
 ) -> None:
     """Import Pipeline projects in one transaction (exit 1 when rejected or failed)."""
-    from cli.main import _url, console, fail, progress_bar
+    from cli.main import _migrated, console, fail, progress_bar
 
     if not file.is_file():
         raise fail(f"{file}: no such file", 2)
-    url = _url(Settings())
+    url = _migrated(Settings())
     with database.connect(url, autocommit=True) as conn:
-        database.migrate(conn)
         with progress_bar(f"pipeline {file.name}") as report:
             record = pipeline.import_pipeline(
                 conn, file.read_bytes(), file.name, _admin(), dry_run=dry_run, skip_invalid=skip_invalid,

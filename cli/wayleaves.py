@@ -14,15 +14,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from geo import wayleave_kpis, wayleaves
-from geo.access import Principal
+from geo import access, wayleave_kpis, wayleaves
+from geo.access import cli_principal
 from geo.boroughs import UnknownBorough
 from geo.settings import Settings
 
 wayleaves_app = typer.Typer(
     help="Wayleaves: list, create, edit, change status, history, KPIs, bulk updates.", no_args_is_help=True
 )
-CLI_ADMIN = Principal(role="admin", label="cli")
+CLI_ADMIN = cli_principal()
 DOMAIN_ERRORS = (
     wayleaves.WayleaveNotFound,
     wayleaves.InvalidWayleave,
@@ -30,6 +30,7 @@ DOMAIN_ERRORS = (
     wayleaves.InvalidTransition,
     wayleaves.InvalidBulkFile,
     wayleaves.VersionConflict,
+    access.InvalidKey,
     UnknownBorough,
 )
 
@@ -278,5 +279,5 @@ def bind_key(
     operator: Annotated[str, typer.Argument(help="The operator name its wayleaves carry")],
 ) -> None:
     """Bind an operator key to an operator, so it sees that operator's wayleaves."""
-    _run(lambda conn: wayleaves.set_key_operator(conn, key_id, operator))
+    _run(lambda conn: access.bind_operator(conn, key_id, operator, actor=CLI_ADMIN))
     _console().print(f"key {key_id} bound to operator {operator!r}")

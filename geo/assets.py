@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from geo.access import Principal
+from geo.audit import record_async
 from geo.model import load_model
 
 # The stored attributes, in the order of the model; geometry goes out as GeoJSON in WGS84.
@@ -199,13 +200,31 @@ async def update_asset(
             )
         clean = check_changes(kind, changes)
         if clean:
+            # Only fields whose value differs are written: a write that changes nothing writes
+            # nothing, so the current version keeps its author (the trigger of 0013 sees to it too).
+            flags = sql.SQL(", ").join(
+                sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in clean
+            )
+            cur = await conn.execute(
+                sql.SQL("SELECT {} FROM assets WHERE id = %(id)s").format(flags), {**clean, "id": asset_id}
+            )
+            distinct = await cur.fetchone()
+            diff = {k: v for (k, v), d in zip(clean.items(), distinct or (), strict=True) if d}
+        else:
+            diff = {}
+        if diff:
             assignments = sql.SQL(", ").join(
-                sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in clean
+                sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in diff
             )
-            await conn.execute(
-                sql.SQL("UPDATE assets SET {}, changed_by = %(changed_by)s WHERE id = %(id)s").format(
-                    assignments
-                ),
-                {**clean, "changed_by": principal.name, "id": asset_id},
+            cur = await conn.execute(
+                sql.SQL(
+                    "UPDATE assets SET {}, changed_by = %(changed_by)s WHERE id = %(id)s RETURNING version"
+                ).format(assignments),
+                {**diff, "changed_by": principal.name, "id": asset_id},
             )
+            updated = await cur.fetchone()
+            await record_async(
+                conn, principal, "asset.update", "asset", asset_id,
+                {"fields": sorted(diff), "from_version": version, "to_version": updated[0] if updated else version},
+            )  # fmt: skip
         return await get_asset(conn, asset_id)

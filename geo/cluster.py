@@ -5,6 +5,11 @@ root, so as root the server runs as an unprivileged OS user (``postgres`` by def
 Debian's packages create); otherwise it runs as the current user. It listens on a loopback
 port with password authentication (the password is generated once and kept in
 ``var/pg/password``), and on a Unix socket in ``var/pg/run`` that only its owner can reach.
+
+Two roles besides the superuser (:func:`geo.database.ensure_roles`): ``connectivity_owner``
+owns the schema and runs the migrations; ``connectivity_app``, with its own generated password
+(``var/pg/app-password``), is what the service connects as: it reads and writes the data but
+cannot alter tables, disable triggers, or change history and audit rows.
 """
 
 from __future__ import annotations
@@ -113,6 +118,10 @@ class EmbeddedCluster:
     def _password_file(self) -> Path:
         return self.root / "password"
 
+    @property
+    def _app_password_file(self) -> Path:
+        return self.root / "app-password"
+
     # Running commands as the cluster's OS user ----------------------------------------------------
     def _run(self, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = [str(a) for a in args]
@@ -213,9 +222,27 @@ class EmbeddedCluster:
             ) from exc
 
     def url(self, dbname: str | None = None) -> str:
-        """A libpq URL for a database of this cluster (the project database by default)."""
+        """The superuser's libpq URL for a database of this cluster (the project database by default).
+
+        For set-up only (creating databases and roles, migrations); the service connects as the
+        application role (:meth:`app_url`).
+        """
         name = dbname or self.settings.name
         return f"postgresql://postgres:{quote(self.password(), safe='')}@127.0.0.1:{self.port}/{quote(name)}"
+
+    def app_password(self) -> str:
+        """The application role's password, generated once (``var/pg/app-password``, readable by root only)."""
+        if not self._app_password_file.exists():
+            self._app_password_file.touch(mode=0o600)
+            self._app_password_file.write_text(secrets.token_urlsafe(24) + "\n")
+        return self._app_password_file.read_text().strip()
+
+    def app_url(self, dbname: str | None = None) -> str:
+        """The application role's URL: what the service connects with (least privilege)."""
+        from geo.database import APP_ROLE
+
+        name = dbname or self.settings.name
+        return f"postgresql://{APP_ROLE}:{quote(self.app_password(), safe='')}@127.0.0.1:{self.port}/{quote(name)}"
 
     # Life cycle -------------------------------------------------------------------------------------
     def init(self) -> None:
@@ -265,7 +292,17 @@ class EmbeddedCluster:
                 "-o", f"-p {port} -k {self.socket_dir}",
             )  # fmt: skip
         self.ensure_database(self.settings.name)
+        self.ensure_roles()
         return self.url()
+
+    def ensure_roles(self) -> None:
+        """Create the owner and application roles (and the app role's password) when missing."""
+        import psycopg
+
+        from geo.database import ensure_roles
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            ensure_roles(conn, self.app_password())
 
     def stop(self) -> bool:
         """Stop the server (fast shutdown); False when it was not running."""

@@ -48,6 +48,7 @@ from psycopg.types.json import Jsonb
 from pyproj import Transformer
 
 from geo.access import Principal
+from geo.audit import record
 from geo.boroughs import GSS_CODES, UnknownBorough, check_code
 from geo.coverage import AssetIndex, find_gaps, prioritise, summary_columns
 from geo.demand import assign_boroughs, grid_centroids, points_demand, postcode_demand
@@ -86,6 +87,10 @@ class ReportNotFound(LookupError):
 
 class ReportNotReady(Exception):
     """The report is still queued or running, or failed: its results cannot be read (409)."""
+
+
+class ReportPurged(LookupError):
+    """The report's premises points were deleted at the end of their retention period (410)."""
 
 
 class WayleavesUnavailable(RuntimeError):
@@ -1186,16 +1191,20 @@ def create_report(conn: psycopg.Connection[Any], request: ReportRequest, princip
         raise WayleavesUnavailable(
             "ready_now: this database does not track wayleaves (no asset_wayleave_status)"
         )
-    row = conn.execute(
-        """INSERT INTO coverage_reports (parameters, area, created_by, key_id, progress_total, owner, heartbeat_at)
-           VALUES (%s, ST_GeomFromWKB(%s, 27700), %s, %s, %s, %s, now()) RETURNING id""",
-        [
-            Jsonb(request.parameters()),
-            None if request.geometry is None else shapely.to_wkb(request.geometry),
-            principal.name, principal.key_id, len(STEPS), owner(),
-        ],
-    ).fetchone()  # fmt: skip
-    assert row is not None
+    with conn.transaction():
+        row = conn.execute(
+            """INSERT INTO coverage_reports (parameters, area, created_by, key_id, progress_total, owner, heartbeat_at)
+               VALUES (%s, ST_GeomFromWKB(%s, 27700), %s, %s, %s, %s, now()) RETURNING id""",
+            [
+                Jsonb(request.parameters()),
+                None if request.geometry is None else shapely.to_wkb(request.geometry),
+                principal.name, principal.key_id, len(STEPS), owner(),
+            ],
+        ).fetchone()  # fmt: skip
+        assert row is not None
+        record(
+            conn, principal, "report.create", "coverage_report", row[0], {"parameters": request.parameters()}
+        )
     return int(row[0])
 
 
@@ -1465,8 +1474,20 @@ async def finished_report(
     if record["state"] != "done":
         raise ReportNotReady(
             f"coverage report {report_id} is {record['state']}; its results are not available"
+            + (f" ({record['message']})" if record.get("message") else "")
         )
     return record
+
+
+async def demand_kept(conn: psycopg.AsyncConnection[Any], report_id: int) -> None:
+    """Raise :class:`ReportPurged` when the report's premises points were deleted (retention)."""
+    cur = await conn.execute("SELECT points_purged_at FROM coverage_reports WHERE id = %s", [report_id])
+    row = await cur.fetchone()
+    if row and row[0] is not None:
+        raise ReportPurged(
+            f"coverage report {report_id}: its premises points were deleted on {row[0]:%Y-%m-%d} "
+            "(retention of personal data); its summary stays, request the report again for them"
+        )
 
 
 DEMAND_COLUMNS = ["id", "x", "y", "borough_code", "households", "area_m2", "distance_m", "asset_id"]

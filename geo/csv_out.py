@@ -3,7 +3,8 @@
 A text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is a formula
 to Excel, LibreOffice and Google Sheets (``=HYPERLINK(...)``, ``@SUM(...)``, DDE): such a cell
 gets a leading apostrophe, which spreadsheets show as text and hide (OWASP's advice on CSV
-injection). Numbers are left alone, so a negative distance stays a number. Every CSV output
+injection). Numbers are left alone, and so is text that is just a number (``-4.0``: a formula
+of nothing but its own value), so a negative height in an error report stays readable. Every CSV output
 (wayleaves, KPIs, Pipeline projects, upload and import errors, coverage downloads, the CLI's)
 is written here.
 """
@@ -13,10 +14,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def safe_cell(value: Any) -> Any:
@@ -27,7 +30,7 @@ def safe_cell(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
         return "'" + value
     return value
 

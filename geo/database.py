@@ -8,6 +8,7 @@ from importlib import resources
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from geo.cluster import EmbeddedCluster
@@ -31,15 +32,197 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
+#: Owns the schema and runs the migrations.
+OWNER_ROLE = "connectivity_owner"
+#: What the service (and the CLI's data commands) connect as: data, never structure or history.
+APP_ROLE = "connectivity_app"
+#: Extensions the migrations use; created by a superuser before they run (PostGIS is not a
+#: trusted extension, so its owner cannot create it).
+EXTENSIONS = ("postgis", "btree_gist")
+#: Tables the service may read and append to, never change: history and the audit trail.
+APPEND_ONLY = (
+    "audit_events",
+    "asset_versions",
+    "wayleave_events",
+    "wayleave_changes",
+    "pipeline_project_versions",
+)
+#: Tables the service may only read: what the migrations write.
+READ_ONLY = ("schema_migrations", "asset_subtypes", "asset_statuses")
+#: Tables the service may not touch at all: the owner's functions' own.
+PRIVATE = ("asset_index_definitions",)
+
+
 def database_url(settings: DatabaseSettings, *, start: bool = True) -> str:
-    """The URL of the project's database: ``DATABASE_URL`` if set, else the embedded cluster's.
+    """The URL the service connects with: ``DATABASE_URL`` if set, else the embedded cluster's application role.
 
     With ``start`` the embedded cluster is initialised and started when it is not running.
     """
     if settings.url:
         return settings.url
     cluster = EmbeddedCluster(settings)
+    if start:
+        cluster.start()
+    return cluster.app_url()
+
+
+def owner_url(settings: DatabaseSettings, *, start: bool = True) -> str:
+    """The URL migrations run with: ``CONNECTIVITY_DB_OWNER_URL``, else ``DATABASE_URL``, else the
+    embedded cluster's superuser (which hands the objects to :data:`OWNER_ROLE`)."""
+    if settings.owner_url:
+        return settings.owner_url
+    if settings.url:
+        return settings.url
+    cluster = EmbeddedCluster(settings)
     return cluster.start() if start else cluster.url()
+
+
+def ensure_roles(conn: psycopg.Connection[Any], app_password: str) -> None:
+    """Create :data:`OWNER_ROLE` (no login) and :data:`APP_ROLE` (login with ``app_password``) when missing.
+
+    Needs a role that may create roles (the embedded cluster's superuser). The app role's
+    password is set only when the role is created, so a running service keeps working.
+    """
+    conn.execute(
+        sql.SQL(
+            """DO $$ BEGIN
+                 IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {owner}) THEN
+                   CREATE ROLE {owner_id} NOLOGIN;
+                 END IF;
+                 IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {app}) THEN
+                   CREATE ROLE {app_id} LOGIN PASSWORD {password} NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;
+                 END IF;
+               END $$"""
+        ).format(
+            owner=sql.Literal(OWNER_ROLE),
+            owner_id=sql.Identifier(OWNER_ROLE),
+            app=sql.Literal(APP_ROLE),
+            app_id=sql.Identifier(APP_ROLE),
+            password=sql.Literal(app_password),
+        )  # fmt: skip
+    )
+
+
+def _roles_exist(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(
+        "SELECT count(*) = 2 FROM pg_roles WHERE rolname = ANY(%s)", [[OWNER_ROLE, APP_ROLE]]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+# Objects of the schema not owned by the owner role (extension members aside): handed over.
+FOREIGN_OBJECTS = """
+SELECT format('ALTER %%s %%s OWNER TO %%I',
+              CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
+                             ELSE 'TABLE' END, c.oid::regclass, %(owner)s::text)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+  AND c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = %(owner)s)
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('e', 'i', 'a'))
+UNION ALL
+SELECT format('ALTER FUNCTION %%s OWNER TO %%I', p.oid::regprocedure, %(owner)s::text)
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'public' AND p.proowner <> (SELECT oid FROM pg_roles WHERE rolname = %(owner)s)
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+"""
+
+
+def _prepare_owner(conn: psycopg.Connection[Any]) -> bool:
+    """Whether migrations can run as :data:`OWNER_ROLE`; as a superuser, first create the extensions
+    and hand the schema and its objects to it (objects made before the role existed)."""
+    if not _roles_exist(conn):
+        return False
+    row = conn.execute(
+        "SELECT rolsuper, pg_has_role(current_user, %s, 'MEMBER') FROM pg_roles WHERE rolname = current_user",
+        [OWNER_ROLE],
+    ).fetchone()
+    superuser, member = bool(row and row[0]), bool(row and row[1])
+    if not (superuser or member):
+        return False
+    if superuser:
+        with conn.transaction():
+            for extension in EXTENSIONS:
+                conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension)))
+            owner = sql.Identifier(OWNER_ROLE)
+            current = conn.execute(
+                "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'public'"
+            ).fetchone()
+            if current and current[0] != OWNER_ROLE:
+                conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(owner))
+            for (statement,) in conn.execute(FOREIGN_OBJECTS, {"owner": OWNER_ROLE}).fetchall():
+                conn.execute(statement.encode())
+    return True
+
+
+def _as_owner(conn: psycopg.Connection[Any], as_owner: bool) -> None:
+    if as_owner:
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(OWNER_ROLE)))
+
+
+# What the application role may do, table by table: read and write the data; only read and
+# append the history and audit tables; run the privileged functions the migrations define.
+PRIVILEGES_SQL = """
+SELECT c.relname, c.relkind,
+       has_table_privilege(%(app)s, c.oid, 'SELECT'), has_table_privilege(%(app)s, c.oid, 'INSERT'),
+       has_table_privilege(%(app)s, c.oid, 'UPDATE'), has_table_privilege(%(app)s, c.oid, 'DELETE'),
+       has_table_privilege(%(app)s, c.oid, 'TRUNCATE')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm')
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+"""
+
+
+def _grants_needed(conn: psycopg.Connection[Any]) -> bool:
+    for name, kind, select, insert, update, delete, truncate in conn.execute(
+        PRIVILEGES_SQL, {"app": APP_ROLE}
+    ).fetchall():
+        table = kind in ("r", "p") and name not in READ_ONLY
+        writable = table and name not in APPEND_ONLY
+        expected = (True, table, writable, writable, False)
+        if name in PRIVATE:
+            expected = (False, False, False, False, False)
+        if (select, insert, update, delete, truncate) != expected:
+            return True
+    return False
+
+
+def apply_grants(conn: psycopg.Connection[Any]) -> bool:
+    """Give :data:`APP_ROLE` exactly its privileges (when they differ); True when they were set.
+
+    Checked first and written only when something differs, so a migration check that finds
+    nothing to do writes nothing.
+    """
+    if not _roles_exist(conn) or not _grants_needed(conn):
+        return False
+    app = sql.Identifier(APP_ROLE)
+    with conn.transaction():
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(OWNER_ROLE)))
+        for statement in (
+            "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {app}",
+            "GRANT USAGE ON SCHEMA public TO {app}",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {app}",
+            "GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}",
+            "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app}",
+        ):
+            conn.execute(sql.SQL(statement).format(app=app))
+        views = [
+            r[0] for r in conn.execute(PRIVILEGES_SQL, {"app": APP_ROLE}).fetchall() if r[1] in ("v", "m")
+        ]
+        for table in [*APPEND_ONLY, *READ_ONLY, *views]:
+            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [f"public.{table}"]).fetchone()
+            if exists and exists[0]:
+                conn.execute(
+                    sql.SQL("REVOKE UPDATE, DELETE, INSERT ON {} FROM {}").format(sql.Identifier(table), app)
+                )
+        for table in APPEND_ONLY:
+            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [f"public.{table}"]).fetchone()
+            if exists and exists[0]:
+                conn.execute(sql.SQL("GRANT INSERT ON {} TO {}").format(sql.Identifier(table), app))
+        for table in PRIVATE:
+            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [f"public.{table}"]).fetchone()
+            if exists and exists[0]:
+                conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), app))
+    return True
 
 
 def connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:
@@ -69,12 +252,16 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
     """Apply the migrations not yet applied, each in its own transaction; return their names.
 
     A second run applies nothing. The vocabularies in ``data/asset_model.yaml`` are synced
-    afterwards, so a new subtype needs no migration.
+    afterwards, so a new subtype needs no migration. Where the roles exist (the embedded
+    cluster makes them), migrations run as :data:`OWNER_ROLE` and the application role's
+    privileges are set afterwards (:func:`apply_grants`).
     """
     from geo.model import sync_vocabularies
 
     applied_now: list[str] = []
+    as_owner = _prepare_owner(conn)
     with conn.transaction():
+        _as_owner(conn, as_owner)
         conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
                    version integer PRIMARY KEY,
@@ -84,6 +271,7 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
         )
     for migration in migrations():
         with conn.transaction():
+            _as_owner(conn, as_owner)
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK])
             row = conn.execute(
                 "SELECT checksum FROM schema_migrations WHERE version = %s", [migration.version]
@@ -102,7 +290,10 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
             )
             applied_now.append(migration.name)
     with conn.transaction():
+        _as_owner(conn, as_owner)
         sync_vocabularies(conn)
+    if as_owner:
+        apply_grants(conn)
     return applied_now
 
 

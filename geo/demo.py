@@ -20,6 +20,8 @@ import shapely
 from psycopg.types.json import Jsonb
 from scipy.spatial import cKDTree
 
+from geo.access import Principal
+from geo.audit import record
 from geo.boroughs import borough_frame, council_name, load_boroughs
 from geo.collections import COLLECTIONS
 from geo.progress import Progress, silent
@@ -366,7 +368,11 @@ def _new_load(
 
 
 def load_demo(
-    conn: psycopg.Connection[Any], scale: str = "default", progress: Progress = silent, raw_min_zoom: int = 13
+    conn: psycopg.Connection[Any],
+    scale: str = "default",
+    progress: Progress = silent,
+    raw_min_zoom: int = 13,
+    actor: Principal | str = "system",
 ) -> dict[str, int]:
     """Fill an empty database with the London demo, in one transaction.
 
@@ -381,6 +387,8 @@ def load_demo(
         Called with ``(step, done, total)`` as the steps finish.
     raw_min_zoom
         The tile zoom from which raw features are served; summaries are built below it.
+    actor
+        Who loads it, for the audit trail.
 
     Returns
     -------
@@ -433,6 +441,14 @@ def load_demo(
             conn.execute("UPDATE loads SET finished_at = now() WHERE id = %s", [load_id])
         progress("tile summaries", 5, steps)
         refresh_summaries(conn, list(COLLECTIONS.values()), raw_min_zoom)
+        record(
+            conn,
+            actor,
+            "demo.load",
+            "load",
+            synthetic_load,
+            {"scale": scale, "counts": counts, "tfl_load": tfl_load},
+        )
     conn.execute("ANALYZE assets")
     progress("done", steps, steps)
     return counts

@@ -42,10 +42,12 @@ from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
 from geo.access import PermissionDenied, Principal
+from geo.audit import record, record_async
 from geo.boroughs import UnknownBorough, check_code
 from geo.csv_out import write_records
 from geo.features import InvalidParameter, parse_bbox
 from geo.gazetteer import place
+from geo.jobs import ACTIVE, owner
 from geo.progress import Progress, silent
 from geo.upload_errors import RowError, UploadRejected
 
@@ -727,13 +729,28 @@ def import_pipeline(
     with conn.transaction():
         row = conn.execute(
             """INSERT INTO pipeline_imports (file_name, sha256, size_bytes, format, dry_run, skip_invalid,
-                                             key_id, created_by)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+                                             key_id, created_by, owner, heartbeat_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now()) RETURNING id""",
             [file_name, hashlib.sha256(data).hexdigest(), len(data), fmt, dry_run, skip_invalid,
-             principal.key_id, principal.name],
+             principal.key_id, principal.name, owner()],
         ).fetchone()  # fmt: skip
     assert row is not None
     import_id = int(row[0])
+    with ACTIVE.tracking("pipeline_imports", import_id):
+        return _import(conn, import_id, data, file_name, principal, dry_run, skip_invalid, progress)
+
+
+def _import(
+    conn: psycopg.Connection[Any],
+    import_id: int,
+    data: bytes,
+    file_name: str,
+    principal: Principal,
+    dry_run: bool,
+    skip_invalid: bool,
+    progress: Progress,
+) -> dict[str, Any]:
+    fmt = "json"
     state, message = "applied", None
     counts: dict[str, int] = {}
     errors: list[RowError] = []
@@ -752,6 +769,11 @@ def import_pipeline(
                 if dry_run:
                     state = "previewed"
                     raise psycopg.Rollback(tx)
+                # Recorded with the changes, in their transaction.
+                record(
+                    conn, principal, "pipeline.import", "pipeline_import", import_id,
+                    {"state": state, "dry_run": False, "file_name": file_name, "counts": counts},
+                )  # fmt: skip
     except UploadRejected as exc:
         state, message = "rejected", exc.message
     except Exception as exc:
@@ -764,6 +786,11 @@ def import_pipeline(
     counts["errors"] = len(errors)
     with conn.transaction():
         _store_errors(conn, import_id, errors)
+        if state != "applied":
+            record(
+                conn, principal, "pipeline.import", "pipeline_import", import_id,
+                {"state": state, "dry_run": dry_run, "file_name": file_name, "counts": counts},
+            )  # fmt: skip
         conn.execute(
             """UPDATE pipeline_imports SET state = %s, message = %s, counts = %s, format = %s, finished_at = now()
                WHERE id = %s""",
@@ -828,6 +855,18 @@ def redact(row: dict[str, Any], principal: Principal) -> dict[str, Any]:
     if principal.is_admin:
         return row
     return {k: v for k, v in row.items() if k not in PERSONAL}
+
+
+async def record_owner_reads(
+    conn: psycopg.AsyncConnection[Any], principal: Principal, rows: list[dict[str, Any]]
+) -> None:
+    """Record in the audit trail that ``principal`` read the owners (personal data) of these projects."""
+    ids = [r["id"] for r in rows if principal.is_admin and (r.get("owner") or r.get("owner_email"))]
+    if ids:
+        await record_async(
+            conn, principal, "personal_data.read", "pipeline_project", ids[0] if len(ids) == 1 else None,
+            {"what": "project owners", "project_ids": ids[:1000], "count": len(ids)},
+        )  # fmt: skip
 
 
 def require_location_write(project: dict[str, Any], principal: Principal) -> None:
@@ -1003,6 +1042,7 @@ async def list_projects(
         rows = await cur.fetchall()
     more = len(rows) > query.limit
     rows = rows[: query.limit]
+    await record_owner_reads(conn, principal, rows)
     return [redact(r, principal) for r in rows], (rows[-1]["id"] if more else None)
 
 
@@ -1010,12 +1050,18 @@ async def get_project(
     conn: psycopg.AsyncConnection[Any], project_id: int, principal: Principal
 ) -> dict[str, Any]:
     """One project, redacted for ``principal``; :class:`ProjectNotFound` when there is none."""
+    row = await _project(conn, project_id)
+    await record_owner_reads(conn, principal, [row])
+    return redact(row, principal)
+
+
+async def _project(conn: psycopg.AsyncConnection[Any], project_id: int) -> dict[str, Any]:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(SELECT_SQL + " WHERE p.id = %s", [project_id])
         row = await cur.fetchone()
     if row is None:
         raise ProjectNotFound(f"no Pipeline project {project_id}")
-    return redact(row, principal)
+    return row
 
 
 async def unplaced(conn: psycopg.AsyncConnection[Any], principal: Principal) -> list[dict[str, Any]]:
@@ -1023,6 +1069,7 @@ async def unplaced(conn: psycopg.AsyncConnection[Any], principal: Principal) -> 
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(SELECT_SQL + " WHERE p.placement = 'unplaced' ORDER BY lower(p.organisation), p.id")
         rows = await cur.fetchall()
+    await record_owner_reads(conn, principal, rows)
     return [redact(r, principal) for r in rows]
 
 
@@ -1039,7 +1086,7 @@ async def set_location(
     organisation again. Admins may place any project, borough keys their own borough's. The
     change is kept in history like any other.
     """
-    project = await get_project(conn, project_id, Principal(role="admin"))
+    project = await _project(conn, project_id)
     require_location_write(project, principal)
     location = None if geometry is None else geometry_from_geojson(geometry, srid)
     borough_at = None
@@ -1050,6 +1097,22 @@ async def set_location(
         if borough_at is None:
             raise InvalidLocation("the location is not inside any London authority")
     placed = placement_of(project["organisation"], location is not None, borough_at)
+    async with conn.transaction():
+        await _write_location(conn, project_id, location, placed, principal)
+        await record_async(
+            conn, principal, "pipeline.location", "pipeline_project", project_id,
+            {"placement": placed["placement"], "borough_code": placed["borough_code"], "cleared": location is None},
+        )  # fmt: skip
+    return await get_project(conn, project_id, principal)
+
+
+async def _write_location(
+    conn: psycopg.AsyncConnection[Any],
+    project_id: int,
+    location: BaseGeometry | None,
+    placed: dict[str, Any],
+    principal: Principal,
+) -> None:
     await conn.execute(
         """UPDATE pipeline_projects
            SET location = ST_GeomFromWKB(%(wkb)s, 27700), borough_code = %(borough_code)s,
@@ -1063,7 +1126,6 @@ async def set_location(
             "id": project_id,
         },
     )
-    return await get_project(conn, project_id, principal)
 
 
 def projects_in_area(

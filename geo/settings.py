@@ -25,6 +25,10 @@ class DatabaseSettings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "CONNECTIVITY_DB_URL"),
         description="Use this PostgreSQL/PostGIS server instead of the embedded cluster.",
     )
+    owner_url: str | None = Field(
+        default=None,
+        description="The URL migrations run with (a role that owns the schema); by default DATABASE_URL.",
+    )
     dir: Path = Field(default=PROJECT_ROOT / "var" / "pg", description="Embedded cluster directory.")
     port: int | None = Field(
         default=None,
@@ -75,6 +79,10 @@ class ApiSettings(BaseSettings):
         default=2**20,
         ge=2**10,
         description="Largest JSON or form body of a request, in bytes (uploads aside).",
+    )
+    os_user: str = Field(
+        default="connectivity",
+        description="Unprivileged OS user `connectivity serve` becomes when started as root (root: stay root).",
     )
     cors_origins: tuple[str, ...] = Field(
         default=(), description="Origins allowed to call the API from a browser (JSON list); none by default."
@@ -249,6 +257,25 @@ class PipelineSettings(BaseSettings):
     )
 
 
+class RetentionSettings(BaseSettings):
+    """How long personal data that is not needed for ever is kept (data/personal-data.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTIVITY_RETENTION_", extra="ignore")
+
+    upload_files_days: int = Field(
+        default=30, ge=1, description="Days a received upload file is kept after its upload ended."
+    )
+    upload_errors_days: int = Field(
+        default=90, ge=1, description="Days the row errors of an upload or Pipeline import are kept."
+    )
+    report_points_days: int = Field(
+        default=90, ge=1, description="Days the premises points sent with a coverage report are kept."
+    )
+    purge_every_hours: float = Field(
+        default=24.0, gt=0, description="Hours between the service's purges (the first runs at its start)."
+    )
+
+
 class MapSettings(BaseSettings):
     """The web map's background. Without a tile URL the map draws on a plain light background."""
 
@@ -324,6 +351,7 @@ class Settings(BaseModel):
     wayleave: WayleaveSettings = Field(default_factory=WayleaveSettings)
     map: MapSettings = Field(default_factory=MapSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     coverage: CoverageSettings = Field(default_factory=CoverageSettings)
 
 

@@ -29,6 +29,7 @@ from psycopg.types.json import Jsonb
 
 from geo import pgcopy, sandbox
 from geo.access import Principal
+from geo.audit import Actor, record, record_async
 from geo.boroughs import check_code
 from geo.collections import COLLECTIONS
 from geo.jobs import ACTIVE, JobStatus, finish, owner
@@ -134,6 +135,25 @@ async def register_upload(
     request = request.checked()
     principal.require_borough_write(request.borough_code)
     sha256, size = file_digest(path)
+    async with conn.transaction():
+        upload_id = await _insert_upload(conn, request, path, file_name, principal, sha256, size)
+        await record_async(
+            conn, principal, "upload.create", "upload", upload_id,
+            {"borough_code": request.borough_code, "kind": request.kind, "mode": request.mode,
+             "dry_run": request.dry_run, "file_name": file_name, "size_bytes": size, "sha256": sha256},
+        )  # fmt: skip
+    return upload_id
+
+
+async def _insert_upload(
+    conn: psycopg.AsyncConnection[Any],
+    request: UploadRequest,
+    path: Path,
+    file_name: str,
+    principal: Principal,
+    sha256: str,
+    size: int,
+) -> int:
     cur = await conn.execute(
         """INSERT INTO uploads (borough_code, kind, mode, dry_run, skip_invalid, layer, mapping_spec,
                                 file_name, file_path, size_bytes, sha256, key_id, created_by, owner, heartbeat_at)
@@ -239,23 +259,6 @@ WHERE a.borough_code = %(borough)s AND a.kind = %(kind)s AND a.retired_at IS NUL
 """
 
 
-# The indexes of ``assets`` (primary key and unique ones as their constraints): the statements
-# that drop them and those that build them again, as they are defined now.
-INDEXES_SQL = """
-SELECT drop_sql, create_sql FROM (
-    SELECT 0 AS rank, format('ALTER TABLE assets DROP CONSTRAINT %I', c.conname) AS drop_sql,
-           format('ALTER TABLE assets ADD CONSTRAINT %I %s', c.conname, pg_get_constraintdef(c.oid)) AS create_sql
-    FROM pg_constraint c
-    WHERE c.conrelid = 'assets'::regclass AND c.contype IN ('p', 'u')
-    UNION ALL
-    SELECT 1, format('DROP INDEX %I', i.relname), pg_get_indexdef(x.indexrelid)
-    FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-    WHERE x.indrelid = 'assets'::regclass
-      AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid AND c.conrelid = x.indrelid)
-) i ORDER BY rank, create_sql
-"""
-
-
 def _table_has_rows(conn: psycopg.Connection[Any]) -> bool:
     row = conn.execute("SELECT EXISTS (SELECT 1 FROM assets)").fetchone()
     return bool(row and row[0])
@@ -287,11 +290,11 @@ def _apply(
     # to maintain row by row (the two GiST indexes about 2.7 times, all of them 1.5 times). DDL
     # is transactional, so a failed import leaves them as they were; the table is locked for
     # the import meanwhile.
-    indexes = (
-        conn.execute(INDEXES_SQL).fetchall() if counts["new"] > 10_000 and not _table_has_rows(conn) else []
-    )
-    for drop, _ in indexes:
-        conn.execute(drop.encode())
+    # The owner's functions (migration 0014) drop them, and build them again from the definitions
+    # they saved: DDL the service's role may not run itself.
+    rebuild = counts["new"] > 10_000 and not _table_has_rows(conn)
+    if rebuild:
+        conn.execute("SELECT assets_drop_indexes()")
     if counts["new"]:
         # Without existing assets every staged row is new; otherwise the new ones are in delta.
         source = (
@@ -326,8 +329,8 @@ def _apply(
             + ")",
             params,
         )
-    for _, create in indexes:
-        conn.execute(create.encode())
+    if rebuild:
+        conn.execute("SELECT assets_create_indexes()")
 
 
 def _store_errors(conn: psycopg.Connection[Any], upload_id: int, errors: list[RowError]) -> None:
@@ -561,6 +564,12 @@ def _run(
             has_assets,
         )
         conn.execute("UPDATE loads SET finished_at = now() WHERE id = %s", [load[0]])
+        applier = up["applied_key_id"] if up["dry_run"] and up["applied_by"] else up["key_id"]
+        record(
+            conn, Actor(by, applier), "upload.applied", "upload", upload_id,
+            {"load_id": load[0], "counts": {k: counts[k] for k in ("new", "changed", "retired")},
+             "borough_code": request.borough_code, "kind": request.kind},
+        )  # fmt: skip
         if counts["new"] or counts["changed"] or counts["retired"]:
             layers = [c for c in COLLECTIONS.values() if c.kind == request.kind]
             refresh_summaries(
@@ -582,7 +591,7 @@ def _run(
 
 UPLOAD_COLUMNS = """id, borough_code, kind, mode, dry_run, skip_invalid, layer, file_name, size_bytes, sha256, state,
     progress_done, progress_total, format, crs, mapping, counts, changed_fields, report, message, load_id,
-    created_by, applied_by, created_at, started_at, finished_at, applied_at"""
+    created_by, applied_by, created_at, started_at, finished_at, applied_at, file_deleted_at"""
 
 
 def get_upload_sync(conn: psycopg.Connection[Any], upload_id: int) -> dict[str, Any]:
@@ -645,8 +654,13 @@ async def mark_for_apply(
     The conditional update is the claim: of two applies at once, one changes the row and
     starts a job, the other is told the upload is no longer a previewed dry run.
     """
-    record = await get_upload(conn, upload_id, principal)
-    principal.require_borough_write(record["borough_code"])
+    upload = await get_upload(conn, upload_id, principal)
+    principal.require_borough_write(upload["borough_code"])
+    if upload["file_deleted_at"] is not None:
+        raise UploadStateError(
+            f"upload {upload_id}: its file was deleted on {upload['file_deleted_at']:%Y-%m-%d} (retention of "
+            "received files); upload the file again"
+        )
     cur = await conn.execute(
         """UPDATE uploads SET state = 'queued', applied_by = %s, applied_key_id = %s, owner = %s,
                   heartbeat_at = now(), message = NULL
@@ -658,4 +672,5 @@ async def mark_for_apply(
         raise UploadStateError(
             f"upload {upload_id} is {current['state']}; only a previewed dry run can be applied"
         )
-    return record
+    await record_async(conn, principal, "upload.apply", "upload", upload_id)
+    return upload

@@ -28,8 +28,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from geo.access import PermissionDenied, Principal
+from geo.access import PermissionDenied, Principal, key_operator
 from geo.assets import VersionConflict
+from geo.audit import record_async
 from geo.boroughs import check_code
 from geo.csv_out import write_csv, write_records
 from geo.features import InvalidParameter, parse_bbox
@@ -373,28 +374,6 @@ class Viewer:
         )
 
 
-async def key_operator(conn: psycopg.AsyncConnection[Any], key_id: int) -> str | None:
-    """The operator an API key is bound to (None when unbound)."""
-    cur = await conn.execute("SELECT operator FROM api_keys WHERE id = %s", [key_id])
-    row = await cur.fetchone()
-    return row[0] if row else None
-
-
-async def set_key_operator(conn: psycopg.AsyncConnection[Any], key_id: int, operator: str | None) -> None:
-    """Bind an operator key to the operator name its wayleaves carry (None unbinds)."""
-    operator = operator.strip() if operator else None
-    try:
-        cur = await conn.execute(
-            "UPDATE api_keys SET operator = %s WHERE id = %s", [operator or None, key_id]
-        )
-    except psycopg.errors.CheckViolation:
-        raise InvalidWayleave(
-            f"key {key_id} is not an operator key: only those are bound to an operator"
-        ) from None
-    if cur.rowcount != 1:
-        raise InvalidWayleave(f"no key has id {key_id}")
-
-
 async def viewer_for(conn: psycopg.AsyncConnection[Any], principal: Principal) -> Viewer:
     """The viewer a principal is; wayleaves need a key."""
     principal.require_key()
@@ -412,6 +391,18 @@ def redact(row: dict[str, Any], viewer: Viewer) -> dict[str, Any]:
     if viewer.sees_restricted(row):
         return row
     return {k: v for k, v in row.items() if k not in RESTRICTED and k not in AUTHORS}
+
+
+async def record_personal_reads(
+    conn: psycopg.AsyncConnection[Any], viewer: Viewer, rows: Sequence[dict[str, Any]], what: str
+) -> None:
+    """Record in the audit trail that ``viewer`` read the contacts or notes of these wayleaves (if any were shown)."""
+    ids = [r["id"] for r in rows if any(r.get(c) for c in RESTRICTED)]
+    if ids:
+        await record_async(
+            conn, viewer.principal, "personal_data.read", "wayleave", ids[0] if len(ids) == 1 else None,
+            {"what": what, "wayleave_ids": ids[:1000], "count": len(ids)},
+        )  # fmt: skip
 
 
 def redact_event(event: dict[str, Any], viewer: Viewer, row: dict[str, Any]) -> dict[str, Any]:
@@ -742,6 +733,10 @@ async def create_wayleave(
                VALUES (%s, 1, %s, %s, NULL, %s, %s)""",
             [new[0], new[1], principal.name, status, _text(note)],
         )
+        await record_async(
+            conn, principal, "wayleave.create", "wayleave", new[0],
+            {"site_id": site_id, "borough_code": site[0], "operator": operator, "status": status},
+        )  # fmt: skip
     return await get_wayleave(conn, int(new[0]), principal, settings)
 
 
@@ -756,7 +751,9 @@ async def get_wayleave(
     row = await _fetch(conn, wayleave_id)
     if not viewer.may_see(row):
         raise PermissionDenied(f"wayleave {wayleave_id} belongs to another operator")
-    return redact(_with_clock(row, settings or WayleaveSettings()), viewer)
+    shown = redact(_with_clock(row, settings or WayleaveSettings()), viewer)
+    await record_personal_reads(conn, viewer, [shown], "wayleave")
+    return shown
 
 
 @dataclass(frozen=True)
@@ -865,7 +862,9 @@ async def list_wayleaves(
     rows = [_with_clock(r, settings, now) for r in await _select_rows(conn, viewer, query)]
     if query.overdue is not None:
         rows = [r for r in rows if r["overdue"] == query.overdue]
-    return [redact(r, viewer) for r in rows[: query.limit]]
+    shown = [redact(r, viewer) for r in rows[: query.limit]]
+    await record_personal_reads(conn, viewer, shown, "wayleave list")
+    return shown
 
 
 async def history(
@@ -883,6 +882,8 @@ async def history(
             [wayleave_id],
         )
         events = await cur.fetchall()
+    if viewer.sees_restricted(row) and any(e["note"] for e in events):
+        await record_personal_reads(conn, viewer, [{"id": wayleave_id, "notes": True}], "wayleave events")
     return [redact_event(e, viewer, row) for e in events]
 
 
@@ -965,6 +966,10 @@ async def update_wayleave(
                 )
             except psycopg.errors.UniqueViolation:  # taken by a concurrent edit since the check
                 raise DuplicateReference(diff["reference"], row["borough_code"]) from None
+            await record_async(
+                conn, principal, "wayleave.update", "wayleave", wayleave_id,
+                {"fields": sorted(diff), "from_version": row["version"], "to_version": row["version"] + 1},
+            )  # fmt: skip
     return await get_wayleave(conn, wayleave_id, principal, settings)
 
 
@@ -996,6 +1001,9 @@ async def changes(
         shown = redact_change(edit, viewer, row)
         if shown is not None:
             out.append(shown)
+    restricted = any(f["field"] in RESTRICTED for e in out for f in e["fields"])
+    if restricted:
+        await record_personal_reads(conn, viewer, [{"id": wayleave_id, "notes": True}], "wayleave changes")
     return out
 
 
@@ -1003,7 +1011,7 @@ async def _step(
     conn: psycopg.AsyncConnection[Any],
     row: dict[str, Any],
     to: str,
-    by: str,
+    by: Principal,
     note: str | None,
     at: dt.datetime | None,
 ) -> None:
@@ -1025,13 +1033,17 @@ async def _step(
             seq + 1,
             at,
             last_at,
-            by,
+            by.name,
             row["status"],
             to,
             row["status"] if to == "on_hold" else None,
             _text(note),
         ],  # fmt: skip
     )
+    await record_async(
+        conn, by, "wayleave.transition", "wayleave", row["id"],
+        {"from": row["status"], "to": to, "event_seq": seq + 1},
+    )  # fmt: skip
 
 
 async def transition(
@@ -1062,7 +1074,7 @@ async def transition(
                 f"wayleave {wayleave_id} is at version {row['version']}, not {expected_version}; "
                 "read it again and retry"
             )
-        await _step(conn, row, to, principal.name, note, at)
+        await _step(conn, row, to, principal, note, at)
     return await get_wayleave(conn, wayleave_id, principal, settings)
 
 
@@ -1203,7 +1215,7 @@ async def bulk_transition(
             return report
         for wayleave_id, to, note, at in plan:
             row = await _fetch(conn, wayleave_id, lock=True)
-            await _step(conn, row, to, principal.name, note, at)
+            await _step(conn, row, to, principal, note, at)
             report.applied += 1
     return report
 

@@ -104,8 +104,15 @@ def drop_database(admin_url: str, name: str) -> None:
 
 @pytest.fixture(scope="session")
 def server_url() -> str:
-    """A URL on the PostGIS server under test (DATABASE_URL, or the embedded cluster started if needed)."""
-    return database.database_url(DatabaseSettings())
+    """The set-up URL on the PostGIS server under test (the owner's: DATABASE_URL, or the embedded
+    cluster's superuser, the cluster started if needed)."""
+    return database.owner_url(DatabaseSettings())
+
+
+@pytest.fixture(scope="session")
+def app_server_url(server_url: str) -> str:
+    """The URL the service connects with on that server: the application role (least privilege)."""
+    return database.database_url(DatabaseSettings(), start=False)
 
 
 @pytest.fixture(scope="session")
@@ -121,11 +128,23 @@ def template(admin_url: str, server_url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def db_url(admin_url: str, server_url: str, template: str) -> Iterator[str]:
+def db_name(admin_url: str, template: str) -> Iterator[str]:
     """The session's throwaway database: migrated, with boroughs and the small demo."""
     name = create_database(admin_url, template)
-    yield with_dbname(server_url, name)
+    yield name
     drop_database(admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def db_url(server_url: str, db_name: str) -> str:
+    """The session database as its owner (tests set data up and look at it with this)."""
+    return with_dbname(server_url, db_name)
+
+
+@pytest.fixture(scope="session")
+def app_db_url(app_server_url: str, db_name: str) -> str:
+    """The session database as the application role: what the app under test connects with."""
+    return with_dbname(app_server_url, db_name)
 
 
 @pytest.fixture
@@ -146,9 +165,9 @@ def conn(db_url: str) -> Iterator[psycopg.Connection[Any]]:
 
 
 @pytest.fixture(scope="session")
-def settings(db_url: str) -> Settings:
-    """Settings pointing the app at the session database."""
-    return Settings(db=DatabaseSettings(url=db_url))
+def settings(app_db_url: str) -> Settings:
+    """Settings pointing the app at the session database, as the application role."""
+    return Settings(db=DatabaseSettings(url=app_db_url))
 
 
 @pytest.fixture(scope="session")
@@ -184,7 +203,9 @@ def keys(db_url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def isolated(admin_url: str, server_url: str, template: str) -> Iterator[SimpleNamespace]:
+def isolated(
+    admin_url: str, server_url: str, app_server_url: str, template: str
+) -> Iterator[SimpleNamespace]:
     """A database, app and keys of the test module's own, for tests that change much data.
 
     ``isolated.client``, ``isolated.url``, ``isolated.auth(who)``.
@@ -194,7 +215,8 @@ def isolated(admin_url: str, server_url: str, template: str) -> Iterator[SimpleN
     name = create_database(admin_url, template)
     url = with_dbname(server_url, name)
     keys = make_keys(url)
-    with TestClient(create_app(Settings(db=DatabaseSettings(url=url)))) as client:
+    app_url = with_dbname(app_server_url, name)
+    with TestClient(create_app(Settings(db=DatabaseSettings(url=app_url)))) as client:
         yield SimpleNamespace(
             client=client, url=url, auth=lambda who: {"Authorization": f"Bearer {keys[who]}"}
         )

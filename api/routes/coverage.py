@@ -24,6 +24,7 @@ ERRORS: dict[type[Exception], int] = {
     reports.ReportNotFound: 404,
     reports.ReportNotReady: 409,
     reports.WayleavesUnavailable: 409,
+    reports.ReportPurged: 410,
 }
 ROLES: tuple[Role, ...] = ("admin", "borough", "operator")
 
@@ -132,6 +133,7 @@ def _csv(name: str, header: list[str], rows: list[Any]) -> Response:
 async def demand_csv(report_id: int, conn: Conn, caller: Caller) -> Response:
     """id, x, y, borough_code, households, area_m2, distance_m (empty beyond reach), asset_id."""
     await reports.finished_report(conn, report_id, caller)
+    await reports.demand_kept(conn, report_id)
     rows = await reports.demand_rows(conn, report_id)
     return _csv(f"coverage-{report_id}-demand.csv", reports.DEMAND_COLUMNS, rows)
 

@@ -5,12 +5,12 @@ Replace-mode uploads retire much of Camden's data, so these tests run on a datab
 
 import csv
 import io
-import time
 
 import geopandas as gpd
 import pandas as pd
 import psycopg
 import pytest
+from upload_helpers import CAMDEN, send, wait
 
 
 @pytest.fixture(scope="module")
@@ -27,26 +27,6 @@ def auth(isolated):
 def conn(isolated):
     with psycopg.connect(isolated.url, autocommit=True) as c:
         yield c
-
-
-CAMDEN = "E09000007"
-FINAL = {"previewed", "applied", "rejected", "failed"}
-
-
-def send(client, auth, path, who="camden", **form):
-    data = {"borough": CAMDEN, **{k: str(v).lower() if isinstance(v, bool) else v for k, v in form.items()}}
-    with open(path, "rb") as f:
-        return client.post("/uploads", files={"file": (path.name, f)}, data=data, headers=auth(who))
-
-
-def wait(client, auth, upload_id, who="camden"):
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        record = client.get(f"/uploads/{upload_id}", headers=auth(who)).json()
-        if record["state"] in FINAL:
-            return record
-        time.sleep(0.1)
-    raise AssertionError(f"upload {upload_id} did not finish: {record}")
 
 
 def upload(client, auth, path, who="camden", **form):

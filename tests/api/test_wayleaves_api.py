@@ -28,7 +28,7 @@ def op_keys(db_url):
             out = {}
             for name in ("Fibre A", "KPI Networks"):
                 new = await access.create_key(c, "operator", label=f"{name} key")
-                await wl.set_key_operator(c, new.id, name)
+                await access.bind_operator(c, new.id, name)
                 out[name] = {"Authorization": f"Bearer {new.key}"}
             return out
 

@@ -91,3 +91,38 @@ def test_import_previews_applies_and_rejects_with_a_non_zero_exit(isolated, samp
     empty = samples.tmp / "empty.csv"
     empty.write_text("")
     assert invoke(isolated.url, "import", str(empty), "--borough", "E09000007").exit_code == 1
+
+
+def test_keys_expire_and_rotate_and_the_audit_lists_who_did_it(db_url, client):
+    from geo import access
+
+    created = invoke(
+        db_url, "keys", "create", "--role", "operator", "--label", "rotate me", "--expires-days", "30"
+    )
+    assert created.exit_code == 0, created.output
+    assert "expires" in created.stderr
+    old = created.stdout.strip().splitlines()[-1]
+    key_id = str(client.get("/me", headers={"Authorization": f"Bearer {old}"}).json()["key_id"])
+    rotated = invoke(db_url, "keys", "rotate", key_id)
+    assert rotated.exit_code == 0, rotated.output
+    new = rotated.stdout.strip().splitlines()[-1]
+    assert new.startswith("cx_") and new != old
+    assert client.get("/me", headers={"Authorization": f"Bearer {old}"}).status_code == 401
+    assert client.get("/me", headers={"Authorization": f"Bearer {new}"}).status_code == 200
+    listed = invoke(db_url, "keys", "list").stdout
+    line = next(line for line in listed.splitlines() if "rotate me" in line)
+    assert line.count("20") >= 3  # created, expires and rotated dates
+    bad = invoke(db_url, "keys", "create", "--role", "operator", "--expires", "yesterday")
+    assert bad.exit_code == 2 and "not an ISO 8601" in bad.output
+    assert invoke(db_url, "keys", "rotate", "999999").exit_code == 1
+
+    trail = invoke(db_url, "audit", "--object", "api_key", "--id", key_id, "--json")
+    assert trail.exit_code == 0, trail.output
+    import json
+
+    rows = [json.loads(line) for line in trail.stdout.splitlines()]
+    assert [r["action"] for r in rows] == ["key.rotate", "key.create"]
+    assert {r["actor"] for r in rows} == {access.cli_principal().name}
+    table = invoke(db_url, "audit", "--action", "key.rotate", "--limit", "5")
+    assert table.exit_code == 0 and "key.rotate" in table.stdout and "api_key" in table.stdout
+    assert invoke(db_url, "audit", "--action", "nonsense").exit_code == 2

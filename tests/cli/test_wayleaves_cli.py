@@ -4,6 +4,7 @@ import psycopg
 from typer.testing import CliRunner
 
 from cli.main import app
+from geo import access
 
 runner = CliRunner()
 
@@ -115,7 +116,9 @@ def test_edit_details_with_history_and_clear_errors(db_url):
         (2, "notes", None, "keys at the lodge"),
         (3, "notes", "keys at the lodge", None),
     ]
-    assert {r[4] for r in rows} == {"cli"}
+    assert {r[4] for r in rows} == {
+        access.cli_principal().name
+    }  # one name for the CLI everywhere: cli:<user>
 
     stale = invoke(db_url, "wayleaves", "edit", wid, "--notes", "late", "--version", "1")
     assert stale.exit_code == 1 and "version 3, not 1" in stale.output

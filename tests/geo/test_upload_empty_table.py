@@ -1,10 +1,13 @@
 """A first import into an empty assets table builds the indexes after the insert, as they were."""
 
+from urllib.parse import urlsplit
+
 import geopandas as gpd
 import numpy as np
 import psycopg
 import pyogrio
 import shapely
+from conftest import with_dbname
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -16,7 +19,7 @@ INDEXES = """SELECT c.relname, pg_get_indexdef(i.indexrelid), i.indisvalid, i.in
                WHERE i.indrelid = 'assets'::regclass ORDER BY 1"""
 
 
-def test_first_import_into_an_empty_table_keeps_every_index(fresh_db_url, tmp_path):
+def test_first_import_into_an_empty_table_keeps_every_index(fresh_db_url, app_server_url, tmp_path):
     with psycopg.connect(fresh_db_url) as conn:
         database.migrate(conn)
         load_boroughs(conn)
@@ -38,10 +41,12 @@ def test_first_import_into_an_empty_table_keeps_every_index(fresh_db_url, tmp_pa
     )
     path = tmp_path / "lamps.gpkg"
     pyogrio.write_dataframe(frame, path)
+    # As the service's role: the indexes are dropped and built by the owner's functions (0014).
+    app_url = with_dbname(app_server_url, urlsplit(fresh_db_url).path.lstrip("/"))
     result = CliRunner().invoke(
         app,
         ["import", str(path), "--borough", "E09000007", "--kind", "street_furniture"],
-        env={"DATABASE_URL": fresh_db_url, "COLUMNS": "200"},
+        env={"DATABASE_URL": app_url, "CONNECTIVITY_DB_OWNER_URL": fresh_db_url, "COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output
     with psycopg.connect(fresh_db_url) as conn:

@@ -22,7 +22,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from geo import access
-from geo import wayleaves as wl
 
 pytestmark = pytest.mark.browser
 
@@ -359,7 +358,7 @@ def site(db_url: str, client: TestClient, auth: Callable[[str], dict[str, str]])
             out = {}
             for name in ("Map Fibre", "Other Fibre"):
                 new = await access.create_key(c, "operator", label=f"{name} map key")
-                await wl.set_key_operator(c, new.id, name)
+                await access.bind_operator(c, new.id, name)
                 out[name] = new.key
             return out
 
