@@ -240,5 +240,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in modules:
         app.include_router(module.router)
     app.state.route_roles = route_roles(r for m in modules for r in m.router.routes)
+    # What the app serves (the access-matrix test walks it): name, methods, path of each route.
+    app.state.api_routes = [
+        (r.name, frozenset(r.methods), r.path)
+        for m in modules
+        for r in m.router.routes
+        if getattr(r, "methods", None)
+    ]
     web_map.mount_static(app)
     return app

@@ -116,28 +116,34 @@ class Guard:
                 )
                 return
         received = 0
+        started = over = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if over:
+                return  # the 413 is the answer: whatever the app makes of the cut body is dropped
+            started = started or message["type"] == "http.response.start"
+            await send(message)
 
         async def counted() -> Message:
-            nonlocal received
+            # Past the limit the answer is sent here, once, and the app is told the client left
+            # (raising instead would reach the app's body parser, which turns errors into a 400).
+            nonlocal received, over
+            if over:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(f"the request body is more than the limit of {limit:,} bytes")
+                    over = True
+                    if not started:
+                        await _send_problem(
+                            send, 413, f"the request body is more than the limit of {limit:,} bytes"
+                        )
+                    return {"type": "http.disconnect"}
             return message
 
-        started = False
-
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, watched)
-        except BodyTooLarge as exc:
-            if not started:
-                await _send_problem(send, 413, str(exc))
+        await self.app(scope, counted, watched)
 
     async def _caller(self, scope: Scope) -> Any:
         """The principal of a write: a valid key whose role the route admits."""

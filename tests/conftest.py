@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import os
 import time
@@ -218,7 +219,7 @@ def isolated(
     app_url = with_dbname(app_server_url, name)
     with TestClient(create_app(Settings(db=DatabaseSettings(url=app_url)))) as client:
         yield SimpleNamespace(
-            client=client, url=url, auth=lambda who: {"Authorization": f"Bearer {keys[who]}"}
+            client=client, url=url, app_url=app_url, auth=lambda who: {"Authorization": f"Bearer {keys[who]}"}
         )
     drop_database(admin_url, name)
 
@@ -229,9 +230,9 @@ def auth(keys: dict[str, str]) -> Callable[[str], dict[str, str]]:
     return lambda who: {"Authorization": f"Bearer {keys[who]}"}
 
 
-@pytest.fixture(scope="session")
-def live_server(settings: Settings) -> Iterator[str]:
-    """The app under uvicorn on a free loopback port (for real HTTP clients: GDAL, Chromium); its base URL."""
+@contextlib.contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """The app under uvicorn on a free loopback port, in a thread; its base URL."""
     import socket
     import threading
 
@@ -251,9 +252,18 @@ def live_server(settings: Settings) -> Iterator[str]:
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings) -> Iterator[str]:
+    """The app under uvicorn on a free loopback port (for real HTTP clients: GDAL, Chromium); its base URL."""
+    with serving(settings) as url:
+        yield url
 
 
 def pytest_configure(config: pytest.Config) -> None:
