@@ -36,10 +36,12 @@ class DatabaseHealth:
     requests are served again. If it succeeds the first time, only the broken connections go.
     """
 
-    def __init__(self, app: Any, url: str, probe_every: float = 0.25) -> None:
+    def __init__(self, app: Any, url: str, probe_every: float = 0.25, fast: float = 1.0) -> None:
         self.app = app
         self.url = url
         self.probe_every = probe_every
+        #: Seconds a request waits for a pooled connection before the database is checked.
+        self.fast = fast
         self.down_since: float | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -84,17 +86,33 @@ class DatabaseHealth:
 
 @contextlib.asynccontextmanager
 async def pooled(app: Any) -> AsyncIterator[AsyncConnection[Any]]:
-    """A connection from the app's pool; :class:`DatabaseAway` at once while the database is away."""
+    """A connection from the app's pool, or :class:`DatabaseAway` within about a second when the database is away.
+
+    A request waits a second for a connection; if none comes, a new connection is tried at
+    once: refused, the database is down (503, and every request after it answers 503 at once
+    until the watchdog sees it back); accepted, the pool is only busy and the request waits
+    out the rest of ``CONNECTIVITY_DB_POOL_TIMEOUT_S``.
+    """
     health: DatabaseHealth = app.state.database_health
     if health.down:
         raise DatabaseAway("the database is not reachable at the moment")
+    pool: AsyncConnectionPool = app.state.pool
+    timeout = app.state.settings.db.pool_timeout_s
     try:
-        async with app.state.pool.connection(timeout=app.state.settings.db.pool_timeout_s) as conn:
-            yield conn
+        conn = await pool.getconn(timeout=min(timeout, health.fast))
+    except PoolTimeout:
+        if not await health.reachable():
+            health.failed()
+            raise DatabaseAway("the database is not reachable at the moment") from None
+        conn = await pool.getconn(timeout=max(timeout - health.fast, 0.1))
+    try:
+        yield conn
     except (psycopg.OperationalError, PoolTimeout) as exc:
         if not isinstance(exc, psycopg.errors.QueryCanceled):
             health.failed()
         raise
+    finally:
+        await pool.putconn(conn)
 
 
 async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[Any]]:

@@ -9,8 +9,8 @@ watches it: past ``memory_mb`` of resident memory or ``seconds`` of time it is k
 :class:`WorkerCrashed`. Whatever the child had written to the database in an open
 transaction is rolled back by PostgreSQL when its connection drops, so nothing is half-written.
 
-The child dies with its parent (``PR_SET_PDEATHSIG``): a service killed with SIGKILL leaves
-no job running on its own.
+The fork server dies with the service and the child with the fork server (``PR_SET_PDEATHSIG``,
+:mod:`geo.sandbox_server`): a service killed with SIGKILL leaves no job running on its own.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 POLL_S = 0.05
-PRELOAD = ["geo.readers", "geo.uploads"]
+PRELOAD = ["geo.sandbox_server", "geo.readers", "geo.uploads"]
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _context_lock = threading.Lock()
 _context: Any = None
