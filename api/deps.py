@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import Depends, Request
 from psycopg import AsyncConnection
-from psycopg_pool import PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from geo.access import ANONYMOUS, AuthenticationFailed, Principal, Role, authenticate
 from geo.features import InvalidParameter
