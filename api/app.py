@@ -38,7 +38,7 @@ from api.routes import (
     web_map,
 )
 from api.summaries import SummaryRefresher
-from geo.database import connect, database_url
+from geo.database import connect, database_url, with_statement_timeout
 from geo.jobs import Heartbeat, reap
 from geo.settings import Settings
 from geo.tiles import TileCache
@@ -169,7 +169,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = make_pool(url)
         await pool.open(wait=True, timeout=30)
         app.state.pool = pool
-        app.state.database_url = url
+        # Jobs (uploads, reports, Pipeline imports) connect with their own, longer statement timeout.
+        app.state.database_url = with_statement_timeout(url, settings.jobs.statement_timeout_s * 1000)
         app.state.database_health = DatabaseHealth(app, url)
 
         async def replace_pool() -> None:

@@ -60,7 +60,7 @@ def prepare(url: str) -> dict[str, object]:
     with psycopg.connect(url) as conn:
         have = conn.execute("SELECT count(*) FROM wayleaves WHERE operator = %s", [OPERATOR]).fetchone()[0]  # type: ignore[index]
         assets = [r[0] for r in conn.execute(
-            "SELECT id FROM assets WHERE kind = 'street_furniture' AND id %% 1777 = 0 ORDER BY id LIMIT 300"
+            "SELECT id FROM assets WHERE kind = 'street_furniture' AND id % 1777 = 0 ORDER BY id LIMIT 300"
         )]  # fmt: skip
     headers = {"Authorization": f"Bearer {admin}"}
     with httpx.Client(base_url=f"http://127.0.0.1:{PORT}", timeout=60) as client:

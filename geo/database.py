@@ -225,6 +225,16 @@ def apply_grants(conn: psycopg.Connection[Any]) -> bool:
     return True
 
 
+def with_statement_timeout(url: str, milliseconds: int) -> str:
+    """``url`` whose connections stop any statement after ``milliseconds`` (libpq ``options``)."""
+    from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "options"]
+    query.append(("options", f"-c statement_timeout={int(milliseconds)}"))
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+
 def connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:
     """A synchronous connection, for batch work and the CLI."""
     return psycopg.connect(url, **kwargs)
