@@ -42,7 +42,7 @@ def nothing_of_the_server(text: str) -> None:
 
 
 def hostile(tmp_path):
-    files = {name: VRT for name in ("x.geojson", "x.json", "x.gpkg", "x.fgb", "x.kml", "x.xlsx", "x.csv")}
+    files = dict.fromkeys(("x.geojson", "x.json", "x.gpkg", "x.fgb", "x.kml", "x.xlsx", "x.csv"), VRT)
     kmz = tmp_path / "x.kmz"
     with zipfile.ZipFile(kmz, "w") as zf:
         zf.writestr("doc.kml", VRT)
