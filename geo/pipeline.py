@@ -47,7 +47,7 @@ from geo.boroughs import UnknownBorough, check_code
 from geo.csv_out import write_records
 from geo.features import InvalidParameter, parse_bbox
 from geo.gazetteer import place
-from geo.jobs import ACTIVE, owner
+from geo.jobs import ACTIVE, finish, owner
 from geo.progress import Progress, silent
 from geo.upload_errors import RowError, UploadRejected
 
@@ -691,6 +691,7 @@ def import_pipeline(
     dry_run: bool = False,
     skip_invalid: bool = False,
     progress: Progress = silent,
+    url: str | None = None,
 ) -> dict[str, Any]:
     """Import a Pipeline JSON or CSV file and return the import record.
 
@@ -708,6 +709,10 @@ def import_pipeline(
     skip_invalid
         Apply the valid rows when some have errors; otherwise any row error rejects the whole
         file (state ``rejected``) and nothing changes, as with asset uploads.
+    url
+        The database's URL: a failure is then recorded on a fresh connection (the import's own
+        may be what failed). Without it, on ``conn``; an import whose end could not be written is
+        marked interrupted by the reaper once its process no longer tracks it.
 
     Returns
     -------
@@ -737,7 +742,7 @@ def import_pipeline(
     assert row is not None
     import_id = int(row[0])
     with ACTIVE.tracking("pipeline_imports", import_id):
-        return _import(conn, import_id, data, file_name, principal, dry_run, skip_invalid, progress)
+        return _import(conn, import_id, data, file_name, principal, dry_run, skip_invalid, progress, url)
 
 
 def _import(
@@ -749,6 +754,7 @@ def _import(
     dry_run: bool,
     skip_invalid: bool,
     progress: Progress,
+    finish_url: str | None,
 ) -> dict[str, Any]:
     fmt = "json"
     state, message = "applied", None
@@ -777,11 +783,19 @@ def _import(
     except UploadRejected as exc:
         state, message = "rejected", exc.message
     except Exception as exc:
-        with conn.transaction():
-            conn.execute(
-                "UPDATE pipeline_imports SET state = 'failed', message = %s, finished_at = now() WHERE id = %s",
-                [f"{type(exc).__name__}: {exc}", import_id],
-            )
+        values = {
+            "state": "failed",
+            "message": f"{type(exc).__name__}: {exc}",
+            "finished_at": dt.datetime.now(dt.UTC),
+        }
+        if finish_url is not None:  # on a fresh connection: the import's own may be what broke
+            finish(finish_url, "pipeline_imports", import_id, values)
+        else:
+            with conn.transaction():
+                conn.execute(
+                    "UPDATE pipeline_imports SET state = 'failed', message = %s, finished_at = now() WHERE id = %s",
+                    [values["message"], import_id],
+                )
         raise
     counts["errors"] = len(errors)
     with conn.transaction():

@@ -75,7 +75,7 @@ async def create_import(
     def work() -> dict[str, Any]:
         with connect(url, autocommit=True) as conn:
             return pipeline.import_pipeline(
-                conn, data, name, caller, dry_run=dry_run, skip_invalid=skip_invalid
+                conn, data, name, caller, dry_run=dry_run, skip_invalid=skip_invalid, url=url
             )
 
     record = await asyncio.to_thread(work)

@@ -4,8 +4,8 @@
 -- what (action, object type and id) and the change (field names and versions, or a reference
 -- to the history row that holds the values). Written by geo/audit.py in the same transaction
 -- as the write it records, so one never commits without the other. Append-only: the service's
--- role may only insert and read it (0015), and this trigger refuses any change but the
--- erasure of personal data, which runs through gdpr_erase (0016) and says so.
+-- role may only insert and read it (geo/database.py), and this trigger refuses any change; the
+-- erasure of personal data runs through gdpr_erase (0015), which records itself here.
 CREATE TABLE audit_events (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     at timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -23,13 +23,11 @@ CREATE INDEX audit_events_object_idx ON audit_events (object_type, object_id, id
 CREATE INDEX audit_events_action_idx ON audit_events (action, id);
 CREATE INDEX audit_events_at_idx ON audit_events (at);
 
--- One function for every append-only table: changes are refused unless the transaction is
--- an erasure of personal data (a flag only gdpr_erase sets, as the owner of the tables).
+-- One function for every append-only table. Only the erasure of personal data changes their
+-- rows: gdpr_erase (0015), which runs as the tables' owner and switches these triggers off for
+-- its own transaction; the service's role may do neither.
 CREATE FUNCTION refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND current_setting('connectivity.erasing', true) = 'on' THEN
-        RETURN NEW;
-    END IF;
     RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
         USING ERRCODE = 'restrict_violation';
 END;

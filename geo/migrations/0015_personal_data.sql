@@ -33,125 +33,14 @@ LANGUAGE sql IMMUTABLE AS $$
     FROM jsonb_each(j) AS e(k, v)
 $$;
 
--- While an erasure runs, history triggers record nothing: a version or change row would keep
--- the very values being erased. (connectivity.erasing is set only inside gdpr_erase; the
--- service's role cannot update history rows whatever it sets.)
-CREATE FUNCTION erasing() RETURNS boolean LANGUAGE sql STABLE AS $$
-    SELECT coalesce(current_setting('connectivity.erasing', true), '') = 'on'
-$$;
-
-DROP TRIGGER assets_history_on_update ON assets;
-CREATE TRIGGER assets_history_on_update
-    BEFORE UPDATE ON assets
-    FOR EACH ROW
-    WHEN (NOT erasing() AND
-        (OLD.borough_code, OLD.kind, OLD.subtype, OLD.source_id, OLD.name, OLD.owner, OLD.status,
-         OLD.height_m, OLD.power_available, OLD.power_source, OLD.duct_diameter_mm,
-         OLD.duct_spare_capacity_pct, OLD.rooftop_access, OLD.listed_building,
-         OLD.conservation_area, OLD.positional_accuracy_m, OLD.survey_quality, OLD.last_surveyed,
-         OLD.provenance, OLD.extra, OLD.geom, OLD.retired_at)
-        IS DISTINCT FROM
-        (NEW.borough_code, NEW.kind, NEW.subtype, NEW.source_id, NEW.name, NEW.owner, NEW.status,
-         NEW.height_m, NEW.power_available, NEW.power_source, NEW.duct_diameter_mm,
-         NEW.duct_spare_capacity_pct, NEW.rooftop_access, NEW.listed_building,
-         NEW.conservation_area, NEW.positional_accuracy_m, NEW.survey_quality, NEW.last_surveyed,
-         NEW.provenance, NEW.extra, NEW.geom, NEW.retired_at))
-    EXECUTE FUNCTION assets_keep_history();
-
-DROP TRIGGER assets_keep_attribution ON assets;
-CREATE TRIGGER assets_keep_attribution
-    BEFORE UPDATE ON assets
-    FOR EACH ROW
-    WHEN (NOT erasing() AND
-        (OLD.borough_code, OLD.kind, OLD.subtype, OLD.source_id, OLD.name, OLD.owner, OLD.status,
-         OLD.height_m, OLD.power_available, OLD.power_source, OLD.duct_diameter_mm,
-         OLD.duct_spare_capacity_pct, OLD.rooftop_access, OLD.listed_building,
-         OLD.conservation_area, OLD.positional_accuracy_m, OLD.survey_quality, OLD.last_surveyed,
-         OLD.provenance, OLD.extra, OLD.geom, OLD.retired_at)
-        IS NOT DISTINCT FROM
-        (NEW.borough_code, NEW.kind, NEW.subtype, NEW.source_id, NEW.name, NEW.owner, NEW.status,
-         NEW.height_m, NEW.power_available, NEW.power_source, NEW.duct_diameter_mm,
-         NEW.duct_spare_capacity_pct, NEW.rooftop_access, NEW.listed_building,
-         NEW.conservation_area, NEW.positional_accuracy_m, NEW.survey_quality, NEW.last_surveyed,
-         NEW.provenance, NEW.extra, NEW.geom, NEW.retired_at))
-    EXECUTE FUNCTION assets_keep_attribution();
-
-DROP TRIGGER pipeline_projects_history_on_update ON pipeline_projects;
-CREATE TRIGGER pipeline_projects_history_on_update
-    BEFORE UPDATE ON pipeline_projects
-    FOR EACH ROW
-    WHEN (NOT erasing() AND
-        (OLD.pipeline_id, OLD.title, OLD.tags, OLD.content, OLD.created_by, OLD.created_on,
-         OLD.modified_by, OLD.modified_on, OLD.project_start, OLD.project_end, OLD.estimated_time,
-         OLD.status, OLD.phase, OLD.organisation, OLD.organisation_id, OLD.organisation_url,
-         OLD.organisation_email, OLD.organisation_twitter, OLD.department, OLD.owner, OLD.owner_email,
-         OLD.allow_external_collaboration, OLD.funding_band, OLD.collaboration_level, OLD.last_updated,
-         OLD.borough_code, OLD.london_wide, OLD.placement, OLD.unplaced_reason, OLD.location)
-        IS DISTINCT FROM
-        (NEW.pipeline_id, NEW.title, NEW.tags, NEW.content, NEW.created_by, NEW.created_on,
-         NEW.modified_by, NEW.modified_on, NEW.project_start, NEW.project_end, NEW.estimated_time,
-         NEW.status, NEW.phase, NEW.organisation, NEW.organisation_id, NEW.organisation_url,
-         NEW.organisation_email, NEW.organisation_twitter, NEW.department, NEW.owner, NEW.owner_email,
-         NEW.allow_external_collaboration, NEW.funding_band, NEW.collaboration_level, NEW.last_updated,
-         NEW.borough_code, NEW.london_wide, NEW.placement, NEW.unplaced_reason, NEW.location))
-    EXECUTE FUNCTION pipeline_projects_keep_history();
-
-DROP TRIGGER pipeline_projects_keep_attribution ON pipeline_projects;
-CREATE TRIGGER pipeline_projects_keep_attribution
-    BEFORE UPDATE ON pipeline_projects
-    FOR EACH ROW
-    WHEN (NOT erasing() AND
-        (OLD.pipeline_id, OLD.title, OLD.tags, OLD.content, OLD.created_by, OLD.created_on,
-         OLD.modified_by, OLD.modified_on, OLD.project_start, OLD.project_end, OLD.estimated_time,
-         OLD.status, OLD.phase, OLD.organisation, OLD.organisation_id, OLD.organisation_url,
-         OLD.organisation_email, OLD.organisation_twitter, OLD.department, OLD.owner, OLD.owner_email,
-         OLD.allow_external_collaboration, OLD.funding_band, OLD.collaboration_level, OLD.last_updated,
-         OLD.borough_code, OLD.london_wide, OLD.placement, OLD.unplaced_reason, OLD.location)
-        IS NOT DISTINCT FROM
-        (NEW.pipeline_id, NEW.title, NEW.tags, NEW.content, NEW.created_by, NEW.created_on,
-         NEW.modified_by, NEW.modified_on, NEW.project_start, NEW.project_end, NEW.estimated_time,
-         NEW.status, NEW.phase, NEW.organisation, NEW.organisation_id, NEW.organisation_url,
-         NEW.organisation_email, NEW.organisation_twitter, NEW.department, NEW.owner, NEW.owner_email,
-         NEW.allow_external_collaboration, NEW.funding_band, NEW.collaboration_level, NEW.last_updated,
-         NEW.borough_code, NEW.london_wide, NEW.placement, NEW.unplaced_reason, NEW.location))
-    EXECUTE FUNCTION pipeline_projects_keep_attribution();
-
--- The wayleave details trigger (0007) records every edit with its old value: not an erasure's.
-CREATE OR REPLACE FUNCTION wayleaves_record_changes() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    old_row jsonb := to_jsonb(OLD);
-    new_row jsonb := to_jsonb(NEW);
-    col text;
-    changed text[] := '{}';
-    actor text := coalesce(nullif(current_setting('connectivity.actor', true), ''),
-                           'database user ' || session_user);
-BEGIN
-    IF erasing() THEN
-        RETURN NEW;
-    END IF;
-    FOREACH col IN ARRAY ARRAY['template', 'template_version', 'reference', 'operator_reference',
-                               'expires_on', 'notes', 'contact_name', 'contact_email', 'contact_phone']
-    LOOP
-        IF old_row -> col IS DISTINCT FROM new_row -> col THEN
-            changed := changed || col;
-        END IF;
-    END LOOP;
-    IF cardinality(changed) = 0 THEN
-        RETURN NEW;
-    END IF;
-    NEW.version := OLD.version + 1;
-    INSERT INTO wayleave_changes (wayleave_id, version, by, field, old_value, new_value)
-    SELECT NEW.id, NEW.version, actor, c, old_row ->> c, new_row ->> c FROM unnest(changed) AS c;
-    RETURN NEW;
-END;
-$$;
-
 -- Erase a person everywhere they appear: every value equal to or holding one of ``needles``
 -- (an e-mail address, a name) becomes '[erased]' (or NULL where a field is the person alone),
 -- in the current rows, their history, the wayleave events and changes, the upload errors, the
--- key labels and the audit trail. Runs as the owner (SECURITY DEFINER) with the erasure flag
--- that the append-only triggers let through; records the erasure itself in the audit trail,
--- with the counts and a digest of what was erased, never the values. Returns the counts.
+-- key labels and the audit trail. Runs as the owner (SECURITY DEFINER), which switches off, for
+-- this transaction only, the triggers that would refuse the change (append-only tables) or keep
+-- the very values being erased (history, attribution, the record of wayleave edits); records
+-- the erasure itself in the audit trail, with the counts and a digest of what was erased, never
+-- the values. Returns the counts.
 CREATE FUNCTION gdpr_erase(needles text[], p_actor text, p_actor_key bigint, p_actor_role text, p_request text)
 RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -163,7 +52,15 @@ BEGIN
         RAISE EXCEPTION 'erasure needs an e-mail address or a name of at least 3 characters'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM set_config('connectivity.erasing', 'on', true);
+    ALTER TABLE assets DISABLE TRIGGER assets_history_on_update, DISABLE TRIGGER assets_keep_attribution;
+    ALTER TABLE asset_versions DISABLE TRIGGER asset_versions_append_only;
+    ALTER TABLE pipeline_projects DISABLE TRIGGER pipeline_projects_history_on_update,
+        DISABLE TRIGGER pipeline_projects_keep_attribution;
+    ALTER TABLE pipeline_project_versions DISABLE TRIGGER pipeline_project_versions_append_only;
+    ALTER TABLE wayleaves DISABLE TRIGGER wayleaves_record_changes;
+    ALTER TABLE wayleave_changes DISABLE TRIGGER wayleave_changes_no_update;
+    ALTER TABLE wayleave_events DISABLE TRIGGER wayleave_events_no_update;
+    ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only;
 
     UPDATE wayleaves SET
         contact_name = CASE WHEN holds_any(contact_name, needles) THEN NULL ELSE contact_name END,
@@ -245,7 +142,15 @@ BEGIN
     WHERE holds_any(actor, needles) OR holds_any(details::text, needles);
     GET DIAGNOSTICS n = ROW_COUNT; counts := counts || jsonb_build_object('audit_events', n);
 
-    PERFORM set_config('connectivity.erasing', 'off', true);
+    ALTER TABLE assets ENABLE TRIGGER assets_history_on_update, ENABLE TRIGGER assets_keep_attribution;
+    ALTER TABLE asset_versions ENABLE TRIGGER asset_versions_append_only;
+    ALTER TABLE pipeline_projects ENABLE TRIGGER pipeline_projects_history_on_update,
+        ENABLE TRIGGER pipeline_projects_keep_attribution;
+    ALTER TABLE pipeline_project_versions ENABLE TRIGGER pipeline_project_versions_append_only;
+    ALTER TABLE wayleaves ENABLE TRIGGER wayleaves_record_changes;
+    ALTER TABLE wayleave_changes ENABLE TRIGGER wayleave_changes_no_update;
+    ALTER TABLE wayleave_events ENABLE TRIGGER wayleave_events_no_update;
+    ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only;
     INSERT INTO audit_events (actor, actor_key_id, actor_role, action, object_type, object_id, details, request_id)
     VALUES (p_actor, p_actor_key, p_actor_role, 'gdpr.erase', 'person',
             encode(sha256(convert_to(array_to_string(ARRAY(SELECT lower(x) FROM unnest(needles) x ORDER BY 1), '|'), 'UTF8')), 'hex'),
