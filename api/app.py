@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
+from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors
@@ -75,7 +76,8 @@ def _body_limit(settings: Settings) -> Any:
     }
 
     def limit(scope: Scope) -> int:
-        return limits.get((scope["method"], scope["path"].rstrip("/")), settings.api.max_body_bytes)
+        # The path within the app: behind a proxy's prefix (root_path) the routes are the same.
+        return limits.get((scope["method"], get_route_path(scope).rstrip("/")), settings.api.max_body_bytes)
 
     return limit
 

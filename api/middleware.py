@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg
 from psycopg_pool import PoolTimeout
+from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import PROBLEM, problem_body
@@ -192,8 +193,9 @@ def route_roles(routes: Any) -> RouteRoles:
 
 def _route_roles(app: Any, scope: Scope) -> tuple[str, ...]:
     """The roles declared by the route that ``scope`` reaches (none: any valid key)."""
+    path = get_route_path(scope)
     for pattern, methods, roles in getattr(app.state, "route_roles", ()):
-        if scope["method"] in methods and pattern.match(scope["path"]):
+        if scope["method"] in methods and pattern.match(path):
             return roles
     return ()
 

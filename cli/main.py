@@ -478,8 +478,11 @@ def _drop_privileges(settings: Settings) -> str:
         ) from None
     uploads = Path(settings.upload.dir).absolute()
     uploads.mkdir(parents=True, exist_ok=True)
-    for path in (uploads, *uploads.rglob("*")):
-        os.chown(path, entry.pw_uid, entry.pw_gid)
+    # Never through a link: the service's user owns this folder and could plant one.
+    os.chown(uploads, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+    for folder, dirs, files in os.walk(uploads, followlinks=False):
+        for name in [*dirs, *files]:
+            os.chown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid, follow_symlinks=False)
     uploads.chmod(0o700)
     os.setgroups([])
     os.setgid(entry.pw_gid)

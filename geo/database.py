@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from geo.cluster import EmbeddedCluster
@@ -226,13 +227,13 @@ def apply_grants(conn: psycopg.Connection[Any]) -> bool:
 
 
 def with_statement_timeout(url: str, milliseconds: int) -> str:
-    """``url`` whose connections stop any statement after ``milliseconds`` (libpq ``options``)."""
-    from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+    """``url`` (a URL or key=value string) whose connections stop any statement after ``milliseconds``.
 
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "options"]
-    query.append(("options", f"-c statement_timeout={int(milliseconds)}"))
-    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+    Added to libpq's ``options``, after any the URL already sets.
+    """
+    params = conninfo_to_dict(url)
+    options = f"{params.get('options', '')} -c statement_timeout={int(milliseconds)}".strip()
+    return make_conninfo("", **{**params, "options": options})
 
 
 def connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:

@@ -46,7 +46,6 @@ SHP_MAGIC = b"\x00\x00\x27\x0a"
 VSI_PATH = re.compile(rb"/vsi[a-z0-9_]*/", re.IGNORECASE)
 # KML elements that make a reader load another document.
 KML_LINKS = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:NetworkLink|Link|Url)\b")
-XML_DECLARATIONS = re.compile(rb"<!(?:DOCTYPE|ENTITY|ELEMENT|ATTLIST)")
 PROLOG_LIMIT = 64 * 2**10
 SCAN_CHUNK = 4 * 2**20
 
@@ -109,20 +108,37 @@ def _refuse_vsi_paths(path: Path, name: str) -> None:
 
 
 def _xml_prolog(head: bytes, name: str) -> bytes:
-    """The bytes before the root element of an XML document, refusing DTDs (entities, XXE)."""
+    """The bytes before the root element of an XML document, refusing DTDs (entities, XXE).
+
+    The prolog is read token by token, as an XML parser reads it: a byte order mark, white
+    space, processing instructions (``<?…?>``) and comments (``<!--…-->``) may come before the
+    root element; a ``<!DOCTYPE`` (or any other declaration) is refused, wherever it stands
+    among them.
+    """
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         head = head.decode("utf-16", errors="replace").encode()
-    found = XML_DECLARATIONS.search(head)
-    root = re.search(rb"<[A-Za-z_]", head)
-    if found and (root is None or found.start() < root.start()):
-        raise UploadRejected(
-            "the XML document declares a DTD or entities (<!DOCTYPE ...>); refused: they can expand "
-            "without bound or read other files, and KML and spreadsheets never need them",
-            file=name,
-        )
-    if root is None:
-        raise UploadRejected("not an XML document with a root element in its first 64 KB", file=name)
-    return head[: root.start()]
+    at = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+    while True:
+        while at < len(head) and head[at : at + 1].isspace():
+            at += 1
+        if head.startswith(b"<?", at):
+            end = head.find(b"?>", at + 2)
+            at = -1 if end < 0 else end + 2
+        elif head.startswith(b"<!--", at):
+            end = head.find(b"-->", at + 4)
+            at = -1 if end < 0 else end + 3
+        elif head.startswith(b"<!", at):
+            raise UploadRejected(
+                "the XML document declares a DTD or entities (<!DOCTYPE ...>); refused: they can expand "
+                "without bound or read other files, and KML and spreadsheets never need them",
+                file=name,
+            )
+        elif re.match(rb"<[A-Za-z_]", head[at : at + 2]):
+            return head[:at]
+        else:
+            at = -1
+        if at < 0:
+            raise UploadRejected("not an XML document with a root element in its first 64 KB", file=name)
 
 
 def check_geojson(path: Path, name: str) -> None:
@@ -241,6 +257,11 @@ def check_geopackage(path: Path, name: str, limits: Limits) -> None:
             )
         }
         for table, (kind, text) in objects.items():
+            # GDAL and this check read the gpkg_* tables themselves: as views they would run SQL.
+            if kind == "view" and table.lower().startswith(("gpkg_", "rtree_", "sqlite_")):
+                raise UploadRejected(
+                    f"{table!r} is a view (stored SQL) where a GeoPackage has a table; refused", file=name
+                )
             if kind == "table" and text.upper().startswith("CREATE VIRTUAL TABLE"):
                 if not re.search(r"USING\s+rtree\b", text, re.IGNORECASE):
                     raise UploadRejected(
@@ -310,11 +331,16 @@ def _member_parts(filename: str) -> list[str]:
 
 
 def zip_members(
-    zf: zipfile.ZipFile, name: str, limits: Limits, max_total: int | None = None
+    zf: zipfile.ZipFile, name: str, limits: Limits, max_total: int | None = None, *, all_members: bool = False
 ) -> list[zipfile.ZipInfo]:
-    """The members of an archive worth reading, refusing traversal, links, encryption and bombs."""
+    """The members of an archive worth reading, refusing traversal, links, encryption, repeats and bombs.
+
+    macOS's side files (``__MACOSX/``, ``._*``) are left out unless ``all_members``: for an
+    archive GDAL reads itself (XLSX), which may open any member, every one is checked.
+    """
     max_total = limits.max_uncompressed_bytes if max_total is None else max_total
     members = []
+    seen: set[str] = set()
     for info in zf.infolist():
         parts = _member_parts(info.filename)
         if info.filename.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", info.filename) or ".." in parts:
@@ -333,7 +359,14 @@ def zip_members(
                 file=name,
                 value=info.filename,
             )
-        if info.is_dir() or parts[0] == "__MACOSX" or parts[-1].startswith("._"):
+        if info.filename in seen:
+            raise UploadRejected(
+                f"zip member {info.filename!r} is in the archive twice; refused",
+                file=name,
+                value=info.filename,
+            )
+        seen.add(info.filename)
+        if info.is_dir() or (not all_members and (parts[0] == "__MACOSX" or parts[-1].startswith("._"))):
             continue
         members.append(info)
     total = sum(m.file_size for m in members)
@@ -389,11 +422,26 @@ def extract_zip(archive: Path, dest: Path, limits: Limits, name: str) -> None:
         left = limits.max_uncompressed_bytes
         for m in members:
             target = dest / Path(*_member_parts(m.filename))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as out:
-                for chunk in read_member(zf, m, name, left):
-                    out.write(chunk)
-                left -= out.tell()
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(target, "wb") as out:
+                    for chunk in read_member(zf, m, name, left):
+                        out.write(chunk)
+                    left -= out.tell()
+            except OSError:  # a member named like another's folder, or the reverse
+                raise UploadRejected(
+                    f"zip member {m.filename!r} clashes with another member's path; refused",
+                    file=name,
+                    value=m.filename,
+                ) from None
+
+
+def rezip(folder: Path, target: Path) -> Path:
+    """A zip of the files below ``folder`` (paths relative to it): an archive of checked files only."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
+            zf.write(path, path.relative_to(folder).as_posix())
+    return target
 
 
 def check_xlsx(path: Path, name: str, limits: Limits) -> None:
@@ -407,25 +455,29 @@ def check_xlsx(path: Path, name: str, limits: Limits) -> None:
     if not head.startswith(b"PK\x03\x04"):
         raise _not_what_it_says(name, "XLSX", path)
     with open_zip(path, name) as zf:
-        members = zip_members(zf, name, limits, max_total=limits.max_spreadsheet_bytes)
+        members = zip_members(zf, name, limits, max_total=limits.max_spreadsheet_bytes, all_members=True)
         names = {m.filename for m in members}
         if "[Content_Types].xml" not in names or "xl/workbook.xml" not in names:
             raise UploadRejected(
                 "the zip is not an Excel workbook (no xl/workbook.xml); save it as .xlsx", file=name
             )
         left = limits.max_spreadsheet_bytes
+        # Every member, whatever its name: a relationship may point a sheet anywhere in the
+        # package. XML is told by its content; every sheet's first row is counted.
         for m in members:
-            if not m.filename.endswith((".xml", ".rels")):
-                continue
-            sheet = m.filename.startswith("xl/worksheets/")
-            head, checked, cells, row_done = b"", False, 0, not sheet
+            head, checked, cells, row_done = b"", False, 0, True
             for chunk in read_member(zf, m, name, left):
                 left -= len(chunk)
                 if not checked:
                     head += chunk
-                    if len(head) >= PROLOG_LIMIT:
-                        _xml_prolog(head[:PROLOG_LIMIT], name)
-                        checked = True
+                    if len(head) < PROLOG_LIMIT and len(chunk) == 2**20:
+                        continue
+                    checked = True
+                    if not _looks_like_xml(head):
+                        continue  # an image or other binary part: its bytes counted, not parsed
+                    _xml_prolog(head[:PROLOG_LIMIT], name)
+                    row_done = b"<sheetData" not in head and b":sheetData" not in head
+                    chunk = head
                 if not row_done:
                     end = chunk.find(b"</row>")
                     cells += len(re.findall(rb"<c[\s>/]", chunk if end < 0 else chunk[:end]))
@@ -436,8 +488,13 @@ def check_xlsx(path: Path, name: str, limits: Limits) -> None:
                             "columns in its first row, more than the limit",
                             file=name,
                         )
-            if not checked:
+            if not checked and _looks_like_xml(head):
                 _xml_prolog(head, name)
+
+
+def _looks_like_xml(head: bytes) -> bool:
+    start = head.removeprefix(codecs.BOM_UTF8).lstrip()
+    return start.startswith(b"<") or head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
 
 
 def scan_text(path: Path, name: str, limits: Limits) -> tuple[str, int, int]:

@@ -167,6 +167,9 @@ class Heartbeat:
                 self._conn.close()
 
 
+#: Seconds after its row is written in which a job of this process may not be tracked yet.
+STARTING_S = 15.0
+
 INTERRUPTED = {
     "uploads": "interrupted: the process handling the upload stopped before it finished; nothing was "
     "applied by it: upload the file again",
@@ -189,16 +192,18 @@ def reap(conn: psycopg.Connection[Any], stale_s: float = 60.0) -> dict[str, list
     for table, states in UNFINISHED.items():
         rows = conn.execute(
             sql.SQL(
-                """SELECT id, owner, heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => %s)
+                """SELECT id, owner, heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => %s),
+                          heartbeat_at > now() - make_interval(secs => %s)
                    FROM {} WHERE state = ANY(%s)"""
             ).format(sql.Identifier(table)),
-            [stale_s, list(states)],
+            [stale_s, STARTING_S, list(states)],
         ).fetchall()
         active = set(ACTIVE.ids(table))
         gone = []
-        for job_id, job_owner, stale in rows:
+        for job_id, job_owner, stale, starting in rows:
             if job_owner == me:
-                lost = job_id not in active
+                # A job this process has just recorded is tracked a moment later: not lost yet.
+                lost = job_id not in active and not starting
             else:
                 alive = owner_alive(job_owner)
                 lost = (not alive) if alive is not None else bool(stale)

@@ -39,7 +39,11 @@ class InvalidSubject(ValueError):
 
 
 def needles(email: str | None, name: str | None) -> list[str]:
-    """The texts a person is found by: an e-mail address, a name (at least 3 characters), or both."""
+    """The texts a person is found by: an e-mail address, a full name (two words or more), or both.
+
+    Both are matched as whole words, without regard to case (``needle_pattern`` in migration
+    0015): ``Ann Smith`` is not found in ``Joanne Smithson``, ``jo@x.org`` not in ``mojo@x.org``.
+    """
     found = []
     if email is not None and email.strip():
         email = email.strip()
@@ -48,8 +52,11 @@ def needles(email: str | None, name: str | None) -> list[str]:
         found.append(email)
     if name is not None and name.strip():
         name = " ".join(name.split())
-        if len(name) < 3 or len(name) > 200:
-            raise InvalidSubject("name: give the person's name, 3 to 200 characters")
+        if len(name) > 200 or len([w for w in name.split() if len(w) >= 2]) < 2:
+            raise InvalidSubject(
+                "name: give the person's full name (at least two words, such as 'Jane Doe'): a name is "
+                "matched as whole words, and one word alone would reach other people"
+            )
         found.append(name)
     if not found:
         raise InvalidSubject("give the person's email, name, or both")

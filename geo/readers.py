@@ -172,9 +172,10 @@ class SourceInfo:
         return scrub_paths(text, [p for p in (self._read_path, self.path, self._tmpdir) if p], self.file_name)
 
     def close(self) -> None:
-        """Remove the files extracted from an archive."""
+        """Remove the files extracted from an archive (and the archive made again of them)."""
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir.with_suffix(".kmz").unlink(missing_ok=True)
             self._tmpdir = None
 
     def __enter__(self) -> SourceInfo:
@@ -335,14 +336,13 @@ def open_upload(
             tmpdir = Path(tempfile.mkdtemp(prefix="upload-"))
             file_checks.extract_zip(path, tmpdir, checks, name)
             read_path, fmt = _find_in_archive(tmpdir, fmt, name, checks)
-        if fmt == "KMZ":
-            # Every document of the archive is checked; LIBKML then reads the KMZ itself, as it
-            # resolves the links between its documents (GDAL's own KMZ files link a document per layer).
-            for document in (
-                sorted(p for p in tmpdir.rglob("*") if p.suffix.lower() == ".kml") if tmpdir else ()
-            ):
+        if fmt == "KMZ" and tmpdir is not None:
+            # Every document of the archive is checked; LIBKML then reads a KMZ made again of the
+            # checked files only (not the one sent, whose other members it might open), as it
+            # resolves the links between documents (GDAL's own KMZ files link a document per layer).
+            for document in sorted(p for p in tmpdir.rglob("*") if p.suffix.lower() == ".kml"):
                 file_checks.check_content(document, fmt, name, checks, archive_root=tmpdir)
-            read_path = path
+            read_path = file_checks.rezip(tmpdir, tmpdir.parent / f"{tmpdir.name}.kmz")
         else:
             file_checks.check_content(read_path, fmt, name, checks)
         info = SourceInfo(
@@ -369,6 +369,7 @@ def open_upload(
     except BaseException:
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
+            tmpdir.with_suffix(".kmz").unlink(missing_ok=True)
         raise
 
 

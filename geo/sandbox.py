@@ -18,7 +18,9 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -63,8 +65,14 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child(pipe: Connection, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _child(
+    pipe: Connection, scratch: str, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
     _die_with_parent()
+    # Temporary files (extracted archives) go to the parent's folder, which it removes whatever
+    # happens here: a child killed at its limit cannot clean up after itself.
+    tempfile.tempdir = scratch
+    os.environ["CPL_TMPDIR"] = scratch
     try:
         result: tuple[str, Any] = ("ok", func(*args, **kwargs))
     except BaseException as exc:  # sent to the parent, which raises it
@@ -94,7 +102,8 @@ def run(func: Callable[..., T], *args: Any, memory_mb: float, seconds: float, **
     ``func``, its arguments and its result must pickle.
     """
     receive, send = _ctx().Pipe(duplex=False)
-    process = _ctx().Process(target=_child, args=(send, func, args, kwargs), daemon=True)
+    scratch = tempfile.mkdtemp(prefix="connectivity-job-")
+    process = _ctx().Process(target=_child, args=(send, scratch, func, args, kwargs), daemon=True)
     process.start()
     send.close()
     started = time.monotonic()
@@ -126,3 +135,4 @@ def run(func: Callable[..., T], *args: Any, memory_mb: float, seconds: float, **
             process.kill()
             process.join(5)
         receive.close()
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ from geo.unchanged import MIN_ROWS, StoredAssets
 from geo.upload_errors import RowError, UploadRejected
 from geo.validation import output_schema
 
+log = logging.getLogger("connectivity.uploads")
 KEY_COLUMNS = ("row", "borough_code", "kind", "source_id")
 ARROW_TO_PG = {
     pa.float64(): "float8",
@@ -411,12 +413,12 @@ def run_upload_job(
                 f"reading the file was stopped: {exc} (the limit for one upload); nothing was written. "
                 "Split the file, or simplify its geometries"
             )
-            finish(
-                url, "uploads", upload_id, {"state": "rejected", "finished_at": _now(), "message": message}
-            )
+            values = {"state": "rejected", "finished_at": _now(), "message": message}
+            finish(url, "uploads", upload_id, values, unless_finished=True)
         except sandbox.WorkerCrashed as exc:
             message = f"reading the file failed: {exc}; nothing was written"
-            finish(url, "uploads", upload_id, {"state": "failed", "finished_at": _now(), "message": message})
+            values = {"state": "failed", "finished_at": _now(), "message": message}
+            finish(url, "uploads", upload_id, values, unless_finished=True)
 
 
 def inspect_isolated(
@@ -434,6 +436,11 @@ def inspect_isolated(
         ) from None
     except sandbox.WorkerCrashed as exc:
         raise UploadRejected(f"the file cannot be read: {exc}", file=file_name) from None
+    except (UploadRejected, InvalidUploadRequest):
+        raise
+    except Exception as exc:  # whatever else a reader raised on this file: the file's fault, not a 500
+        log.error("reading %s failed", file_name, exc_info=exc)
+        raise UploadRejected(f"the file cannot be read ({type(exc).__name__})", file=file_name) from None
 
 
 def _now() -> dt.datetime:

@@ -2,7 +2,16 @@
 -- privileged function, and retention (raw upload files, row errors, premises points).
 -- data/personal-data.md lists every field this reaches, and why it is held.
 
--- Case-insensitive, literal replacement of each needle by '[erased]'.
+-- A needle as a case-insensitive regular expression that matches it as a whole word (or a whole
+-- address): "Ann" finds "Ann Smith", not "Joanne" or "Annual"; "jo@x.org" not "mojo@x.org".
+-- Every character but letters, digits and spaces is escaped, so the needle is taken literally.
+CREATE FUNCTION needle_pattern(needle text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT '(?:^|(?<![[:alnum:]_.@+-]))' || regexp_replace(needle, '([^[:alnum:][:space:]])', '\\\1', 'g')
+           || '(?![[:alnum:]_@])'
+$$;
+
+-- Each whole-word occurrence of each needle replaced by '[erased]'.
 CREATE FUNCTION erase_text(t text, needles text[]) RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
@@ -12,17 +21,16 @@ BEGIN
         RETURN NULL;
     END IF;
     FOREACH needle IN ARRAY needles LOOP
-        -- ***= makes the rest of the pattern a literal string (PostgreSQL's AREs).
-        t := regexp_replace(t, '***=' || needle, '[erased]', 'gi');
+        t := regexp_replace(t, needle_pattern(needle), '[erased]', 'gi');
     END LOOP;
     RETURN t;
 END;
 $$;
 
--- Whether a text holds one of the needles (case-insensitive).
+-- Whether a text holds one of the needles as a whole word (case-insensitive).
 CREATE FUNCTION holds_any(t text, needles text[]) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT t IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(needles) n WHERE strpos(lower(t), lower(n)) > 0)
+    SELECT t IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(needles) n WHERE t ~* needle_pattern(n))
 $$;
 
 -- The string values of a flat JSON object with the needles erased.

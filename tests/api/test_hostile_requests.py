@@ -259,3 +259,17 @@ def test_jobs_past_a_keys_limit_are_429_with_retry_after(isolated, samples):
         third = send(client, isolated.auth, samples.write("gpkg", name="third"))
         assert third.status_code == 202  # the key's job ended: room again
         wait(client, isolated.auth, third.json()["id"])
+
+
+def test_limits_and_roles_follow_the_route_behind_a_path_prefix(client, settings):
+    from api.app import _body_limit
+    from api.middleware import _route_roles
+
+    limit = _body_limit(settings)
+    behind = {"method": "POST", "path": "/proxied/uploads", "root_path": "/proxied"}
+    assert (
+        limit(behind)
+        == limit({"method": "POST", "path": "/uploads", "root_path": ""})
+        > settings.api.max_body_bytes
+    )
+    assert _route_roles(client.app, behind) == ("admin", "borough")

@@ -206,3 +206,26 @@ def test_retention_deletes_old_files_errors_and_premises_and_says_so(isolated, s
     assert (
         client.get(f"/coverage/reports/{report_id}", headers=auth("operator")).json()["summary"] is not None
     )
+
+
+def test_a_person_is_matched_as_whole_words_and_never_by_a_part(isolated):
+    client, auth, url = isolated.client, isolated.auth, isolated.url
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            """INSERT INTO pipeline_projects (title, organisation, owner, owner_email, content, source, placement,
+                                              unplaced_reason)
+               VALUES ('Annual survey', 'Camden', 'Joanne Smithson', 'mojo@x.org',
+                       'Annual planning with Ann Smith (ann.smith@x.org)', 'api', 'unplaced', 'test')"""
+        )
+    one_word = client.post("/gdpr/erase", json={"name": "Ann", "confirm": True}, headers=auth("admin"))
+    assert one_word.status_code == 422 and "full name" in one_word.json()["detail"]
+    erased = client.post(
+        "/gdpr/erase", json={"name": "Ann Smith", "email": "jo@x.org", "confirm": True}, headers=auth("admin")
+    )
+    assert erased.status_code == 200, erased.text
+    with psycopg.connect(url) as conn:
+        owner, email, content = conn.execute(
+            "SELECT owner, owner_email, content FROM pipeline_projects WHERE title = 'Annual survey'"
+        ).fetchone()
+    assert (owner, email) == ("Joanne Smithson", "mojo@x.org")  # other people, untouched
+    assert content == "Annual planning with [erased] (ann.smith@x.org)"

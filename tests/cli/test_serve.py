@@ -36,6 +36,12 @@ def served(app_db_url, db_url):
     # Not below pytest's tmp_path (root's alone): the service's user must reach its upload folder.
     tmp_path = Path(tempfile.mkdtemp(prefix="connectivity-serve-"))
     tmp_path.chmod(0o755)
+    # A link the service's user could have planted: root must not hand its target over.
+    secret = tmp_path / "root-only"
+    secret.write_text("root's")
+    secret.chmod(0o600)
+    (tmp_path / "uploads").mkdir()
+    (tmp_path / "uploads" / "planted").symlink_to(secret)
     port = free_port()
     env = {
         **os.environ,
@@ -74,6 +80,7 @@ def test_serve_runs_as_an_unprivileged_user_that_cannot_read_the_database_files(
     service = pwd.getpwnam("connectivity")
     assert uid_of(process.pid) == service.pw_uid
     assert uploads.stat().st_uid == service.pw_uid and uploads.stat().st_mode & 0o777 == 0o700
+    assert (uploads.parent / "root-only").stat().st_uid == 0  # the planted link was not followed
     import psycopg
 
     with psycopg.connect(db_url) as conn:  # its connections are the application role's

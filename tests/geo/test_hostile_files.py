@@ -204,6 +204,9 @@ def rewrite_zip(
                     out.writestr(item.filename, replace[item.filename])
                 continue
             out.writestr(item, src.read(item.filename))
+        for name, data in replace.items():  # members the source does not have are added
+            if data is not None and name not in src.namelist():
+                out.writestr(name, data)
         if add_big:
             name, size = add_big
             info = zipfile.ZipInfo(name)
@@ -361,3 +364,58 @@ def test_yaml_aliases_in_a_mapping_are_refused(tmp_path):
     with pytest.raises(UploadRejected, match="anchors and aliases"):
         load_mapping_file(path)
     assert time.monotonic() - started < 1
+
+
+def test_xlsx_parts_gdal_may_read_are_checked_whatever_their_names(tmp_path, samples):
+    source = samples.write("xlsx")
+    with zipfile.ZipFile(source) as zf:
+        sheet_name = next(n for n in zf.namelist() if n.startswith("xl/worksheets/"))
+        sheet = zf.read(sheet_name)
+    dtd = sheet.replace(b"?>", b'?><!DOCTYPE w [<!ENTITY x "ENTITY_EXPANDED">]>', 1)
+    for name in ("xl/worksheets/sheet9.dat", "xl/worksheets/._sheet9.xml", "__MACOSX/xl/sheet9.xml"):
+        path = rewrite_zip(source, tmp_path / f"{abs(hash(name))}.xlsx", {name: dtd})
+        refused(path, "declares a DTD")
+    commented = sheet.replace(b"?>", b'?><!-- <a> --><!DOCTYPE w [<!ENTITY x "V">]>', 1)
+    refused(rewrite_zip(source, tmp_path / "comment.xlsx", {sheet_name: commented}), "declares a DTD")
+
+
+def test_a_kmz_is_read_from_its_checked_files_only(tmp_path, samples):
+    good = samples.write("kmz")
+    with zipfile.ZipFile(good) as zf:
+        members = {n: zf.read(n) for n in zf.namelist() if not n.endswith("/")}
+    sneaky = tmp_path / "sneaky.kmz"
+    with zipfile.ZipFile(sneaky, "w") as zf:
+        zf.writestr("__MACOSX/evil.kml", vrt(PASSWD))  # never extracted, never read
+        for n, data in members.items():
+            zf.writestr(n, data)
+    with open_upload(sneaky) as info:
+        assert info.row_count and info.row_count > 0 and "pw" not in info.layers
+    twice = tmp_path / "twice.kmz"
+    with zipfile.ZipFile(twice, "w") as zf:
+        zf.writestr("doc.kml", vrt(PASSWD))
+        zf.writestr("doc.kml", members["doc.kml"])
+    refused(twice, "in the archive twice")
+
+
+def test_clashing_zip_member_paths_are_a_rejection_not_a_crash(tmp_path):
+    for order in (("assets", "assets/x.shp"), ("assets/x.shp", "assets")):
+        path = tmp_path / f"clash{len(order[0])}.zip"
+        with zipfile.ZipFile(path, "w") as zf:
+            for name in order:
+                zf.writestr(name, b"x")
+        refused(path, "clashes with another member")
+
+
+def test_a_geopackage_whose_own_tables_are_views_is_refused_before_any_query(tmp_path):
+    path = tmp_path / "views.gpkg"
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA application_id = 1196444487")
+    con.execute(
+        "CREATE VIEW gpkg_contents AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) "
+        "SELECT 'x' AS table_name FROM r WHERE n < 0"
+    )
+    con.commit()
+    con.close()
+    started = time.monotonic()
+    refused(path, "'gpkg_contents' is a view")
+    assert time.monotonic() - started < 5

@@ -49,15 +49,16 @@ def test_the_reaper_marks_only_the_jobs_whose_owner_is_gone(conn, job):
     stale_elsewhere = job("another-host:2:2", age=600)
     dead_here = job(f"{host}:999999:1", age=1)
     queued_here = job(f"{host}:999998:1", age=1, state="queued")
-    mine_untracked = job(jobs.owner(), age=1)
-    mine_tracked = job(jobs.owner(), age=1)
+    mine_untracked = job(jobs.owner(), age=60)
+    mine_starting = job(jobs.owner(), age=1)  # recorded a moment ago, tracked a moment later
+    mine_tracked = job(jobs.owner(), age=60)
     legacy = job(None, age=1)
     another_live_process = job(f"{host}:{os.getppid()}:{jobs._start_time(os.getppid())}", age=600)
     with jobs.ACTIVE.tracking("uploads", mine_tracked):
         marked = jobs.reap(conn, stale_s=60)
     interrupted = {stale_elsewhere, dead_here, queued_here, mine_untracked, legacy}
     assert set(marked["uploads"]) >= interrupted
-    assert not {live_elsewhere, mine_tracked, another_live_process} & set(marked["uploads"])
+    assert not {live_elsewhere, mine_tracked, mine_starting, another_live_process} & set(marked["uploads"])
     states = dict(
         conn.execute(
             "SELECT id, state FROM uploads WHERE id = ANY(%s)", [[*interrupted, live_elsewhere]]
