@@ -196,6 +196,7 @@ def test_killed_during_an_upload_and_a_report_then_restarted(isolated, camden_st
     with psycopg.connect(isolated.url) as conn:
         before = conn.execute("SELECT count(*), coalesce(sum(version), 0) FROM assets").fetchone()
     auth = isolated.auth
+    blocker = psycopg.connect(isolated.url)
     service = Service(isolated.app_url, uploads)
     try:
         with open(path, "rb") as f:
@@ -205,6 +206,9 @@ def test_killed_during_an_upload_and_a_report_then_restarted(isolated, camden_st
             )  # fmt: skip
         assert sent.status_code == 202, sent.text
         upload_id = sent.json()["id"]
+        # Held until the kill: the job, still reading 150,000 rows, then waits on it at its apply
+        # step, inside its transaction. So the kill lands in the middle of the job on any machine.
+        blocker.execute("LOCK TABLE loads IN ACCESS EXCLUSIVE MODE")
         report = httpx.post(
             f"{service.base}/coverage/reports",
             json={"area": {"boroughs": ["E09000007", "E09000001", "E09000033"]}, "demand": "grid", "cell_size": 50},
@@ -213,18 +217,22 @@ def test_killed_during_an_upload_and_a_report_then_restarted(isolated, camden_st
         assert report.status_code == 201, report.text
         report_id = report.json()["id"]
 
-        def running() -> bool:
+        def waiting_to_apply() -> bool:
             with psycopg.connect(isolated.url) as conn:
-                up = conn.execute(
-                    "SELECT state, progress_done, message FROM uploads WHERE id = %s", [upload_id]
-                ).fetchone()
-            assert up[0] in ("queued", "running"), f"the upload ended before it could be killed: {up}"
-            return up[0] == "running" and up[1] > 0
+                up = conn.execute("SELECT state, message FROM uploads WHERE id = %s", [upload_id]).fetchone()
+                assert up[0] in ("queued", "running"), f"the upload ended before it could be killed: {up}"
+                waits = conn.execute(
+                    """SELECT count(*) FROM pg_stat_activity
+                       WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%%INSERT INTO loads%%'"""
+                ).fetchone()[0]
+            return up[0] == "running" and waits > 0
 
-        wait_for(running)
+        wait_for(waiting_to_apply, 120)
         service.kill()
     finally:
         service.stop()
+        blocker.rollback()
+        blocker.close()
     restarted = Service(isolated.app_url, uploads)
     try:
         upload = httpx.get(f"{restarted.base}/uploads/{upload_id}", headers=auth("camden")).json()
