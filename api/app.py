@@ -121,8 +121,10 @@ def _image_sources(settings: Settings) -> tuple[str, ...]:
     """Where the map's background tiles come from, when a tile server is configured."""
     if not settings.map.tile_url:
         return ()
-    parts = urlsplit(settings.map.tile_url.replace("{s}", "a"))
-    host = parts.netloc.replace("a.", "*.", 1) if "{s}" in settings.map.tile_url else parts.netloc
+    parts = urlsplit(settings.map.tile_url)
+    host = parts.netloc
+    if "{s}" in host:  # subdomains a, b, c: a CSP wildcard stands only for the leftmost labels
+        host = "*" + host.split("{s}", 1)[1]
     return (f"{parts.scheme}://{host}",) if parts.scheme in ("http", "https") else ()
 
 
@@ -130,7 +132,7 @@ def _purge_once(url: str, settings: Settings) -> dict[str, int] | None:
     from geo.personal_data import Retention, purge
 
     with connect(url, connect_timeout=5) as conn:
-        return purge(conn, Retention(**settings.retention.model_dump(exclude={"purge_every_hours"})))
+        return purge(conn, Retention.from_settings(settings.retention))
 
 
 async def _purge_periodically(url: str, settings: Settings) -> None:

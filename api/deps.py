@@ -44,6 +44,8 @@ class DatabaseHealth:
         self.fast = fast
         self.down_since: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self._probe: asyncio.Task[bool] | None = None
+        self._probed_at = 0.0
 
     @property
     def down(self) -> bool:
@@ -56,7 +58,18 @@ class DatabaseHealth:
             self._task = asyncio.get_running_loop().create_task(self._investigate())
 
     async def reachable(self) -> bool:
-        """Whether a new connection can be made within a second."""
+        """Whether a new connection can be made within a second.
+
+        One try at a time: requests that ask meanwhile, or within ``probe_every`` of its start,
+        share its answer, so a busy pool never brings a burst of new connections.
+        """
+        probe = self._probe
+        if probe is None or (probe.done() and time.monotonic() - self._probed_at > self.probe_every):
+            self._probed_at = time.monotonic()
+            probe = self._probe = asyncio.get_running_loop().create_task(self._connect())
+        return await asyncio.shield(probe)
+
+    async def _connect(self) -> bool:
         try:
             conn = await psycopg.AsyncConnection.connect(self.url, connect_timeout=1)
         except psycopg.OperationalError:
@@ -158,7 +171,11 @@ def get_settings(request: Request) -> Settings:
 
 def bearer_key(request: Request) -> str | None:
     """The key of ``Authorization: Bearer <key>``; None without the header."""
-    header = request.headers.get("authorization")
+    return parse_bearer(request.headers.get("authorization"))
+
+
+def parse_bearer(header: str | None) -> str | None:
+    """The key of an ``Authorization`` header's value; None for none, 401 unless ``Bearer <key>``."""
     if not header:
         return None
     scheme, _, key = header.partition(" ")
@@ -179,7 +196,10 @@ async def get_principal(
     if known is not None:
         return known  # type: ignore[no-any-return]
     key = bearer_key(request)
-    return ANONYMOUS if key is None else await authenticate(conn, key)
+    request.state.principal = (
+        ANONYMOUS if key is None else await authenticate(conn, key)
+    )  # for the access log
+    return request.state.principal  # type: ignore[no-any-return]
 
 
 def _allowed_to_read(principal: Principal, settings: Settings) -> Principal:
@@ -204,6 +224,7 @@ async def get_lazy_reader(
     """:func:`get_reader` for routes on a :class:`LazyConn`: an anonymous caller takes no connection."""
     key = bearer_key(request)
     principal = ANONYMOUS if key is None else await authenticate(await lazy.get(), key)
+    request.state.principal = principal  # for the access log
     return _allowed_to_read(principal, settings)
 
 
@@ -244,3 +265,7 @@ Reader = Annotated[Principal, Depends(get_reader)]
 Lazy = Annotated[LazyConn, Depends(get_lazy_conn)]
 LazyReader = Annotated[Principal, Depends(get_lazy_reader)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+#: The writes only admins and borough keys make (uploads, wayleaves).
+BOROUGH_WRITE = Depends(RequireRoles("admin", "borough"))

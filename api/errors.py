@@ -1,7 +1,7 @@
 """One table from domain errors to HTTP statuses, answered as ``application/problem+json``.
 
 Every error is a problem document, an unexpected one too (500, its details only in the
-server's log), and none carries a server path. A database that cannot be reached (stopped,
+server's log; :class:`api.middleware.Guard` answers it), and none carries a server path. A database that cannot be reached (stopped,
 restarting, every pooled connection broken) is a 503 with ``Retry-After``, never a 500; a
 statement over ``statement_timeout`` a 503 too; a value the database refuses (a NUL byte in a
 text, a number out of range) a 400.
@@ -37,6 +37,11 @@ PROBLEM = "application/problem+json"
 SERVER_ROOTS = (str(PROJECT_ROOT), tempfile.gettempdir(), sys.prefix, os.path.expanduser("~"))
 log = logging.getLogger("connectivity.api")
 
+
+class BodyTooLarge(Exception):
+    """A request body, or a file in it, is over its limit (413)."""
+
+
 #: Domain exception -> HTTP status. Subclasses map through their nearest listed base.
 STATUS_CODES: dict[type[Exception], int] = {
     AuthenticationFailed: 401,
@@ -50,6 +55,7 @@ STATUS_CODES: dict[type[Exception], int] = {
     InvalidTile: 404,
     InvalidParameter: 400,
     GdalUnavailable: 503,
+    BodyTooLarge: 413,
 }
 
 TITLES = {
@@ -70,6 +76,7 @@ TITLES = {
 }
 #: Seconds a client should wait before retrying while the database is away.
 RETRY_AFTER = "1"
+DATABASE_AWAY = "the database is not reachable at the moment; try again shortly"
 
 
 def problem_body(status: int, detail: str, **extra: Any) -> dict[str, Any]:
@@ -101,14 +108,10 @@ def status_for(exc: Exception, table: dict[type[Exception], int]) -> int | None:
 
 def install(app: FastAPI, extra: dict[type[Exception], int] | None = None) -> None:
     """Install the error handlers on ``app``: :data:`STATUS_CODES` plus the ``extra`` mappings."""
-    from api.middleware import BodyTooLarge
-
-    table = {**STATUS_CODES, BodyTooLarge: 413, **(extra or {})}
+    table = {**STATUS_CODES, **(extra or {})}
 
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
-        status = status_for(exc, table)
-        if status is None:  # not ours: a real bug
-            return await unexpected(request, exc)
+        status = status_for(exc, table) or 500  # only classes of the table are sent here
         extra = getattr(exc, "problem_extra", None) or {}
         return problem(status, str(exc), getattr(exc, "problem_headers", None), **extra)
 
@@ -132,11 +135,7 @@ def install(app: FastAPI, extra: dict[type[Exception], int] | None = None) -> No
     async def database_away(request: Request, exc: Exception) -> JSONResponse:
         request.app.state.database_health.failed()
         log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
-        return problem(
-            503,
-            "the database is not reachable at the moment; try again shortly",
-            {"Retry-After": RETRY_AFTER},
-        )
+        return problem(503, DATABASE_AWAY, {"Retry-After": RETRY_AFTER})
 
     async def too_slow(request: Request, exc: Exception) -> JSONResponse:
         return problem(
@@ -148,10 +147,6 @@ def install(app: FastAPI, extra: dict[type[Exception], int] | None = None) -> No
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return problem(400, f"a value of the request cannot be stored or compared: {first}")
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
-        return problem(500, "an unexpected error occurred; it has been logged")
-
     for cls in table:
         app.add_exception_handler(cls, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
@@ -160,7 +155,6 @@ def install(app: FastAPI, extra: dict[type[Exception], int] | None = None) -> No
     app.add_exception_handler(psycopg.OperationalError, database_away)
     app.add_exception_handler(PoolTimeout, database_away)
     app.add_exception_handler(psycopg.DataError, refused_value)
-    app.add_exception_handler(Exception, unexpected)
 
 
 def _short(value: Any) -> Any:

@@ -11,11 +11,12 @@ and ``CONNECTIVITY_JOBS_QUEUE`` in all; beyond that a request is answered 429 wi
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +58,6 @@ class Jobs:
         self._lock = threading.Lock()
         self._per_key: Counter[int | None] = Counter()
         self._total = 0
-        self.futures: set[Future[Any]] = set()
 
     def admit(self, key: int | None) -> Ticket:
         """A ticket for one more job of ``key``, or :class:`TooManyJobs`."""
@@ -106,15 +106,17 @@ class Jobs:
                 work(*args, **kwargs)
             except Exception as exc:
                 log.error("background job %s %s failed", table, job_id, exc_info=exc)
-                values = {"state": "failed", "message": f"{type(exc).__name__}: {exc}"}
+                values = {
+                    "state": "failed",
+                    "message": f"{type(exc).__name__}: {exc}",
+                    "finished_at": dt.datetime.now(dt.UTC),
+                }
                 finish(url, table, job_id, values, 30, unless_finished=True)
             finally:
                 ACTIVE.discard(table, job_id)
                 ticket.release()
 
-        future = self.executor.submit(run)
-        self.futures.add(future)
-        future.add_done_callback(self.futures.discard)
+        self.executor.submit(run)
 
     async def drain(self) -> None:
         """At shutdown: let running jobs finish; queued ones stay queued for the reaper to end."""

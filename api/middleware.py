@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
@@ -26,35 +25,27 @@ from typing import Any
 import psycopg
 from psycopg_pool import PoolTimeout
 from starlette._utils import get_route_path
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import PROBLEM, problem_body
+from api.errors import DATABASE_AWAY, RETRY_AFTER, problem
 from geo.access import AuthenticationFailed, PermissionDenied, authenticate
 from geo.audit import REQUEST_ID
 
 access_log = logging.getLogger("connectivity.access")
+log = logging.getLogger("connectivity.api")
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-class BodyTooLarge(Exception):
-    """The request's body is over its route's limit (413)."""
+async def _send_problem(
+    scope: Scope, send: Send, status: int, detail: str, headers: dict[str, str] | None = None
+) -> None:
+    """Answer with :func:`api.errors.problem` before the app (or in its stead)."""
+    await problem(status, detail, headers)(scope, _nothing_more, send)
 
 
-async def _send_problem(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps(problem_body(status, detail)).encode()
-    raw = [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]
-    if status == 401:
-        raw.append((b"www-authenticate", b"Bearer"))
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return value.decode("latin-1")
-    return None
+async def _nothing_more() -> Message:
+    return {"type": "http.disconnect"}
 
 
 class Guard:
@@ -83,34 +74,32 @@ class Guard:
             or b"\x00" in query
             or "\x00" in scope["path"]
         ):
-            await _send_problem(send, 400, "the request's path or query holds a NUL byte (%00)")
+            await _send_problem(scope, send, 400, "the request's path or query holds a NUL byte (%00)")
             return
         limit = self.body_limit(scope)
-        declared = _header(scope, b"content-length")
+        declared = Headers(scope=scope).get("content-length")
         if scope["method"] in WRITES:
             try:
                 principal = await self._caller(scope)
             except AuthenticationFailed as exc:
-                await _send_problem(send, 401, str(exc))
+                await _send_problem(scope, send, 401, str(exc))
                 return
             except PermissionDenied as exc:
-                await _send_problem(send, 403, str(exc))
+                await _send_problem(scope, send, 403, str(exc))
                 return
             except (psycopg.OperationalError, PoolTimeout):
-                await _send_problem(
-                    send,
-                    503,
-                    "the database is not reachable at the moment; try again shortly",
-                    {"Retry-After": "1"},
-                )
+                await _send_problem(scope, send, 503, DATABASE_AWAY, {"Retry-After": RETRY_AFTER})
                 return
             scope.setdefault("state", {})["principal"] = principal
         if declared is not None:
             if not re.fullmatch(r"[0-9]{1,18}", declared.strip()):
-                await _send_problem(send, 400, f"Content-Length: {declared[:40]!r} is not a number of bytes")
+                await _send_problem(
+                    scope, send, 400, f"Content-Length: {declared[:40]!r} is not a number of bytes"
+                )
                 return
             if int(declared) > limit:
                 await _send_problem(
+                    scope,
                     send,
                     413,
                     f"the request body is {int(declared):,} bytes, more than the limit of {limit:,}",
@@ -139,32 +128,35 @@ class Guard:
                     over = True
                     if not started:
                         await _send_problem(
-                            send, 413, f"the request body is more than the limit of {limit:,} bytes"
+                            scope, send, 413, f"the request body is more than the limit of {limit:,} bytes"
                         )
                     return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counted, watched)
+        try:
+            await self.app(scope, counted, watched)
+        except Exception:
+            # Answered here, inside the other middlewares, so a 500 has the security headers and
+            # a request id like every answer (Starlette's own handler answers outside them all).
+            log.exception("unexpected error in %s %s", scope["method"], get_route_path(scope))
+            if started:
+                raise
+            await _send_problem(scope, send, 500, "an unexpected error occurred; it has been logged")
 
     async def _caller(self, scope: Scope) -> Any:
         """The principal of a write: a valid key whose role the route admits."""
-        from geo.access import ANONYMOUS
+        from api.deps import parse_bearer, pooled
 
-        header = _header(scope, b"authorization")
-        if not header:
+        key = parse_bearer(Headers(scope=scope).get("authorization"))
+        if key is None:
             raise AuthenticationFailed("this needs an API key: send 'Authorization: Bearer <key>'")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise AuthenticationFailed("the Authorization header must be 'Bearer <key>'")
-        from api.deps import pooled
-
         app = scope["app"]
         async with pooled(app) as conn:
-            principal = await authenticate(conn, key.strip())
+            principal = await authenticate(conn, key)
         roles = _route_roles(app, scope)
         if roles:
             principal.require_role(*roles)  # type: ignore[arg-type]
-        return principal if principal is not None else ANONYMOUS
+        return principal
 
 
 RouteRoles = list[tuple[re.Pattern[str], frozenset[str], tuple[str, ...]]]

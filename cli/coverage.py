@@ -15,6 +15,7 @@ import psycopg
 import typer
 from rich.table import Table
 
+from geo import jobs
 from geo.access import cli_principal
 from geo.csv_out import write_csv
 from geo.settings import CoverageSettings, Settings
@@ -133,7 +134,7 @@ def coverage(
     url = prepare_database(settings, demo=False, quiet=True)
     try:
         report_id = reports.open_report(url, request, CLI_ADMIN)
-        with progress_bar("coverage report") as report:
+        with jobs.beating(url, settings.jobs.heartbeat_s), progress_bar("coverage report") as report:
             reports.run_report(url, report_id, request, report, raise_errors=False)
     except reports.WayleavesUnavailable as exc:
         raise fail(str(exc)) from exc

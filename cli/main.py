@@ -21,7 +21,7 @@ from rich.table import Table
 from cli.coverage import coverage
 from cli.pipeline import pipeline_app
 from cli.wayleaves import wayleaves_app
-from geo import access, database
+from geo import access, database, jobs
 from geo.cluster import ClusterError, EmbeddedCluster
 from geo.settings import PROJECT_ROOT, Settings
 
@@ -216,8 +216,8 @@ def _expiry(days: int | None, until: str | None) -> dt.datetime | None:
     if days is not None and until is not None:
         raise fail("give --expires-days or --expires, not both", 2)
     if days is not None:
-        if days < 1:
-            raise fail("--expires-days must be at least 1", 2)
+        if not 1 <= days <= 36_500:
+            raise fail(f"--expires-days: {days} is not between 1 and 36,500 (a hundred years)", 2)
         return dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
     if until is None:
         return None
@@ -368,7 +368,8 @@ def import_file(
     upload_id = _run_async(
         settings, lambda c: uploads.register_upload(c, request, stored, file.name, principal)
     )
-    with progress_bar(f"upload {upload_id}") as report:
+    beat = jobs.beating(url, settings.jobs.heartbeat_s)
+    with jobs.ACTIVE.tracking("uploads", upload_id), beat, progress_bar(f"upload {upload_id}") as report:
         record = uploads.process_upload(
             url, upload_id, settings.upload, raw_min_zoom=settings.tiles.raw_min_zoom, progress=report
         )
@@ -481,8 +482,8 @@ def _drop_privileges(settings: Settings) -> str:
     # Never through a link: the service's user owns this folder and could plant one.
     os.chown(uploads, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
     for folder, dirs, files in os.walk(uploads, followlinks=False):
-        for name in [*dirs, *files]:
-            os.chown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+        for child in [*dirs, *files]:
+            os.chown(os.path.join(folder, child), entry.pw_uid, entry.pw_gid, follow_symlinks=False)
     uploads.chmod(0o700)
     os.setgroups([])
     os.setgid(entry.pw_gid)
@@ -529,12 +530,25 @@ def gdpr_export(
 
     from geo import personal_data
 
-    actor = access.cli_principal()
-    result = _subject_work(lambda conn: personal_data.export(conn, actor, email, name))
-    text = json.dumps(result, default=str, indent=2)
+    target = None
     if out:
-        out.write_text(text + "\n")
-        os.chmod(out, 0o600)
+        try:  # opened first (a path that cannot be written exports nothing), its owner's alone
+            target = os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w")
+            os.fchmod(target.fileno(), 0o600)  # an existing file keeps its mode otherwise
+        except OSError as exc:
+            raise fail(f"--out: {out} cannot be written ({exc.strerror})", 2) from None
+    actor = access.cli_principal()
+    try:
+        result = _subject_work(lambda conn: personal_data.export(conn, actor, email, name))
+    except BaseException:
+        if target is not None:
+            target.close()
+            out.unlink()  # type: ignore[union-attr]
+        raise
+    text = json.dumps(result, default=str, indent=2)
+    if target is not None:
+        with target:
+            target.write(text + "\n")
     else:
         typer.echo(text)
     found = ", ".join(f"{t}: {v['count']}" for t, v in result["tables"].items()) or "nothing"
@@ -550,7 +564,11 @@ def gdpr_erase(
     """Erase a person everywhere: current rows, history, events, errors, key labels, the audit trail."""
     from geo import personal_data
 
-    if not yes and not typer.confirm(f"Erase {email or ''} {name or ''} everywhere? This cannot be undone"):
+    try:
+        who = " and ".join(personal_data.needles(email, name))
+    except personal_data.InvalidSubject as exc:
+        raise fail(str(exc), 2) from exc
+    if not yes and not typer.confirm(f"Erase {who} everywhere? This cannot be undone"):
         raise fail("nothing erased", 1)
     actor = access.cli_principal()
     counts = _subject_work(lambda conn: personal_data.erase(conn, actor, email, name))
@@ -567,7 +585,7 @@ def purge_command() -> None:
     from geo.personal_data import Retention, purge
 
     settings = Settings()
-    retention = Retention(**settings.retention.model_dump(exclude={"purge_every_hours"}))
+    retention = Retention.from_settings(settings.retention)
     with database.connect(_url(settings)) as conn:
         counts = purge(conn, retention, access.cli_principal())
     if counts is None:
@@ -599,20 +617,20 @@ def audit_command(
 
     from geo import audit
 
-    if action is not None and action not in audit.ACTIONS:
-        raise fail(f"--action: {action!r} is not one of {', '.join(audit.ACTIONS)}", 2)
     moments: dict[str, dt.datetime] = {}
     for name, value in (("since", since), ("until", until)):
         if value is not None:
             try:
-                moment = dt.datetime.fromisoformat(value)
+                moments[name] = dt.datetime.fromisoformat(value)
             except ValueError:
                 raise fail(f"--{name}: {value!r} is not an ISO 8601 date or date-time", 2) from None
-            moments[name] = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-    query = audit.AuditQuery(
-        actor=actor, action=action, object_type=object_type, object_id=object_id, limit=limit,
-        since=moments.get("since"), until=moments.get("until"),
-    )  # fmt: skip
+    try:
+        query = audit.AuditQuery(
+            actor=actor, action=action, object_type=object_type, object_id=object_id, limit=limit,
+            since=moments.get("since"), until=moments.get("until"),
+        )  # fmt: skip
+    except ValueError as exc:
+        raise fail(f"--{exc}", 2) from None
     rows, _ = _run_async(Settings(), lambda conn: audit.search(conn, query))
     if json_out:
         for r in rows:

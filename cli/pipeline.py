@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from geo import database, pipeline
+from geo import database, jobs, pipeline
 from geo.access import Principal, cli_principal
 from geo.settings import Settings
 
@@ -40,9 +40,10 @@ def import_command(
 
     if not file.is_file():
         raise fail(f"{file}: no such file", 2)
-    url = _migrated(Settings())
+    settings = Settings()
+    url = _migrated(settings)
     with database.connect(url, autocommit=True) as conn:
-        with progress_bar(f"pipeline {file.name}") as report:
+        with jobs.beating(url, settings.jobs.heartbeat_s), progress_bar(f"pipeline {file.name}") as report:
             record = pipeline.import_pipeline(
                 conn, file.read_bytes(), file.name, _admin(), dry_run=dry_run, skip_invalid=skip_invalid,
                 progress=report,

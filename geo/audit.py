@@ -25,6 +25,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from geo.access import Principal
+from geo.features import InvalidParameter, whole_number
 
 #: The request an event belongs to (the ``X-Request-Id`` of the access log), set per request.
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -115,6 +116,18 @@ async def record_async(
     await conn.execute(INSERT, _params(who, action, object_type, object_id, details))
 
 
+async def record_reads(
+    conn: psycopg.AsyncConnection[Any], who: Principal, object_type: str, ids: list[int], what: str
+) -> None:
+    """Record that ``who`` was shown personal data (``what``) of these objects: one event, its
+    object the one id or, for several, none, with up to 1,000 ids in its details. Nothing if none."""
+    if ids:
+        await record_async(
+            conn, who, "personal_data.read", object_type, ids[0] if len(ids) == 1 else None,
+            {"what": what, "ids": ids[:1000], "count": len(ids)},
+        )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class AuditQuery:
     """Filters of an audit search; every one optional."""
@@ -128,6 +141,15 @@ class AuditQuery:
     before: int | None = None
     limit: int = 100
 
+    def __post_init__(self) -> None:
+        """An action must be one of :data:`ACTIONS`; a time without a zone is taken as UTC."""
+        if self.action is not None and self.action not in ACTIONS:
+            raise InvalidParameter(f"action: {self.action!r} is not one of {', '.join(ACTIONS)}")
+        for name in ("since", "until"):
+            moment = getattr(self, name)
+            if moment is not None and moment.tzinfo is None:
+                object.__setattr__(self, name, moment.replace(tzinfo=dt.UTC))
+
 
 COLUMNS = "id, at, actor, actor_key_id, actor_role, action, object_type, object_id, details, request_id"
 
@@ -138,9 +160,10 @@ def _where(query: AuditQuery) -> tuple[sql.Composable, dict[str, Any]]:
     if query.actor:
         # A key id ("8" or "key 8") or any part of the actor's name ("cli:", "pt-camden").
         number = query.actor.removeprefix("key ").strip()
-        if number.isascii() and number.isdigit():
+        key_id = whole_number(number)
+        if key_id is not None and key_id >= 0:
             conds.append(sql.SQL("actor_key_id = %(actor_key)s"))
-            params["actor_key"] = int(number)
+            params["actor_key"] = key_id
         else:
             conds.append(sql.SQL("actor ILIKE %(actor)s"))
             params["actor"] = "%" + query.actor.replace("%", r"\%").replace("_", r"\_") + "%"

@@ -1377,44 +1377,39 @@ def run_report(
     for the background ones alike; ``progress`` also receives every step (for the CLI's bar).
     ``conn`` is an autocommit connection to work on (one is opened otherwise).
     """
-    ACTIVE.add("coverage_reports", report_id)
-    try:
+    with ACTIVE.tracking("coverage_reports", report_id):
         status = JobStatus(url, "coverage_reports", report_id, every=0.2, conn=conn)
-    except Exception:
-        ACTIVE.discard("coverage_reports", report_id)
-        raise
-    try:
-        status.set(
-            state="running", started_at=_now(), progress_done=0, progress_total=len(STEPS), message=None
-        )
+        try:
+            status.set(
+                state="running", started_at=_now(), progress_done=0, progress_total=len(STEPS), message=None
+            )
 
-        def report(step: str, done: int, total: int) -> None:
-            status.progress(step, done, total)
-            progress(step, done, total)
+            def report(step: str, done: int, total: int) -> None:
+                status.progress(step, done, total)
+                progress(step, done, total)
 
-        conn = status.conn  # autocommit: the results and the state 'done' in one transaction
-        result = compute_report(url, request, report, conn)
-        started = time.perf_counter()
-        with conn.transaction():
-            store_result(conn, report_id, result)
-            timings = {**result.timings, "store": round(time.perf_counter() - started, 4)}
-            timings["total"] = round(sum(timings.values()), 4)
-            conn.execute(
-                """UPDATE coverage_reports SET state = 'done', summary = %s, timings = %s, data_version = %s,
-                       area = ST_GeomFromWKB(%s, 27700), progress_done = %s, finished_at = now()
-                   WHERE id = %s""",
-                [
-                    Jsonb(result.summary), Jsonb(timings), Jsonb(result.data_version),
-                    shapely.to_wkb(result.request.geometry), len(STEPS), report_id,
-                ],
-            )  # fmt: skip
-    except Exception as exc:
-        status.finish(state="failed", message=f"{type(exc).__name__}: {exc}", finished_at=_now())
-        if raise_errors:
-            raise
-    finally:
-        ACTIVE.discard("coverage_reports", report_id)
-        status.close()
+            conn = status.conn  # autocommit: the results and the state 'done' in one transaction
+            result = compute_report(url, request, report, conn)
+            started = time.perf_counter()
+            with conn.transaction():
+                store_result(conn, report_id, result)
+                timings = {**result.timings, "store": round(time.perf_counter() - started, 4)}
+                timings["total"] = round(sum(timings.values()), 4)
+                conn.execute(
+                    """UPDATE coverage_reports SET state = 'done', summary = %s, timings = %s, data_version = %s,
+                           area = ST_GeomFromWKB(%s, 27700), progress_done = %s, finished_at = now()
+                       WHERE id = %s""",
+                    [
+                        Jsonb(result.summary), Jsonb(timings), Jsonb(result.data_version),
+                        shapely.to_wkb(result.request.geometry), len(STEPS), report_id,
+                    ],
+                )  # fmt: skip
+        except Exception as exc:
+            status.finish(state="failed", message=f"{type(exc).__name__}: {exc}", finished_at=_now())
+            if raise_errors:
+                raise
+        finally:
+            status.close()
 
 
 def _now() -> Any:
@@ -1479,7 +1474,7 @@ async def finished_report(
     return record
 
 
-async def demand_kept(conn: psycopg.AsyncConnection[Any], report_id: int) -> None:
+async def _demand_kept(conn: psycopg.AsyncConnection[Any], report_id: int) -> None:
     """Raise :class:`ReportPurged` when the report's premises points were deleted (retention)."""
     cur = await conn.execute("SELECT points_purged_at FROM coverage_reports WHERE id = %s", [report_id])
     row = await cur.fetchone()
@@ -1495,7 +1490,11 @@ CELL_LABEL = "coalesce(label, (x - sqrt(area_m2) / 2)::bigint || '_' || (y - sqr
 
 
 async def demand_rows(conn: psycopg.AsyncConnection[Any], report_id: int) -> list[tuple[Any, ...]]:
-    """The demand rows of a report (:data:`DEMAND_COLUMNS`): postcodes, premises or grid cells."""
+    """The demand rows of a report (:data:`DEMAND_COLUMNS`): postcodes, premises or grid cells.
+
+    :class:`ReportPurged` once its premises points are deleted (rather than the grid cells).
+    """
+    await _demand_kept(conn, report_id)
     cur = await conn.execute(
         f"""SELECT {CELL_LABEL}, x, y, borough_code, households, area_m2, distance_m, asset_id
             FROM coverage_report_points

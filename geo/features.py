@@ -108,15 +108,23 @@ def parse_bbox(value: str | None, srid: int, lat_first: bool) -> tuple[float, fl
     return clamp_bbox((x0, y0, x1, y1), srid)
 
 
-def parse_id(value: str, name: str) -> int:
-    """An integer id or cursor written in ASCII digits within PostgreSQL's bigint (400 otherwise).
+def whole_number(text: str) -> int | None:
+    """``text`` as an integer if it is one in ASCII digits within PostgreSQL's bigint, else None.
 
-    ``str.isdigit`` accepts ``²`` and other digits ``int`` refuses; NUL bytes and the like never
-    reach the database.
+    ``str.isdigit`` accepts ``²`` and other digits ``int`` refuses, ``int`` takes ``1_000`` and
+    Arabic-Indic digits, and a longer number overflows in the database.
     """
-    if not _INTEGER.fullmatch(value) or abs(int(value)) > BIGINT:
+    if not _INTEGER.fullmatch(text) or abs(int(text)) > BIGINT:
+        return None
+    return int(text)
+
+
+def parse_id(value: str, name: str) -> int:
+    """An integer id or cursor (400 otherwise)."""
+    number = whole_number(value)
+    if number is None:
         raise InvalidParameter(f"{name}: {value[:40]!r} is not a feature id (an integer)")
-    return int(value)
+    return number
 
 
 def parse_datetime(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -151,8 +159,7 @@ def parse_filters(collection: Collection, raw: dict[str, str | None]) -> dict[st
             continue
         if name not in collection.filters:
             raise InvalidParameter(f"{name}: collection {collection.id!r} cannot be filtered by {name}")
-        # Sorted and without repeats: equal filters are one cache key, whatever their order.
-        values = sorted({v.strip() for v in value.split(",") if v.strip()})
+        values = [v.strip() for v in value.split(",") if v.strip()]
         if name == "borough":
             try:
                 values = [check_code(v) for v in values]
@@ -160,6 +167,7 @@ def parse_filters(collection: Collection, raw: dict[str, str | None]) -> dict[st
                 raise InvalidParameter(f"borough: {exc}") from None
         elif name in collection.vocabularies:
             _check_values(name, values, collection.vocabularies[name]())
+        # Sorted and without repeats: equal filters are one cache key, whatever their order.
         filters[collection.filters[name]] = sorted(set(values))
     return filters
 
@@ -302,9 +310,9 @@ async def get_feature(
     """One feature as GeoJSON bytes, or :class:`FeatureNotFound`."""
     missing = FeatureNotFound(f"collection {collection.id!r} has no feature {feature_id!r}")
     if collection.id_type == "int":
-        if not _INTEGER.fullmatch(feature_id) or abs(int(feature_id)) > BIGINT:
+        key: Any = whole_number(feature_id)
+        if key is None:
             raise missing
-        key: Any = int(feature_id)
     else:
         key = feature_id
     properties = sql.SQL(", ").join(

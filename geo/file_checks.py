@@ -44,8 +44,9 @@ SHP_MAGIC = b"\x00\x00\x27\x0a"
 # GDAL virtual file systems (/vsicurl/, /vsizip/, /vsimem/...): a path to one inside a file is
 # how a file reaches other files or the network.
 VSI_PATH = re.compile(rb"/vsi[a-z0-9_]*/", re.IGNORECASE)
-# KML elements that make a reader load another document.
-KML_LINKS = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:NetworkLink|Link|Url)\b")
+# KML elements that make a reader load another document (a NetworkLink's Link, or KML 2.0's Url).
+KML_LINKS = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?(?:Link|Url))(?=[\s/>])")
+KML_HREF = re.compile(rb"<(?:[\w.-]+:)?href>\s*([^<]*?)\s*</(?:[\w.-]+:)?href>")
 PROLOG_LIMIT = 64 * 2**10
 SCAN_CHUNK = 4 * 2**20
 
@@ -107,16 +108,35 @@ def _refuse_vsi_paths(path: Path, name: str) -> None:
             )
 
 
-def _xml_prolog(head: bytes, name: str) -> bytes:
-    """The bytes before the root element of an XML document, refusing DTDs (entities, XXE).
+def _utf16(head: bytes) -> str | None:
+    """The codec of a document expat reads as UTF-16 (a byte order mark, or a NUL as its first
+    byte: big-endian, or as its second: little-endian), else None."""
+    if head.startswith(codecs.BOM_UTF16_BE) or head[:1] == b"\x00":
+        return "utf-16-be"
+    if head.startswith(codecs.BOM_UTF16_LE) or head[1:2] == b"\x00":
+        return "utf-16-le"
+    return None
+
+
+def _looks_like_xml(head: bytes) -> bool:
+    """Whether an XML parser would take the document for XML: its first character is ``<``."""
+    codec = _utf16(head)
+    text = head.decode(codec, errors="replace").encode() if codec else head
+    return text.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"<")
+
+
+def _xml_root(head: bytes, name: str) -> bytes:
+    """The first bytes of an XML document from its root element on, refusing DTDs (entities, XXE).
 
     The prolog is read token by token, as an XML parser reads it: a byte order mark, white
     space, processing instructions (``<?…?>``) and comments (``<!--…-->``) may come before the
     root element; a ``<!DOCTYPE`` (or any other declaration) is refused, wherever it stands
-    among them.
+    among them. UTF-16 is refused: the checks read bytes (KML and spreadsheets are UTF-8).
     """
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        head = head.decode("utf-16", errors="replace").encode()
+    if _utf16(head):
+        raise UploadRejected(
+            "the XML document is in UTF-16; refused: save it as UTF-8 (as KML and Excel write it)", file=name
+        )
     at = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
     while True:
         while at < len(head) and head[at : at + 1].isspace():
@@ -134,7 +154,7 @@ def _xml_prolog(head: bytes, name: str) -> bytes:
                 file=name,
             )
         elif re.match(rb"<[A-Za-z_]", head[at : at + 2]):
-            return head[:at]
+            return head[at:]
         else:
             at = -1
         if at < 0:
@@ -149,8 +169,13 @@ def check_geojson(path: Path, name: str) -> None:
     _refuse_vsi_paths(path, name)
 
 
-def _kml_links(path: Path) -> Iterator[tuple[str, str | None]]:
-    """``(element, href)`` of each link to another document (``href`` None when none follows)."""
+def _kml_links(path: Path) -> Iterator[tuple[str, list[str] | None]]:
+    """``(element, hrefs)`` of each link to another document: every ``href`` the element holds.
+
+    None instead of the hrefs when the element does not end within 4 KB, or holds a comment, a
+    CDATA section or an ``href`` that is not plain text: what a reader would load is then not
+    certain, so the caller refuses it.
+    """
     seen: set[int] = set()
     with open(path, "rb") as f:
         for offset, chunk in _chunks(path):
@@ -160,40 +185,43 @@ def _kml_links(path: Path) -> Iterator[tuple[str, str | None]]:
                     continue
                 seen.add(at)
                 f.seek(at)
-                href = re.search(rb"<(?:[\w.-]+:)?href>\s*([^<]*?)\s*</(?:[\w.-]+:)?href>", f.read(4096))
-                yield (
-                    found.group().decode(errors="replace"),
-                    (href.group(1).decode(errors="replace") if href else None),
+                window = f.read(4096)
+                element = found.group(1).decode(errors="replace")
+                end = re.search(rb"</" + re.escape(found.group(1)) + rb"\s*>", window)
+                body = window[: end.start()] if end else b""
+                hrefs = [h.decode(errors="replace") for h in KML_HREF.findall(body)]
+                unclear = (
+                    end is None
+                    or b"<!--" in body
+                    or b"<![CDATA[" in body
+                    or len(re.findall(rb"<(?:[\w.-]+:)?href\b", body)) != len(hrefs)
                 )
+                yield element, None if unclear else hrefs
 
 
-def check_kml(path: Path, name: str, archive_root: Path | None = None, _depth: int = 0) -> None:
-    """A KML document: XML whose root is ``kml``, without DTD or GDAL paths, loading no other document.
+def check_kml(path: Path, name: str, archive_root: Path | None = None) -> None:
+    """A KML document: UTF-8 XML whose root is ``kml``, without DTD or GDAL paths, loading no other document.
 
     In a KMZ (``archive_root``: where it was extracted) a document may link documents of the
-    same archive by relative path, as GDAL's own KMZ files do; each of them is checked too.
+    same archive by relative path, as GDAL's own KMZ files do; the caller checks every document
+    of the archive, so the linked ones too (each once, however they link each other).
     """
     head = _head(path, PROLOG_LIMIT)
-    stripped = head.removeprefix(codecs.BOM_UTF8).lstrip()
-    if not stripped.startswith(b"<"):
+    if not _looks_like_xml(head):
         raise _not_what_it_says(name, "KML", path)
-    prolog = _xml_prolog(head, name)
-    root = head[len(prolog) :]
+    root = _xml_root(head, name)
     if not re.match(rb"<(?:[A-Za-z_][\w.-]*:)?kml\b", root):
         raise _not_what_it_says(name, "KML", path)
     _refuse_vsi_paths(path, name)
-    for element, href in _kml_links(path):
-        if element.endswith("NetworkLink"):
-            continue  # its <Link> is checked
-        target = _archive_document(path, href, archive_root)
-        if target is None or _depth >= 8:
-            raise UploadRejected(
-                f"the KML loads another document ({element}> {href or ''}); refused: send the features "
-                "themselves (in a KMZ, a document may link only documents of the same archive)",
-                file=name,
-                value=href,
-            )
-        check_kml(target, name, archive_root, _depth + 1)
+    for element, hrefs in _kml_links(path):
+        for href in hrefs or [""]:
+            if hrefs is None or _archive_document(path, href, archive_root) is None:
+                raise UploadRejected(
+                    f"the KML loads another document (<{element}> {href}); refused: send the features "
+                    "themselves (in a KMZ, a document may link only documents of the same archive)",
+                    file=name,
+                    value=href or None,
+                )
 
 
 def _archive_document(doc: Path, href: str | None, root: Path | None) -> Path | None:
@@ -256,44 +284,39 @@ def check_geopackage(path: Path, name: str, limits: Limits) -> None:
                 "SELECT name, type, sql FROM sqlite_master WHERE type IN ('table', 'view')"
             )
         }
+        # Every table and view, not only those gpkg_contents lists: GDAL lists the others as
+        # layers too (LIST_ALL_TABLES=AUTO), and names are compared without regard to case.
         for table, (kind, text) in objects.items():
-            # GDAL and this check read the gpkg_* tables themselves: as views they would run SQL.
-            if kind == "view" and table.lower().startswith(("gpkg_", "rtree_", "sqlite_")):
+            internal = table.lower().startswith(("gpkg_", "rtree_", "sqlite_"))
+            if kind == "view" and internal:  # GDAL and this check read these themselves
                 raise UploadRejected(
                     f"{table!r} is a view (stored SQL) where a GeoPackage has a table; refused", file=name
                 )
-            if kind == "table" and text.upper().startswith("CREATE VIRTUAL TABLE"):
+            if kind == "view":
+                raise UploadRejected(
+                    "the layer is a view (stored SQL), which is not read; export its rows as a table",
+                    file=name,
+                    layer=table,
+                )
+            if text.upper().startswith("CREATE VIRTUAL TABLE"):
                 if not re.search(r"USING\s+rtree\b", text, re.IGNORECASE):
                     raise UploadRejected(
                         f"table {table!r} is a virtual table of a module other than the spatial index; refused",
                         file=name,
                     )
-        try:
-            layers = [r[0] for r in con.execute("SELECT table_name FROM gpkg_contents")]
-        except sqlite3.Error:
-            layers = []
-        for layer in layers:
-            kind, _ = objects.get(layer, ("missing", ""))
-            if kind == "view":
-                raise UploadRejected(
-                    "the layer is a view (stored SQL), which is not read; export its rows as a table",
-                    file=name,
-                    layer=layer,
-                )
-            if kind != "table":
                 continue
-            columns = con.execute(f"PRAGMA table_xinfo({_quote(layer)})").fetchall()
+            columns = con.execute(f"PRAGMA table_xinfo({_quote(table)})").fetchall()
             if any(c[6] in (2, 3) for c in columns):  # hidden = 2 (virtual) or 3 (stored) generated
                 raise UploadRejected(
                     "the layer has generated columns (computed by SQL stored in the file); refused",
                     file=name,
-                    layer=layer,
+                    layer=table,
                 )
-            if len(columns) > limits.max_columns:
+            if not internal and len(columns) > limits.max_columns:
                 raise UploadRejected(
                     f"the layer has {len(columns):,} columns, more than the limit of {limits.max_columns:,}",
                     file=name,
-                    layer=layer,
+                    layer=table,
                 )
     except sqlite3.DatabaseError:
         raise corrupt from None
@@ -465,19 +488,15 @@ def check_xlsx(path: Path, name: str, limits: Limits) -> None:
         # Every member, whatever its name: a relationship may point a sheet anywhere in the
         # package. XML is told by its content; every sheet's first row is counted.
         for m in members:
-            head, checked, cells, row_done = b"", False, 0, True
-            for chunk in read_member(zf, m, name, left):
+            first, cells, row_done = True, 0, True
+            for chunk in read_member(zf, m, name, left):  # 1 MB chunks: the first holds the prolog
                 left -= len(chunk)
-                if not checked:
-                    head += chunk
-                    if len(head) < PROLOG_LIMIT and len(chunk) == 2**20:
-                        continue
-                    checked = True
-                    if not _looks_like_xml(head):
+                if first:
+                    first = False
+                    if not _looks_like_xml(chunk):
                         continue  # an image or other binary part: its bytes counted, not parsed
-                    _xml_prolog(head[:PROLOG_LIMIT], name)
-                    row_done = b"<sheetData" not in head and b":sheetData" not in head
-                    chunk = head
+                    _xml_root(chunk[:PROLOG_LIMIT], name)
+                    row_done = b"<sheetData" not in chunk and b":sheetData" not in chunk
                 if not row_done:
                     end = chunk.find(b"</row>")
                     cells += len(re.findall(rb"<c[\s>/]", chunk if end < 0 else chunk[:end]))
@@ -488,13 +507,6 @@ def check_xlsx(path: Path, name: str, limits: Limits) -> None:
                             "columns in its first row, more than the limit",
                             file=name,
                         )
-            if not checked and _looks_like_xml(head):
-                _xml_prolog(head, name)
-
-
-def _looks_like_xml(head: bytes) -> bool:
-    start = head.removeprefix(codecs.BOM_UTF8).lstrip()
-    return start.startswith(b"<") or head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
 
 
 def scan_text(path: Path, name: str, limits: Limits) -> tuple[str, int, int]:
@@ -562,9 +574,7 @@ def check_content(path: Path, fmt: str, name: str, limits: Limits, archive_root:
     """
     if fmt == "GeoJSON":
         check_geojson(path, name)
-    elif fmt == "KML":
-        check_kml(path, name)
-    elif fmt == "KMZ":
+    elif fmt in ("KML", "KMZ"):
         check_kml(path, name, archive_root=archive_root)
     elif fmt == "FlatGeobuf":
         check_flatgeobuf(path, name)

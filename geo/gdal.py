@@ -27,8 +27,18 @@ from functools import lru_cache
 
 import pyogrio
 
-#: Driver short names uploads may be read with, and the formats they serve.
-ALLOWED_DRIVERS = frozenset({"GPKG", "ESRI Shapefile", "GeoJSON", "FlatGeobuf", "LIBKML", "KML", "XLSX"})
+#: The GDAL drivers each upload format may be read with (short names).
+DRIVERS = {
+    "GeoPackage": ("GPKG",),
+    "Shapefile": ("ESRI Shapefile",),
+    "GeoJSON": ("GeoJSON",),
+    "FlatGeobuf": ("FlatGeobuf",),
+    "KML": ("LIBKML", "KML"),
+    "KMZ": ("LIBKML", "KML"),
+    "XLSX": ("XLSX",),
+}
+#: The only drivers left registered.
+ALLOWED_DRIVERS = frozenset(d for drivers in DRIVERS.values() for d in drivers)
 
 #: GDAL configuration that keeps it off the network and away from other files.
 CONFIG = {

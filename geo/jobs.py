@@ -23,6 +23,7 @@ import os
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -73,25 +74,32 @@ def owner_alive(name: str | None) -> bool | None:
     pid, _, started = rest.partition(":")
     if host != socket.gethostname():
         return None
-    return pid.isdigit() and _start_time(int(pid)) == started
+    return pid.isascii() and pid.isdigit() and _start_time(int(pid)) == started
 
 
 class ActiveJobs:
-    """The jobs this process works on, by table: the ones its heartbeat keeps alive."""
+    """The jobs this process works on, by table: the ones its heartbeat keeps alive.
+
+    Counted: the job queue and the job's own function both track a job, and it stays alive
+    until both are done with it (the queue still records a failure after the function ends).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._ids: dict[str, set[int]] = {table: set() for table in UNFINISHED}
+        self._ids: dict[str, Counter[int]] = {table: Counter() for table in UNFINISHED}
 
     def add(self, table: str, job_id: int) -> None:
         """Start keeping a job alive."""
         with self._lock:
-            self._ids[table].add(job_id)
+            self._ids[table][job_id] += 1
 
     def discard(self, table: str, job_id: int) -> None:
-        """Stop keeping a job alive."""
+        """Stop keeping a job alive, once every :meth:`add` of it is matched."""
         with self._lock:
-            self._ids[table].discard(job_id)
+            ids = self._ids[table]
+            ids[job_id] -= 1
+            if ids[job_id] <= 0:
+                del ids[job_id]
 
     def ids(self, table: str) -> list[int]:
         """The jobs of ``table`` this process works on."""
@@ -167,6 +175,17 @@ class Heartbeat:
                 self._conn.close()
 
 
+@contextlib.contextmanager
+def beating(url: str, every: float = 5.0) -> Iterator[Heartbeat]:
+    """A :class:`Heartbeat` while the block runs: a job the command line runs stays alive in the
+    eyes of services on other hosts that share the database (their reapers go by heartbeats)."""
+    heart = Heartbeat(url, every).start()
+    try:
+        yield heart
+    finally:
+        heart.stop()
+
+
 #: Seconds after its row is written in which a job of this process may not be tracked yet.
 STARTING_S = 15.0
 
@@ -223,6 +242,29 @@ def reap(conn: psycopg.Connection[Any], stale_s: float = 60.0) -> dict[str, list
     return marked
 
 
+def _update(
+    conn: psycopg.Connection[Any],
+    table: str,
+    job_id: int,
+    values: dict[str, Any],
+    only_in: tuple[str, ...] | None = None,
+) -> None:
+    """Set columns of one job's row (dicts and lists as JSON); with ``only_in``, only in those states."""
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in values
+    )
+    params = {k: Jsonb(v) if isinstance(v, dict | list) else v for k, v in values.items()}
+    condition = sql.SQL("")
+    if only_in is not None:
+        condition, params["only_in"] = sql.SQL(" AND state = ANY(%(only_in)s)"), list(only_in)
+    conn.execute(
+        sql.SQL("UPDATE {} SET {} WHERE id = %(job_id)s{}").format(
+            sql.Identifier(table), assignments, condition
+        ),
+        {**params, "job_id": job_id},
+    )
+
+
 class JobStatus:
     """Updates one row of ``table`` (an ``id`` keyed job table); progress at most every ``every`` s."""
 
@@ -238,24 +280,14 @@ class JobStatus:
         self.url = url
         self.owned = conn is None
         self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10) if conn is None else conn
-        self.table = sql.Identifier(table)
+        self.table = table
         self.job_id = job_id
         self.every = every
         self.last = 0.0
 
-    def _update(self, conn: psycopg.Connection[Any], values: dict[str, Any]) -> None:
-        assignments = sql.SQL(", ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in values
-        )
-        params = {k: Jsonb(v) if isinstance(v, dict | list) else v for k, v in values.items()}
-        conn.execute(
-            sql.SQL("UPDATE {} SET {} WHERE id = %(job_id)s").format(self.table, assignments),
-            {**params, "job_id": self.job_id},
-        )
-
     def set(self, **values: Any) -> None:
         """Set columns of the job's row (dicts and lists are stored as JSON)."""
-        self._update(self.conn, values)
+        _update(self.conn, self.table, self.job_id, values)
 
     def progress(self, step: str, done: int, total: int) -> None:
         """Record ``done`` of ``total`` (a :data:`geo.progress.Progress` callback)."""
@@ -280,7 +312,7 @@ class JobStatus:
 
 def finish(
     url: str,
-    table: str | sql.Identifier,
+    table: str,
     job_id: int,
     values: dict[str, Any],
     retry_s: float = 30.0,
@@ -291,24 +323,12 @@ def finish(
 
     ``unless_finished``: only if the job has not recorded an end of its own.
     """
-    ident = table if isinstance(table, sql.Identifier) else sql.Identifier(table)
-    condition: sql.Composable = sql.SQL("")
-    if unless_finished:
-        name = table if isinstance(table, str) else None
-        states = UNFINISHED.get(name or "", ("queued", "running"))
-        condition = sql.SQL(" AND state = ANY({})").format(sql.Literal(list(states)))
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in values
-    )
-    params = {k: Jsonb(v) if isinstance(v, dict | list) else v for k, v in values.items()}
+    unfinished = UNFINISHED.get(table, ("queued", "running")) if unless_finished else None
     deadline = time.monotonic() + retry_s
     while True:
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-                conn.execute(
-                    sql.SQL("UPDATE {} SET {} WHERE id = %(job_id)s{}").format(ident, assignments, condition),
-                    {**params, "job_id": job_id},
-                )
+                _update(conn, table, job_id, values, unfinished)
             return True
         except psycopg.OperationalError as exc:
             if time.monotonic() >= deadline:

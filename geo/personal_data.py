@@ -28,6 +28,7 @@ from psycopg.rows import dict_row
 
 from geo.access import Principal
 from geo.audit import REQUEST_ID, record, record_async
+from geo.settings import RetentionSettings
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 # Taken by whoever purges, so two processes never purge at once.
@@ -167,6 +168,11 @@ class Retention:
     upload_errors_days: int
     report_points_days: int
 
+    @classmethod
+    def from_settings(cls, settings: RetentionSettings) -> Retention:
+        """The periods of ``CONNECTIVITY_RETENTION_*``."""
+        return cls(settings.upload_files_days, settings.upload_errors_days, settings.report_points_days)
+
 
 def purge(
     conn: psycopg.Connection[Any], retention: Retention, who: Principal | str = "system"
@@ -181,7 +187,8 @@ def purge(
 
     ``conn`` must not be in autocommit mode; the purge commits.
     """
-    got = conn.execute("SELECT pg_try_advisory_lock(%s)", [PURGE_LOCK]).fetchone()
+    # Held until the purge's transaction ends, committed or rolled back.
+    got = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", [PURGE_LOCK]).fetchone()
     if not got or not got[0]:
         conn.rollback()
         return None
@@ -196,11 +203,11 @@ def purge(
                 None,
                 {"counts": counts, "retention": retention.__dict__},
             )
-        conn.commit()
-        return counts
-    finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", [PURGE_LOCK])
-        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+    return counts
 
 
 def _purge(conn: psycopg.Connection[Any], retention: Retention) -> dict[str, int]:

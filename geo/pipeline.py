@@ -42,10 +42,10 @@ from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
 from geo.access import PermissionDenied, Principal
-from geo.audit import record, record_async
+from geo.audit import record, record_async, record_reads
 from geo.boroughs import UnknownBorough, check_code
 from geo.csv_out import write_records
-from geo.features import InvalidParameter, parse_bbox
+from geo.features import InvalidParameter, parse_bbox, whole_number
 from geo.gazetteer import place
 from geo.jobs import ACTIVE, finish, owner
 from geo.progress import Progress, silent
@@ -145,8 +145,8 @@ def _vocabulary(value: Any, allowed: tuple[str, ...], name: str) -> str | None:
         return None
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a {name}")
-    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
-        number = int(value)
+    number = value if isinstance(value, int) else whole_number(str(value).strip())
+    if number is not None:
         if 0 <= number < len(allowed):
             return allowed[number]
         raise ValueError(f"{value!r} is not a {name} number (0 to {len(allowed) - 1})")
@@ -193,9 +193,10 @@ def _bool(value: Any) -> bool | None:
 def _int(value: Any) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if isinstance(value, bool) or not str(value).strip().lstrip("-").isdigit():
+    number = None if isinstance(value, bool) else whole_number(str(value).strip())
+    if number is None:
         raise ValueError(f"{value!r} is not a whole number")
-    return int(value)
+    return number
 
 
 # Geometry ----------------------------------------------------------------------------------------------
@@ -874,13 +875,9 @@ def redact(row: dict[str, Any], principal: Principal) -> dict[str, Any]:
 async def record_owner_reads(
     conn: psycopg.AsyncConnection[Any], principal: Principal, rows: list[dict[str, Any]]
 ) -> None:
-    """Record in the audit trail that ``principal`` read the owners (personal data) of these projects."""
+    """Record in the audit trail that ``principal`` was shown the owners (personal data) of these projects."""
     ids = [r["id"] for r in rows if principal.is_admin and (r.get("owner") or r.get("owner_email"))]
-    if ids:
-        await record_async(
-            conn, principal, "personal_data.read", "pipeline_project", ids[0] if len(ids) == 1 else None,
-            {"what": "project owners", "project_ids": ids[:1000], "count": len(ids)},
-        )  # fmt: skip
+    await record_reads(conn, principal, "pipeline_project", ids, "project owners")
 
 
 def require_location_write(project: dict[str, Any], principal: Principal) -> None:

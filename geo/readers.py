@@ -50,16 +50,6 @@ FORMATS = {
     ".xlsx": "XLSX",
 }
 TABLE_FORMATS = {"CSV", "XLSX"}
-#: The one GDAL driver each format is read with (CSV is read with pandas).
-DRIVERS = {
-    "GeoPackage": ("GPKG",),
-    "Shapefile": ("ESRI Shapefile",),
-    "GeoJSON": ("GeoJSON",),
-    "FlatGeobuf": ("FlatGeobuf",),
-    "KML": ("LIBKML", "KML"),
-    "KMZ": ("LIBKML", "KML"),
-    "XLSX": ("XLSX",),
-}
 GEOMETRY_FAMILIES = {
     "duct": ("LineString",),
     "street_furniture": ("Point", "Polygon"),
@@ -340,7 +330,9 @@ def open_upload(
             # Every document of the archive is checked; LIBKML then reads a KMZ made again of the
             # checked files only (not the one sent, whose other members it might open), as it
             # resolves the links between documents (GDAL's own KMZ files link a document per layer).
-            for document in sorted(p for p in tmpdir.rglob("*") if p.suffix.lower() == ".kml"):
+            for document in sorted(
+                p for p in tmpdir.rglob("*") if p.suffix.lower() == ".kml" and p.is_file()
+            ):
                 file_checks.check_content(document, fmt, name, checks, archive_root=tmpdir)
             read_path = file_checks.rezip(tmpdir, tmpdir.parent / f"{tmpdir.name}.kmz")
         else:
@@ -455,7 +447,7 @@ def _read_info(info: SourceInfo, layer: str | int | None, **options: Any) -> dic
 
 def _check_driver(info: SourceInfo, driver: str | None) -> None:
     """The file was opened by its format's own driver (:mod:`geo.gdal` leaves no other registered)."""
-    if driver not in DRIVERS.get(info.format, ()):
+    if driver not in gdal.DRIVERS.get(info.format, ()):
         raise UploadRejected(
             f"the file is named as {info.format} but GDAL reads it as {driver or 'something else'}; refused",
             file=info.file_name,
@@ -463,8 +455,7 @@ def _check_driver(info: SourceInfo, driver: str | None) -> None:
 
 
 def _open_ogr(info: SourceInfo, layer: str | None, kind: str | None) -> None:
-    options = _ogr_options(info)
-    gdal.harden()
+    options = _ogr_options(info)  # GDAL hardened by open_upload
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -12,6 +12,7 @@ version stays readable. An upload with row errors is rejected whole unless
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import hashlib
@@ -28,7 +29,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from geo import pgcopy, sandbox
+from geo import gdal, pgcopy, sandbox
 from geo.access import Principal
 from geo.audit import Actor, record, record_async
 from geo.boroughs import check_code
@@ -136,7 +137,7 @@ async def register_upload(
     """Record a received file as a queued upload; the caller must be allowed to write the borough."""
     request = request.checked()
     principal.require_borough_write(request.borough_code)
-    sha256, size = file_digest(path)
+    sha256, size = await asyncio.to_thread(file_digest, path)  # up to the upload limit: off the event loop
     async with conn.transaction():
         upload_id = await _insert_upload(conn, request, path, file_name, principal, sha256, size)
         await record_async(
@@ -436,7 +437,7 @@ def inspect_isolated(
         ) from None
     except sandbox.WorkerCrashed as exc:
         raise UploadRejected(f"the file cannot be read: {exc}", file=file_name) from None
-    except (UploadRejected, InvalidUploadRequest):
+    except (UploadRejected, InvalidUploadRequest, gdal.GdalUnavailable):  # the last: the server's fault (503)
         raise
     except Exception as exc:  # whatever else a reader raised on this file: the file's fault, not a 500
         log.error("reading %s failed", file_name, exc_info=exc)

@@ -30,10 +30,10 @@ from psycopg.rows import dict_row
 
 from geo.access import PermissionDenied, Principal, key_operator
 from geo.assets import VersionConflict
-from geo.audit import record_async
+from geo.audit import record_async, record_reads
 from geo.boroughs import check_code
 from geo.csv_out import write_csv, write_records
-from geo.features import InvalidParameter, parse_bbox
+from geo.features import InvalidParameter, parse_bbox, whole_number
 from geo.settings import WayleaveSettings
 from geo.upload_errors import RowError
 
@@ -396,13 +396,9 @@ def redact(row: dict[str, Any], viewer: Viewer) -> dict[str, Any]:
 async def record_personal_reads(
     conn: psycopg.AsyncConnection[Any], viewer: Viewer, rows: Sequence[dict[str, Any]], what: str
 ) -> None:
-    """Record in the audit trail that ``viewer`` read the contacts or notes of these wayleaves (if any were shown)."""
+    """Record in the audit trail that ``viewer`` was shown the contacts or notes of these wayleaves (if any)."""
     ids = [r["id"] for r in rows if any(r.get(c) for c in RESTRICTED)]
-    if ids:
-        await record_async(
-            conn, viewer.principal, "personal_data.read", "wayleave", ids[0] if len(ids) == 1 else None,
-            {"what": what, "wayleave_ids": ids[:1000], "count": len(ids)},
-        )  # fmt: skip
+    await record_reads(conn, viewer.principal, "wayleave", ids, what)
 
 
 def redact_event(event: dict[str, Any], viewer: Viewer, row: dict[str, Any]) -> dict[str, Any]:
@@ -775,7 +771,7 @@ def parse_query(
     operator: str | None = None,
     status: str | None = None,
     overdue: bool | None = None,
-    bbox: str | Sequence[float] | None = None,
+    bbox: str | None = None,
     bbox_srid: int = 4326,
     after: int | None = None,
     limit: int = 1000,
@@ -795,11 +791,7 @@ def parse_query(
         raise InvalidWayleave(f"status: {', '.join(unknown)} not one of {', '.join(STATUSES)}")
     if bbox_srid not in (4326, 27700):
         raise InvalidParameter(f"bbox-crs: EPSG:{bbox_srid} is not supported; use 4326 or 27700")
-    text = bbox if bbox is None or isinstance(bbox, str) else ",".join(map(str, bbox))
-    box = parse_bbox(text, bbox_srid, False)
-    for name, value in (("operator", operator), ("borough", borough)):
-        if value and "\x00" in value:
-            raise InvalidParameter(f"{name}: the value holds a NUL byte")
+    box = parse_bbox(bbox, bbox_srid, False)
     return WayleaveQuery(
         boroughs=tuple(check_code(b) for b in split(borough)),
         operators=split(operator),
@@ -883,7 +875,7 @@ async def history(
         )
         events = await cur.fetchall()
     if viewer.sees_restricted(row) and any(e["note"] for e in events):
-        await record_personal_reads(conn, viewer, [{"id": wayleave_id, "notes": True}], "wayleave events")
+        await record_reads(conn, principal, "wayleave", [wayleave_id], "wayleave events")
     return [redact_event(e, viewer, row) for e in events]
 
 
@@ -1001,9 +993,8 @@ async def changes(
         shown = redact_change(edit, viewer, row)
         if shown is not None:
             out.append(shown)
-    restricted = any(f["field"] in RESTRICTED for e in out for f in e["fields"])
-    if restricted:
-        await record_personal_reads(conn, viewer, [{"id": wayleave_id, "notes": True}], "wayleave changes")
+    if any(f["field"] in RESTRICTED for e in out for f in e["fields"]):
+        await record_reads(conn, principal, "wayleave", [wayleave_id], "wayleave changes")
     return out
 
 
@@ -1153,7 +1144,8 @@ async def bulk_transition(
     principal.require_role("admin", "borough")
     report = BulkReport(rows=len(rows), dry_run=dry_run)
     async with conn.transaction():
-        ids = [int(r["wayleave_id"]) for r in rows if r.get("wayleave_id", "").isdigit()]
+        numbers = (whole_number(r.get("wayleave_id", "")) for r in rows)
+        ids = [n for n in numbers if n is not None]
         refs = [r["reference"] for r in rows if r.get("reference") and not r.get("wayleave_id")]
         async with conn.cursor(row_factory=dict_row) as cur:
             # Locked in id order until the end, so the check and the writes see the same state.
@@ -1193,7 +1185,7 @@ async def bulk_transition(
                     error("at", r["at"], "not an ISO 8601 date-time")
                     continue
             version = r.get("version", "")
-            if version and (not version.isdigit() or int(version) != target["version"]):
+            if version and whole_number(version) != target["version"]:
                 error(
                     "version",
                     version,
@@ -1229,7 +1221,8 @@ def _bulk_target(
 ) -> dict[str, Any] | None:
     if r.get("wayleave_id"):
         raw = r["wayleave_id"]
-        target = by_id.get(int(raw)) if raw.isdigit() else None
+        number = whole_number(raw)
+        target = None if number is None else by_id.get(number)
         if target is None:
             error("wayleave_id", raw, "no wayleave has this id")
             return None

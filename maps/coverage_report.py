@@ -3,7 +3,7 @@
 A folium map (area, gaps, the assets that serve the area and the prioritised candidates), a
 chart of the covered share against distance and per-borough bars (inline SVG and HTML, no
 chart library), and the tables. Every script and stylesheet is served by the app
-(:func:`maps.static_files.localize`); nothing comes from a CDN.
+(:func:`maps.static_files.render_page`); nothing comes from a CDN.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from branca.element import Element, Figure
 from psycopg import AsyncConnection
 
 from geo import coverage_reports
-from maps.static_files import check_static_files, localize
+from maps.static_files import check_static_files, render_page
 
 #: Above this many serving assets the map draws the asset vector tiles instead of GeoJSON.
 MAX_INLINE_ASSETS = 3000
@@ -391,8 +391,7 @@ def render_report(
     ]
     for i, part in enumerate(bottom):
         figure.html.add_child(Element(part), name=f"bottom_{i}")
-    localize(figure, prefix)
-    return figure.render()
+    return render_page(figure, prefix)
 
 
 async def report_page(conn: AsyncConnection[Any], report_id: int, principal: Any, *, prefix: str = "") -> str:

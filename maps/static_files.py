@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TypeVar
 
-from branca.element import Element
+from branca.element import Element, Figure
 from folium.elements import JSCSSMixin
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -74,6 +75,24 @@ def localize(root: E, prefix: str = "") -> E:
                 setattr(element, attr, [(name, url) for name, url in links if url is not None])
         stack.extend(element._children.values())
     return root
+
+
+_VIEWPORT = re.compile(r'<meta name="viewport"[^>]*>')
+
+
+def english(html: str) -> str:
+    """``html`` with ``lang="en-GB"`` on its ``<html>`` tag (WCAG 3.1.1)."""
+    return html.replace("<html>", '<html lang="en-GB">', 1)
+
+
+def render_page(figure: Figure, prefix: str = "") -> str:
+    """``figure`` as a page: local files only, English, and zoomable by its reader.
+
+    Folium's map header forbids zooming (``user-scalable=no``, against WCAG 1.4.4) and branca's
+    page has no ``lang``.
+    """
+    html = english(localize(figure, prefix).render())
+    return _VIEWPORT.sub('<meta name="viewport" content="width=device-width, initial-scale=1">', html)
 
 
 def check_static_files() -> None:

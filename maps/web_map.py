@@ -35,7 +35,7 @@ from geo import mapdata
 from geo.boroughs import check_code
 from geo.model import load_model
 from geo.settings import MapSettings
-from maps.static_files import check_static_files, localize
+from maps.static_files import check_static_files, render_page
 
 #: First zoom at which the tiles carry raw features (the tile service's default,
 #: ``CONNECTIVITY_TILES_RAW_MIN_ZOOM``); below it
@@ -247,8 +247,7 @@ def render_map(
         },
     }
     MapSetup(context, tile_layers, borough_layer).add_to(fmap)
-    localize(figure, prefix)
-    return figure.render()
+    return render_page(figure, prefix)
 
 
 async def map_page(

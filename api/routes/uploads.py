@@ -9,24 +9,20 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import AppSettings, Caller, Conn, RequireRoles
+from api.deps import BOROUGH_WRITE, AppSettings, Caller, Conn
+from api.errors import BodyTooLarge
 from geo import uploads
 from geo.boroughs import check_code
 from geo.csv_out import write_records
 from geo.jobs import with_progress
-from geo.mapping import load_mapping_file
+from geo.mapping import MAX_MAPPING_BYTES, load_mapping_file
 from geo.upload_errors import UploadRejected
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
-BOROUGH_WRITE = Depends(RequireRoles("admin", "borough"))
-
-
-class UploadTooLarge(Exception):
-    """The file is over the size limit (413)."""
 
 
 ERRORS: dict[type[Exception], int] = {
@@ -34,7 +30,6 @@ ERRORS: dict[type[Exception], int] = {
     uploads.UploadStateError: 409,
     uploads.InvalidUploadRequest: 422,
     UploadRejected: 422,
-    UploadTooLarge: 413,
 }
 ERROR_COLUMNS = ["row", "source_id", "column", "value", "message"]
 
@@ -54,7 +49,7 @@ async def _save(upload: UploadFile, folder: Path, limit: int) -> Path:
             if size > limit:
                 out.close()
                 shutil.rmtree(folder, ignore_errors=True)
-                raise UploadTooLarge(
+                raise BodyTooLarge(
                     f"{upload.filename}: the file is larger than the limit of {limit // 2**20} MB"
                 )
             out.write(block)
@@ -88,20 +83,16 @@ async def create_upload(
     ] = False,
 ) -> JSONResponse:
     """Store the file, queue its processing and answer at once; ``GET /uploads/{id}`` shows progress."""
-    caller.require_role("admin", "borough")
     caller.require_borough_write(check_code(borough))
     uploads.check_fields(kind, mode)
     limit = settings.upload.max_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + 2**20:
-        raise UploadTooLarge(f"the request is larger than the upload limit of {limit // 2**20} MB")
     ticket = request.app.state.jobs.admit(caller.key_id)
     folder = Path(settings.upload.dir) / uuid.uuid4().hex
     try:
         path = await _save(file, folder, limit)
         spec = None
         if mapping is not None:
-            mapping_path = await _save(mapping, folder / "mapping", 2**20)
+            mapping_path = await _save(mapping, folder / "mapping", MAX_MAPPING_BYTES)
             spec = await asyncio.to_thread(load_mapping_file, mapping_path)
         name = file.filename or path.name
         chosen_kind = await asyncio.to_thread(
@@ -180,7 +171,6 @@ async def apply_upload(
     upload_id: int, request: Request, conn: Conn, caller: Caller, settings: AppSettings
 ) -> dict[str, Any]:
     """Re-reads the stored file and applies it in one transaction (the counts may differ if data changed since)."""
-    caller.require_role("admin", "borough")
     ticket = request.app.state.jobs.admit(caller.key_id)
     try:
         await uploads.mark_for_apply(conn, upload_id, caller)

@@ -5,18 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
+from fastapi import APIRouter, File, Header, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller, Conn, RequireRoles, parse_if_match
-from api.middleware import BodyTooLarge
+from api.deps import BOROUGH_WRITE, Caller, Conn, parse_if_match
+from api.errors import BodyTooLarge
 from geo import wayleave_kpis, wayleaves
 from geo.settings import WayleaveSettings
 
 router = APIRouter(prefix="/wayleaves", tags=["wayleaves"])
-BOROUGH_WRITE = Depends(RequireRoles("admin", "borough"))
 CSV = "text/csv; charset=utf-8"
 
 #: Statuses of this module's domain errors (installed by create_app).

@@ -80,6 +80,7 @@ def test_report_html_is_offline_and_its_static_files_exist(client, auth, camden)
     html = page.text
     assert not re.search(r"""(src|href)\s*=\s*["']https?://""", html)
     assert "<svg" in html and "@media print" in html and "Camden" in html
+    assert '<html lang="en-GB">' in html and "user-scalable=no" not in html
     static = set(re.findall(r"""(?:src|href)=["'](/static/[^"']+)""", html))
     assert any("leaflet" in s for s in static)
     for url in static:

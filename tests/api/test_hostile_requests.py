@@ -218,9 +218,12 @@ def test_an_unexpected_error_is_a_500_problem_without_details(settings, monkeypa
         raise RuntimeError("/work/main/secret/path exploded")
 
     monkeypatch.setattr(features, "get_items", broken)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        body = problem(client.get("/collections/street_furniture/items"), 500)
+    with TestClient(create_app(settings)) as client:  # answered by the app: nothing raised to here
+        response = client.get("/collections/street_furniture/items")
+    body = problem(response, 500)
     assert "secret" not in body["detail"] and "exploded" not in body["detail"]
+    # Like every answer: the security headers and the request id of its access-log line.
+    assert response.headers["x-content-type-options"] == "nosniff" and response.headers["x-request-id"]
 
 
 def test_a_statement_over_the_timeout_is_a_503(app_db_url, db_url):
@@ -273,3 +276,20 @@ def test_limits_and_roles_follow_the_route_behind_a_path_prefix(client, settings
         > settings.api.max_body_bytes
     )
     assert _route_roles(client.app, behind) == ("admin", "borough")
+
+
+def test_the_access_log_names_the_key_of_reads_and_writes_never_the_key_or_query(client, keys, auth, caplog):
+    caplog.set_level("INFO", logger="connectivity.access")
+    me = client.get("/me", headers=auth("camden")).json()
+    read = client.get("/wayleaves", params={"operator": "olivia.example@x.org"}, headers=auth("camden"))
+    write = client.post("/wayleaves", json={}, headers=auth("camden"))
+    anonymous = client.get("/boroughs")
+    lines = {
+        r.getMessage().split()[0]: r.getMessage() for r in caplog.records if r.name == "connectivity.access"
+    }
+    for response in (read, write):
+        line = lines[response.headers["x-request-id"]]
+        assert line.endswith(f"key={me['key_id']}"), line
+    assert lines[anonymous.headers["x-request-id"]].endswith("key=-")
+    text = "\n".join(lines.values())
+    assert keys["camden"] not in text and "olivia" not in text

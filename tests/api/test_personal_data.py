@@ -229,3 +229,20 @@ def test_a_person_is_matched_as_whole_words_and_never_by_a_part(isolated):
         ).fetchone()
     assert (owner, email) == ("Joanne Smithson", "mojo@x.org")  # other people, untouched
     assert content == "Annual planning with [erased] (ann.smith@x.org)"
+
+
+def test_one_purge_at_a_time_and_a_failed_one_leaves_the_lock_free(isolated):
+    from geo.personal_data import PURGE_LOCK, Retention, purge
+    from geo.settings import RetentionSettings
+
+    retention = Retention.from_settings(RetentionSettings())
+    with psycopg.connect(isolated.url) as first, psycopg.connect(isolated.url) as second:
+        first.execute("SELECT pg_advisory_xact_lock(%s)", [PURGE_LOCK])  # a purge under way
+        assert purge(second, retention) is None
+        first.rollback()
+        assert purge(second, retention) is not None
+        # A purge that fails midway rolls back, and its lock goes with it: the next one runs.
+        with pytest.raises(psycopg.Error):
+            purge(first, Retention(10**12, 1, 1))
+        assert first.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert purge(second, retention) is not None

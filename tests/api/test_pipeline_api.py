@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import mapbox_vector_tile
@@ -53,6 +54,20 @@ def test_import_record_and_errors_csv(loaded):
         ("13", "113", "ProjectStart"),
         ("13", "113", "ProjectEnd"),
     ]
+
+
+@pytest.mark.parametrize("number", ["\u00b2", "\u0661", "99999999999999999999", 10**20])
+def test_ids_and_statuses_that_are_not_plain_integers_are_row_errors(loaded, number):
+    """``str.isdigit`` passes ``²``, ``int`` takes ``١``, and 20 digits overflow bigint."""
+    c, admin = loaded.client, loaded.auth("admin")
+    row = {"Id": number, "Title": "Odd numbers", "ProjectStatus": number, "OrganisationId": number}
+    sent = c.post(
+        "/pipeline/imports", files={"file": ("odd.json", json.dumps([row]).encode())}, headers=admin
+    )
+    assert sent.status_code == 422 and sent.json()["state"] == "rejected", sent.text
+    errors = c.get(f"/pipeline/imports/{sent.json()['id']}/errors.csv", headers=admin).text
+    found = {(e["column"], e["value"]) for e in csv.DictReader(io.StringIO(errors))}
+    assert found == {("Id", str(number)), ("ProjectStatus", str(number)), ("OrganisationId", str(number))}
 
 
 @pytest.mark.parametrize("who", ["operator", "camden"])

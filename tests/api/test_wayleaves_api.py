@@ -393,6 +393,23 @@ def test_bulk_csv_with_one_bad_row_applies_nothing(client, auth, assets):
     assert bulk(client, auth("operator"), good).status_code == 403
 
 
+@pytest.mark.parametrize("number", ["\u00b2", "\u0661", "1_0", "99999999999999999999"])
+def test_bulk_ids_and_versions_that_are_not_plain_integers_are_row_errors(client, auth, assets, number):
+    """``str.isdigit`` passes ``²``, ``int`` takes ``١`` and ``1_0``, and 20 digits overflow bigint."""
+    camden = auth("camden")
+    a = create(client, camden, [assets["camden"][11][1]])
+    by_id = bulk(client, camden, f"wayleave_id,to\n{number},requested\n")
+    assert by_id.status_code == 422, by_id.text
+    assert by_id.json()["errors"][0] | {"row": 1} == {
+        "row": 1, "source_id": number, "column": "wayleave_id", "value": number, "message": "no wayleave has this id",
+    }  # fmt: skip
+    by_version = bulk(client, camden, f"wayleave_id,to,version\n{a['id']},requested,{number}\n")
+    assert by_version.status_code == 422, by_version.text
+    error = by_version.json()["errors"][0]
+    assert error["column"] == "version" and error["value"] == number
+    assert client.get(f"/wayleaves/{a['id']}", headers=camden).json()["status"] == "identified"
+
+
 def test_wayleave_settings_names_are_documented():
     from geo.settings import DATA_DIR, WayleaveSettings
 

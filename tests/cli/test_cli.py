@@ -47,6 +47,34 @@ def test_bad_key_requests_exit_non_zero_with_the_reason(db_url):
     assert unbound.exit_code == 2 and "needs --borough" in unbound.output
 
 
+def test_bad_key_expiries_exit_2_with_the_reason(db_url):
+    far = invoke(db_url, "keys", "create", "--role", "admin", "--expires-days", "3000000")
+    assert far.exit_code == 2 and "not between 1 and 36,500" in far.output
+    assert isinstance(far.exception, SystemExit)  # a clean exit, not an OverflowError
+    past = invoke(db_url, "keys", "create", "--role", "admin", "--expires-days", "0")
+    assert past.exit_code == 2 and "not between 1 and 36,500" in past.output
+
+
+def test_gdpr_export_to_a_file_only_its_owner_reads_and_bad_requests_exit_2(db_url, tmp_path):
+    out = tmp_path / "export.json"
+    out.write_text("old")
+    out.chmod(0o644)
+    done = invoke(db_url, "gdpr", "export", "--email", "nobody.held@example.org", "--out", str(out))
+    assert done.exit_code == 0, done.output
+    assert out.stat().st_mode & 0o777 == 0o600 and '"tables"' in out.read_text()
+    unwritable = invoke(
+        db_url, "gdpr", "export", "--email", "a@example.org", "--out", str(tmp_path / "no" / "x.json")
+    )
+    assert unwritable.exit_code == 2 and "cannot be written" in unwritable.output
+    # Checked before asking: no "Erase   everywhere?" for a request that names nobody.
+    nobody = invoke(db_url, "gdpr", "erase")
+    assert (
+        nobody.exit_code == 2 and "give the person's email" in nobody.output and "Erase" not in nobody.output
+    )
+    one_word = invoke(db_url, "gdpr", "erase", "--name", "Ann")
+    assert one_word.exit_code == 2 and "full name" in one_word.output
+
+
 def test_migrate_twice_applies_nothing(db_url):
     result = invoke(db_url, "db", "migrate")
     assert result.exit_code == 0 and "applied: nothing" in result.stdout

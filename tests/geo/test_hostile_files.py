@@ -345,6 +345,22 @@ def test_geopackage_views_and_generated_columns_are_refused(tmp_path, samples):
     refused(generated, "generated columns")
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # Not in gpkg_contents: GDAL lists it as a layer all the same (LIST_ALL_TABLES=AUTO).
+        "CREATE VIEW endless AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c;",
+        # Listed under another case: SQLite's names ignore it.
+        """CREATE VIEW Endless AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c;
+           INSERT INTO gpkg_contents (table_name, data_type, identifier) VALUES ('endless', 'attributes', 'e');""",
+        "CREATE TABLE other (id INTEGER PRIMARY KEY, b BLOB GENERATED ALWAYS AS (zeroblob(1000000000)) VIRTUAL);",
+    ],
+    ids=["unlisted view", "view under another case", "unlisted table with a generated column"],
+)
+def test_tables_and_views_gpkg_contents_does_not_list_are_checked_too(tmp_path, samples, sql):
+    refused(gpkg_with(tmp_path, samples, sql), "view" if "VIEW" in sql else "generated columns")
+
+
 def test_a_sqlite_file_that_is_not_a_geopackage(tmp_path):
     path = tmp_path / "plain.gpkg"
     con = sqlite3.connect(path)
@@ -377,6 +393,39 @@ def test_xlsx_parts_gdal_may_read_are_checked_whatever_their_names(tmp_path, sam
         refused(path, "declares a DTD")
     commented = sheet.replace(b"?>", b'?><!-- <a> --><!DOCTYPE w [<!ENTITY x "V">]>', 1)
     refused(rewrite_zip(source, tmp_path / "comment.xlsx", {sheet_name: commented}), "declares a DTD")
+    # UTF-16, which expat detects without a byte order mark too (a NUL as first or second byte).
+    text = dtd.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    for codec in ("utf-16", "utf-16-le", "utf-16-be"):
+        wide = rewrite_zip(source, tmp_path / f"{codec}.xlsx", {sheet_name: text.encode(codec)})
+        refused(wide, "in UTF-16")
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "<Link><!-- <href>other.kml</href> --><href>http://example.org/a.kml</href></Link>",
+        "<Link><![CDATA[<href>other.kml</href>]]><href>/etc/a.kml</href></Link>",
+        "<Link><href>other.kml</href><href>file:///etc/a.kml</href></Link>",
+        "<Link><href>other.kml</href>" + " " * 5000 + "</Link>",
+        "<kml:Url><kml:href>/srv/a.kml</kml:href></kml:Url>",
+    ],
+    ids=["decoy in a comment", "decoy in CDATA", "a second href", "no end within 4 KB", "KML 2.0 Url"],
+)
+def test_a_kmz_link_is_read_as_its_reader_reads_it(tmp_path, link):
+    """What LIBKML would load is what is checked: not an href hidden from it, not only the first."""
+    doc = kml(f"<NetworkLink>{link}</NetworkLink>").replace(
+        b"<kml ", b'<kml xmlns:kml="http://www.opengis.net/kml/2.2" '
+    )
+    kmz = zip_with(tmp_path / "links.kmz", {"doc.kml": doc, "other.kml": kml("")})
+    refused(kmz, "loads another document")
+
+
+def test_a_kml_in_utf16_is_refused_as_such(tmp_path):
+    body = kml("<Placemark><name>x</name></Placemark>").decode().replace("UTF-8", "UTF-16")
+    for codec in ("utf-16", "utf-16-le", "utf-16-be"):
+        path = tmp_path / f"{codec}.kml"
+        path.write_bytes(body.encode(codec))
+        refused(path, "in UTF-16")
 
 
 def test_a_kmz_is_read_from_its_checked_files_only(tmp_path, samples):
@@ -395,6 +444,28 @@ def test_a_kmz_is_read_from_its_checked_files_only(tmp_path, samples):
         zf.writestr("doc.kml", vrt(PASSWD))
         zf.writestr("doc.kml", members["doc.kml"])
     refused(twice, "in the archive twice")
+
+
+def test_kmz_documents_may_link_each_other_each_checked_once(tmp_path):
+    """As GDAL's own KMZ files do: a ring of links is no loop, and a folder named .kml no document."""
+    from geo.file_checks import check_kml
+
+    place = "<Placemark><name>L{i}</name><Point><coordinates>-0.14,51.53</coordinates></Point></Placemark>"
+    links = {
+        f"d{i}.kml": kml(
+            place.format(i=i) + f"<NetworkLink><Link><href>d{(i + 1) % 30}.kml</href></Link></NetworkLink>"
+        )
+        for i in range(30)
+    }
+    for name, data in links.items():
+        (tmp_path / name).write_bytes(data)
+    started = time.monotonic()
+    for name in links:
+        check_kml(tmp_path / name, "ring.kmz", archive_root=tmp_path)
+    assert time.monotonic() - started < 5  # it was exponential: each document re-read along every path
+    ring = zip_with(tmp_path / "ring.kmz", {**links, "folder.kml/": b""})
+    with open_upload(ring) as info:
+        assert info.row_count
 
 
 def test_clashing_zip_member_paths_are_a_rejection_not_a_crash(tmp_path):

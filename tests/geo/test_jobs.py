@@ -95,3 +95,31 @@ def test_a_final_state_is_written_on_a_fresh_connection_even_after_the_jobs_brok
         assert fresh.execute("SELECT state FROM uploads WHERE id = %s", [upload_id]).fetchone()[0] == "failed"
         fresh.execute("DELETE FROM uploads WHERE id = %s", [upload_id])
         fresh.commit()
+
+
+def test_a_job_tracked_twice_stays_alive_until_both_are_done():
+    """The job queue and the job's function both track it: the inner end must not drop it."""
+    active = jobs.ActiveJobs()
+    active.add("uploads", 7)
+    with active.tracking("uploads", 7):
+        assert active.ids("uploads") == [7]
+    assert active.ids("uploads") == [7]  # the queue still records the job's end
+    active.discard("uploads", 7)
+    assert active.ids("uploads") == []
+
+
+def test_a_command_line_job_beats_while_it_runs(db_url, conn, job):
+    """``beating`` (the CLI's import, report and Pipeline commands): services elsewhere see it alive."""
+    import time
+
+    mine = job(jobs.owner(), age=3600)
+    conn.commit()
+    with jobs.ACTIVE.tracking("uploads", mine), jobs.beating(db_url, every=0.05):
+        time.sleep(0.5)
+    with psycopg.connect(db_url) as fresh:
+        age = fresh.execute(
+            "SELECT extract(epoch FROM now() - heartbeat_at) FROM uploads WHERE id = %s", [mine]
+        ).fetchone()[0]
+        fresh.execute("DELETE FROM uploads WHERE id = %s", [mine])
+        fresh.commit()
+    assert age < 60

@@ -28,3 +28,16 @@ def test_a_child_past_its_memory_limit_is_stopped():
         sandbox.run(sandbox_work.allocate, 1200, memory_mb=400, seconds=30)
     assert err.value.limit == "memory"
     assert sandbox.run(sandbox_work.allocate, 10, memory_mb=1500, seconds=30) == 10 * 2**20
+
+
+def test_gdal_missing_on_the_server_is_its_fault_not_the_files(monkeypatch, tmp_path):
+    """A 503 (api/errors.py), not the 422 "the file cannot be read" of a reader's error."""
+    from geo import gdal, uploads
+    from geo.settings import UploadSettings
+
+    def unavailable(*args, **kwargs):
+        raise gdal.GdalUnavailable("pyogrio's GDAL library was not found")
+
+    monkeypatch.setattr(sandbox, "run", unavailable)
+    with pytest.raises(gdal.GdalUnavailable):
+        uploads.inspect_isolated(tmp_path / "x.gpkg", None, None, "x.gpkg", UploadSettings())

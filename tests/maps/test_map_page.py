@@ -79,6 +79,16 @@ def test_page_has_controls(page: str) -> None:
     assert "<title>London connectivity map</title>" in page
 
 
+@pytest.mark.parametrize("path", ["/map", "/docs"])
+def test_pages_are_english_and_their_readers_may_zoom(client: TestClient, path: str) -> None:
+    """WCAG 3.1.1 and 1.4.4 (axe-core's html-has-lang and meta-viewport): folium's page has no
+    ``lang`` and its map forbids zooming the page."""
+    html = client.get(path).text
+    assert re.match(r'\s*<!DOCTYPE html>\s*<html lang="en-GB">', html, re.I)
+    viewports = re.findall(r'<meta name="viewport"[^>]*>', html)
+    assert all("user-scalable=no" not in v and "maximum-scale" not in v for v in viewports), viewports
+
+
 def test_london_framing_without_borough(client: TestClient, page: str) -> None:
     (south, west), (north, east) = fit_bounds(page)
     assert 51.2 < south < 51.35 and 51.65 < north < 51.75
@@ -194,3 +204,21 @@ def test_only_wayleave_details_need_a_key_and_no_key_is_in_the_page(page: str) -
     assert (
         "Bearer" not in page and "cx_" not in page and "operator" not in page.lower().replace("operators", "")
     )
+
+
+@pytest.mark.parametrize(
+    ("tile_url", "source"),
+    [
+        ("https://{s}.tile.example.org/{z}/{x}/{y}.png", "https://*.tile.example.org"),
+        ("https://maps.{s}.example.org:8443/{z}/{x}/{y}.png", "https://*.example.org:8443"),
+        ("https://tiles.example.org/{z}/{x}/{y}.png", "https://tiles.example.org"),
+        ("/basemap/{z}/{x}/{y}.png", None),
+    ],
+)
+def test_a_background_tile_server_is_the_one_image_source_the_policy_adds(
+    tile_url: str, source: str | None
+) -> None:
+    from api.app import _image_sources
+    from geo.settings import Settings
+
+    assert _image_sources(Settings(map=MapSettings(tile_url=tile_url))) == ((source,) if source else ())
