@@ -68,10 +68,10 @@ def progress_bar(description: str) -> Iterator[Callable[[str, int, int], None]]:
         yield report
 
 
-def _url(settings: Settings) -> str:
+def _url(settings: Settings, *, start: bool = True) -> str:
     """The URL data commands connect with: the application role (least privilege)."""
     try:
-        return database.database_url(settings.db)
+        return database.database_url(settings.db, start=start)
     except ClusterError as exc:
         raise fail(str(exc)) from exc
 
@@ -82,13 +82,6 @@ def _owner_url(settings: Settings) -> str:
         return database.owner_url(settings.db)
     except ClusterError as exc:
         raise fail(str(exc)) from exc
-
-
-def _migrated(settings: Settings) -> str:
-    """Apply pending migrations (as the owner), then the URL of the application role."""
-    with database.connect(_owner_url(settings)) as conn:
-        database.migrate(conn)
-    return _url(settings)
 
 
 def _run_async(settings: Settings, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
@@ -120,7 +113,7 @@ def prepare_database(settings: Settings, *, demo: bool = True, quiet: bool = Fal
             with progress_bar("loading the London demo") as report:
                 counts = load_demo(conn, "default", report, settings.tiles.raw_min_zoom)
             err.print(f"demo loaded: {counts}")
-    return _url(settings)
+    return _url(settings, start=False)  # started for the owner's connection
 
 
 # db ------------------------------------------------------------------------------------------------
@@ -358,7 +351,7 @@ def import_file(
         raise fail(str(exc), 2) from exc
     except UploadRejected as exc:
         raise fail(exc.message) from exc
-    url = _migrated(settings)
+    url = prepare_database(settings, demo=False, quiet=True)
     folder = Path(settings.upload.dir) / uuid.uuid4().hex
     folder.mkdir(parents=True)
     stored = folder / file.name
@@ -373,12 +366,12 @@ def import_file(
         record = uploads.process_upload(
             url, upload_id, settings.upload, raw_min_zoom=settings.tiles.raw_min_zoom, progress=report
         )
-    _print_upload(record)
+    _print_upload(record, url)
     if record["state"] not in ("applied", "previewed"):
         raise fail(record["message"] or record["state"])
 
 
-def _print_upload(record: dict[str, Any]) -> None:
+def _print_upload(record: dict[str, Any], url: str) -> None:
     counts = record["counts"]
     table = Table(
         title=f"upload {record['id']}: {record['file_name']} -> {record['state']}", show_header=False
@@ -399,7 +392,7 @@ def _print_upload(record: dict[str, Any]) -> None:
         errors = Table(
             "row", "source_id", "column", "value", "message", title=f"{counts['errors']} row error(s)"
         )
-        with database.connect(_url(Settings())) as conn:
+        with database.connect(url) as conn:
             rows = conn.execute(
                 """SELECT row_number, source_id, column_name, value, message FROM upload_errors
                    WHERE upload_id = %s ORDER BY seq LIMIT 20""",

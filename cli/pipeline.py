@@ -36,12 +36,12 @@ def import_command(
     ] = False,
 ) -> None:
     """Import Pipeline projects in one transaction (exit 1 when rejected or failed)."""
-    from cli.main import _migrated, console, fail, progress_bar
+    from cli.main import console, fail, prepare_database, progress_bar
 
     if not file.is_file():
         raise fail(f"{file}: no such file", 2)
     settings = Settings()
-    url = _migrated(settings)
+    url = prepare_database(settings, demo=False, quiet=True)
     with database.connect(url, autocommit=True) as conn:
         with jobs.beating(url, settings.jobs.heartbeat_s), progress_bar(f"pipeline {file.name}") as report:
             record = pipeline.import_pipeline(

@@ -121,7 +121,7 @@ async def create_key(
     label: str = "",
     *,
     expires_at: dt.datetime | None = None,
-    actor: Principal = SYSTEM,
+    actor: Principal,
 ) -> NewKey:
     """Create a key; a ``borough`` key must name its borough, other roles must not.
 
@@ -169,7 +169,7 @@ async def list_keys(conn: psycopg.AsyncConnection[Any]) -> list[dict[str, Any]]:
         return await cur.fetchall()
 
 
-async def revoke_key(conn: psycopg.AsyncConnection[Any], key_id: int, *, actor: Principal = SYSTEM) -> bool:
+async def revoke_key(conn: psycopg.AsyncConnection[Any], key_id: int, *, actor: Principal) -> bool:
     """Revoke a key at once; False when no live key has that id."""
     from geo.audit import record_async
 
@@ -182,7 +182,7 @@ async def revoke_key(conn: psycopg.AsyncConnection[Any], key_id: int, *, actor: 
     return cur.rowcount == 1
 
 
-async def rotate_key(conn: psycopg.AsyncConnection[Any], key_id: int, *, actor: Principal = SYSTEM) -> NewKey:
+async def rotate_key(conn: psycopg.AsyncConnection[Any], key_id: int, *, actor: Principal) -> NewKey:
     """Give a live key a new secret, at once: the old one stops working; id, role and bindings stay.
 
     Raises :class:`LookupError` when no live key has that id.
@@ -205,7 +205,7 @@ async def rotate_key(conn: psycopg.AsyncConnection[Any], key_id: int, *, actor: 
 
 
 async def bind_operator(
-    conn: psycopg.AsyncConnection[Any], key_id: int, operator: str | None, *, actor: Principal = SYSTEM
+    conn: psycopg.AsyncConnection[Any], key_id: int, operator: str | None, *, actor: Principal
 ) -> None:
     """Bind an operator key to the operator name its wayleaves carry (None unbinds)."""
     from geo.audit import record_async

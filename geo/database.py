@@ -206,22 +206,18 @@ def apply_grants(conn: psycopg.Connection[Any]) -> bool:
             "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app}",
         ):
             conn.execute(sql.SQL(statement).format(app=app))
-        views = [
-            r[0] for r in conn.execute(PRIVILEGES_SQL, {"app": APP_ROLE}).fetchall() if r[1] in ("v", "m")
-        ]
+        relations = {r[0]: r[1] for r in conn.execute(PRIVILEGES_SQL, {"app": APP_ROLE}).fetchall()}
+        views = [name for name, kind in relations.items() if kind in ("v", "m")]
         for table in [*APPEND_ONLY, *READ_ONLY, *views]:
-            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [f"public.{table}"]).fetchone()
-            if exists and exists[0]:
+            if table in relations:
                 conn.execute(
                     sql.SQL("REVOKE UPDATE, DELETE, INSERT ON {} FROM {}").format(sql.Identifier(table), app)
                 )
         for table in APPEND_ONLY:
-            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [f"public.{table}"]).fetchone()
-            if exists and exists[0]:
+            if table in relations:
                 conn.execute(sql.SQL("GRANT INSERT ON {} TO {}").format(sql.Identifier(table), app))
         for table in PRIVATE:
-            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [f"public.{table}"]).fetchone()
-            if exists and exists[0]:
+            if table in relations:
                 conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), app))
     return True
 

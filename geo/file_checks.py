@@ -329,13 +329,18 @@ def _quote(identifier: str) -> str:
 
 
 def check_shapefile(shp: Path, name: str, limits: Limits) -> None:
-    """A Shapefile's parts by their magic numbers, and its attribute table's column count."""
-    head = _head(shp, 4)
-    if head != SHP_MAGIC:
+    """A Shapefile: its .shx and .dbf beside it, the .shp by its magic number, the .dbf's column count."""
+    parts = {p.suffix.lower(): p for p in shp.parent.iterdir() if p.stem == shp.stem}
+    missing = [ext for ext in (".shx", ".dbf") if ext not in parts]
+    if missing:
+        raise UploadRejected(
+            f"the Shapefile {shp.name} comes without {' and '.join(missing)}; zip .shp, .shx and .dbf "
+            "(and .prj, .cpg if you have them) together",
+            file=name,
+        )
+    if _head(shp, 4) != SHP_MAGIC:
         raise _not_what_it_says(name, f"Shapefile ({shp.name})", shp)
-    dbf = next((p for p in shp.parent.iterdir() if p.stem == shp.stem and p.suffix.lower() == ".dbf"), None)
-    if dbf is None:
-        return
+    dbf = parts[".dbf"]
     header = _head(dbf, 32)
     if len(header) < 32:
         raise UploadRejected(
@@ -461,7 +466,9 @@ def extract_zip(archive: Path, dest: Path, limits: Limits, name: str) -> None:
 
 def rezip(folder: Path, target: Path) -> Path:
     """A zip of the files below ``folder`` (paths relative to it): an archive of checked files only."""
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+    with zipfile.ZipFile(
+        target, "w", zipfile.ZIP_STORED
+    ) as zf:  # read once, straight away: no need to compress
         for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
             zf.write(path, path.relative_to(folder).as_posix())
     return target

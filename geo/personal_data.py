@@ -111,23 +111,22 @@ async def export(
     tables: dict[str, Any] = {}
     async with conn.cursor(row_factory=dict_row) as cur:
         for table, columns, keys in PLACES:
-            where = _matches(columns)
+            # One scan: the window's count is taken before the limit, so it counts every match.
             await cur.execute(
-                sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(sql.Identifier(table), where),
-                {"needles": found},
-            )
-            count = (await cur.fetchone() or {"n": 0})["n"]
-            if not count:
-                continue
-            await cur.execute(
-                sql.SQL("SELECT {} FROM {} WHERE {} LIMIT %(limit)s").format(
+                sql.SQL("SELECT {}, count(*) OVER () AS _matches FROM {} WHERE {} LIMIT %(limit)s").format(
                     sql.SQL(", ").join(sql.Identifier(c) for c in (*keys, *columns)),
                     sql.Identifier(table),
-                    where,
+                    _matches(columns),
                 ),
                 {"needles": found, "limit": EXPORT_LIMIT},
             )
-            tables[table] = {"count": count, "rows": await cur.fetchall()}
+            rows = await cur.fetchall()
+            if rows:
+                count = rows[0]["_matches"]
+                tables[table] = {
+                    "count": count,
+                    "rows": [{k: v for k, v in r.items() if k != "_matches"} for r in rows],
+                }
     await record_async(
         conn, principal, "gdpr.export", "person", None, {"tables": {t: v["count"] for t, v in tables.items()}}
     )

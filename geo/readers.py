@@ -367,12 +367,10 @@ def open_upload(
 
 def _find_in_archive(tmpdir: Path, fmt: str, name: str, checks: file_checks.Limits) -> tuple[Path, str]:
     files = [p for p in tmpdir.rglob("*") if p.is_file()]
-    if fmt == "KMZ":
-        # The root document is doc.kml by convention, else the first .kml at the top.
-        kml = sorted(p for p in files if p.suffix.lower() == ".kml")
-        if not kml:
+    if fmt == "KMZ":  # read as a whole (a KMZ made again of its checked documents)
+        if not any(p.suffix.lower() == ".kml" for p in files):
             raise UploadRejected("the KMZ holds no .kml document", file=name)
-        return min(kml, key=lambda p: (p.name.lower() != "doc.kml", len(p.parts), str(p))), "KMZ"
+        return tmpdir, "KMZ"
     shps = sorted(p for p in files if p.suffix.lower() == ".shp")
     if not shps:
         others = sorted(p for p in files if FORMATS.get(p.suffix.lower()) not in (None, "Shapefile", "KMZ"))
@@ -383,23 +381,10 @@ def _find_in_archive(tmpdir: Path, fmt: str, name: str, checks: file_checks.Limi
     if len(shps) > 1:
         # Several Shapefiles: GDAL opens the directory with one layer per .shp.
         for shp in shps:
-            _check_shapefile_parts(shp, name)
             file_checks.check_shapefile(shp, name, checks)
         return shps[0].parent if len({s.parent for s in shps}) == 1 else shps[0], "Shapefile"
-    _check_shapefile_parts(shps[0], name)
     file_checks.check_shapefile(shps[0], name, checks)
     return shps[0], "Shapefile"
-
-
-def _check_shapefile_parts(shp: Path, name: str) -> None:
-    present = {p.suffix.lower() for p in shp.parent.iterdir() if p.stem == shp.stem}
-    missing = [ext for ext in (".shx", ".dbf") if ext not in present]
-    if missing:
-        raise UploadRejected(
-            f"the Shapefile {shp.name} comes without {' and '.join(missing)}; zip .shp, .shx and .dbf "
-            "(and .prj, .cpg if you have them) together",
-            file=name,
-        )
 
 
 def _ogr_error(info: SourceInfo, exc: BaseException, layer: str | None = None) -> UploadRejected:

@@ -186,10 +186,16 @@ def make_keys(db_url: str) -> dict[str, str]:
     async def make() -> dict[str, str]:
         async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as c:
             return {
-                "admin": (await access.create_key(c, "admin", label="test admin")).key,
-                "operator": (await access.create_key(c, "operator", label="test operator")).key,
-                "camden": (await access.create_key(c, "borough", "E09000007", "test camden")).key,
-                "hackney": (await access.create_key(c, "borough", "E09000012", "test hackney")).key,
+                "admin": (await access.create_key(c, "admin", label="test admin", actor=access.SYSTEM)).key,
+                "operator": (
+                    await access.create_key(c, "operator", label="test operator", actor=access.SYSTEM)
+                ).key,
+                "camden": (
+                    await access.create_key(c, "borough", "E09000007", "test camden", actor=access.SYSTEM)
+                ).key,
+                "hackney": (
+                    await access.create_key(c, "borough", "E09000012", "test hackney", actor=access.SYSTEM)
+                ).key,
             }
 
     # In a thread of its own: Playwright's sync API may hold this thread's event loop.

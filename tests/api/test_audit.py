@@ -254,7 +254,9 @@ def test_keys_expire_rotate_and_every_change_is_recorded(client, db_url, conn):
     with pytest.raises(ValueError, match="not in the future"):
         run(
             db_url,
-            lambda c: access.create_key(c, "operator", expires_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)),
+            lambda c: access.create_key(
+                c, "operator", expires_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC), actor=access.SYSTEM
+            ),
         )
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
     new = run(
