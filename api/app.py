@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors
 from api.deps import DatabaseHealth
-from api.jobs import Jobs, TooManyJobs
+from api.jobs import Jobs
 from api.middleware import AccessLog, Guard, SecurityHeaders, route_roles
 from api.routes import (
     assets,
@@ -39,11 +39,11 @@ from api.routes import (
     web_map,
 )
 from api.summaries import SummaryRefresher
-from geo.database import connect, database_url, with_statement_timeout
-from geo.jobs import Heartbeat, reap
-from geo.settings import Settings
-from geo.tiles import TileCache
-from geo.versions import KnownVersions
+from geo.core.jobs import Heartbeat, reap
+from geo.core.settings import Settings
+from geo.db.database import connect, database_url, with_statement_timeout
+from geo.db.versions import KnownVersions
+from geo.layers.tiles import TileCache
 
 log = logging.getLogger("connectivity.api")
 
@@ -129,7 +129,7 @@ def _image_sources(settings: Settings) -> tuple[str, ...]:
 
 
 def _purge_once(url: str, settings: Settings) -> dict[str, int] | None:
-    from geo.personal_data import Retention, purge
+    from geo.access.personal_data import Retention, purge
 
     with connect(url, connect_timeout=5) as conn:
         return purge(conn, Retention.from_settings(settings.retention))
@@ -239,9 +239,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         features, health, me, boroughs, assets, tiles, uploads, wayleaves, web_map, coverage, pipeline, docs, audit,
         gdpr,
     )  # fmt: skip
-    # Each routes module may declare the statuses of its own domain errors in ERRORS.
-    table = {exc: status for m in modules for exc, status in getattr(m, "ERRORS", {}).items()}
-    errors.install(app, {**table, TooManyJobs: 429})
+    errors.install(app)
     for module in modules:
         app.include_router(module.router)
     app.state.route_roles = route_roles(r for m in modules for r in m.router.routes)

@@ -15,9 +15,10 @@ from fastapi import Depends, Request
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from geo.access import ANONYMOUS, AuthenticationFailed, Principal, Role, authenticate
-from geo.features import InvalidParameter
-from geo.settings import Settings
+from geo.access.keys import authenticate
+from geo.access.principals import ANONYMOUS, AuthenticationFailed, Principal, Role
+from geo.core.errors import InvalidParameter
+from geo.core.settings import Settings
 
 log = logging.getLogger("connectivity.api")
 

@@ -22,15 +22,9 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from geo.access import AuthenticationFailed, PermissionDenied
-from geo.assets import AssetNotFound, InvalidAssetChange, VersionConflict
-from geo.boroughs import UnknownBorough
-from geo.collections import UnknownCollection
-from geo.features import FeatureNotFound, InvalidParameter
-from geo.gdal import GdalUnavailable
-from geo.settings import PROJECT_ROOT
-from geo.tiles import InvalidTile
-from geo.upload_errors import scrub_roots
+from geo.core import errors as domain
+from geo.core.row_errors import scrub_roots
+from geo.core.settings import PROJECT_ROOT
 
 PROBLEM = "application/problem+json"
 #: Directories of the server no answer names (the checkout, temporary files, the venv's Python).
@@ -38,24 +32,24 @@ SERVER_ROOTS = (str(PROJECT_ROOT), tempfile.gettempdir(), sys.prefix, os.path.ex
 log = logging.getLogger("connectivity.api")
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(domain.TooLarge):
     """A request body, or a file in it, is over its limit (413)."""
 
 
-#: Domain exception -> HTTP status. Subclasses map through their nearest listed base.
+#: Domain error class -> HTTP status: the one table. Every domain error derives from one of
+#: these (``geo.core.errors``) and maps through its nearest listed base.
 STATUS_CODES: dict[type[Exception], int] = {
-    AuthenticationFailed: 401,
-    PermissionDenied: 403,
-    AssetNotFound: 404,
-    UnknownBorough: 422,
-    InvalidAssetChange: 422,
-    VersionConflict: 409,
-    UnknownCollection: 404,
-    FeatureNotFound: 404,
-    InvalidTile: 404,
-    InvalidParameter: 400,
-    GdalUnavailable: 503,
-    BodyTooLarge: 413,
+    domain.InvalidParameter: 400,
+    domain.Unauthenticated: 401,
+    domain.Forbidden: 403,
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+    domain.Gone: 410,
+    domain.TooLarge: 413,
+    domain.InvalidInput: 422,
+    domain.PreconditionRequired: 428,
+    domain.TooManyRequests: 429,
+    domain.Unavailable: 503,
 }
 
 TITLES = {
@@ -106,12 +100,12 @@ def status_for(exc: Exception, table: dict[type[Exception], int]) -> int | None:
     return None
 
 
-def install(app: FastAPI, extra: dict[type[Exception], int] | None = None) -> None:
-    """Install the error handlers on ``app``: :data:`STATUS_CODES` plus the ``extra`` mappings."""
-    table = {**STATUS_CODES, **(extra or {})}
+def install(app: FastAPI) -> None:
+    """Install the error handlers on ``app``: :data:`STATUS_CODES`, validation, HTTP and database errors."""
+    table = STATUS_CODES
 
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
-        status = status_for(exc, table) or 500  # only classes of the table are sent here
+        status = status_for(exc, table) or 500  # every domain error derives from a class of the table
         extra = getattr(exc, "problem_extra", None) or {}
         return problem(status, str(exc), getattr(exc, "problem_headers", None), **extra)
 
@@ -147,8 +141,7 @@ def install(app: FastAPI, extra: dict[type[Exception], int] | None = None) -> No
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return problem(400, f"a value of the request cannot be stored or compared: {first}")
 
-    for cls in table:
-        app.add_exception_handler(cls, domain_error)
+    app.add_exception_handler(domain.DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(psycopg.errors.QueryCanceled, too_slow)

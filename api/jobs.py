@@ -20,13 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from geo.jobs import ACTIVE, finish
-from geo.settings import JobSettings
+from geo.core.errors import TooManyRequests
+from geo.core.jobs import ACTIVE, finish
+from geo.core.settings import JobSettings
 
 log = logging.getLogger("connectivity.jobs")
 
 
-class TooManyJobs(Exception):
+class TooManyJobs(TooManyRequests):
     """The key (or the service) has as many jobs queued or running as it may (429)."""
 
     def __init__(self, message: str, retry_after: int) -> None:

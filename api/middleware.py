@@ -29,8 +29,9 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import DATABASE_AWAY, RETRY_AFTER, problem
-from geo.access import AuthenticationFailed, PermissionDenied, authenticate
-from geo.audit import REQUEST_ID
+from geo.access.audit import REQUEST_ID
+from geo.access.keys import authenticate
+from geo.access.principals import AuthenticationFailed, PermissionDenied
 
 access_log = logging.getLogger("connectivity.access")
 log = logging.getLogger("connectivity.api")

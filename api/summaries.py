@@ -12,8 +12,8 @@ import logging
 
 from fastapi import FastAPI
 
-from geo import tiles
-from geo.collections import COLLECTIONS
+from geo.layers import tiles
+from geo.layers.collections import COLLECTIONS
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Builds (once) the database ``bench_coverage`` on the project's PostGIS (the embedded cluster or
 DATABASE_URL's server), migrates it and loads the London demo. Then, warm and in process,
-with the same code the service runs (:func:`geo.coverage_reports.compute_report`, from the
+with the same code the service runs (:func:`geo.coverage.reports.compute_report`, from the
 database to the finished summary, no prioritisation, nothing stored):
 
 * a 100 m grid (~160,000 cells) and a 50 m grid (~630,000 cells) over the 33 boroughs;
@@ -33,11 +33,12 @@ import psycopg
 import shapely
 from psycopg import sql
 
-from geo import coverage_reports as reports
-from geo import database
-from geo.access import Principal
-from geo.boroughs import GSS_CODES
-from geo.settings import DatabaseSettings, Settings
+from geo.access.principals import Principal
+from geo.core.settings import DatabaseSettings, Settings
+from geo.coverage import reports
+from geo.db import database
+from geo.reference import model
+from geo.reference.boroughs import GSS_CODES
 
 NAME = "bench_coverage"
 RUNS = 3
@@ -57,7 +58,7 @@ def prepare() -> str:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(NAME)))
     url = _with_db(server, NAME)
     with psycopg.connect(url) as conn:
-        database.migrate(conn)
+        model.migrate(conn)
         (n,) = conn.execute("SELECT count(*) FROM assets").fetchone()  # type: ignore[misc]
         if n == 0:
             t = time.perf_counter()

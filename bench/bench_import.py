@@ -30,8 +30,8 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).parent))
 from common import gdal_version, machine, server_url, with_dbname  # noqa: E402
 
-from geo import database  # noqa: E402
-from geo.boroughs import load_boroughs, read_boundaries  # noqa: E402
+from geo.reference import model
+from geo.reference.boroughs import load_boroughs, read_boundaries  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = int(os.environ.get("BENCH_ROWS", "500000"))
@@ -90,7 +90,7 @@ def fresh_database(name: str) -> str:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = with_dbname(server, name)
     with psycopg.connect(url) as conn:
-        database.migrate(conn)
+        model.migrate(conn)
         load_boroughs(conn)
         conn.commit()
     return url

@@ -31,7 +31,7 @@ from common import london_database, machine  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 TIPG_VENV = ROOT / "bench" / ".venv-tipg"
 ZOOMS = (8, 10, 12, 14, 16)
-PROPS = ("id", "subtype", "status")  # the same attributes our tiles carry (geo.collections)
+PROPS = ("id", "subtype", "status")  # the same attributes our tiles carry (geo.layers.collections)
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
 # Two connections per worker, kept open (PERFORMANCE.md: on 2 cores a pool of 2 beat 4 or 8).
 POOL = {"CONNECTIVITY_DB_POOL_MIN_SIZE": "2", "CONNECTIVITY_DB_POOL_MAX_SIZE": "2"}

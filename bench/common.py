@@ -14,9 +14,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from geo import database
+from geo.core.settings import DatabaseSettings
+from geo.db import database
 from geo.demo import load_demo
-from geo.settings import DatabaseSettings
+from geo.reference import model
 
 BENCH_DB = "connectivity_bench_london"
 
@@ -60,7 +61,7 @@ def london_database(progress: Callable[[str, int, int], None] | None = None) -> 
         if not exists:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
     with psycopg.connect(url) as conn:
-        database.migrate(conn)
+        model.migrate(conn)
         if conn.execute("SELECT count(*) FROM assets").fetchone()[0] == 0:  # type: ignore[index]
             load_demo(conn, "london", progress or (lambda step, done, total: None))
     return url

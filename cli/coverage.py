@@ -15,10 +15,10 @@ import psycopg
 import typer
 from rich.table import Table
 
-from geo import jobs
-from geo.access import cli_principal
-from geo.csv_out import write_csv
-from geo.settings import CoverageSettings, Settings
+from geo.access.principals import cli_principal
+from geo.core import jobs
+from geo.core.csv_out import write_csv
+from geo.core.settings import CoverageSettings, Settings
 
 CLI_ADMIN = cli_principal()
 FORMATS = ("html", "json", "csv")
@@ -62,7 +62,7 @@ def _summary_table(record: dict[str, Any]) -> Table:
 
 
 async def _outputs(url: str, report_id: int, fmt: str) -> tuple[dict[str, Any], str]:
-    from geo import coverage_reports as reports
+    from geo.coverage import reports
     from maps.coverage_report import report_page
 
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
@@ -109,7 +109,7 @@ def coverage(
     """Compute a coverage report for an area, print its summary and write it to --out."""
     # Imported when used: scipy and geopandas would add a second to every CLI start.
     from cli.main import console, err, fail, prepare_database, progress_bar
-    from geo import coverage_reports as reports
+    from geo.coverage import reports
 
     if format not in FORMATS:
         raise typer.BadParameter(f"--format {format!r}: choose one of {', '.join(FORMATS)}")

@@ -21,9 +21,12 @@ from rich.table import Table
 from cli.coverage import coverage
 from cli.pipeline import pipeline_app
 from cli.wayleaves import wayleaves_app
-from geo import access, database, jobs
-from geo.cluster import ClusterError, EmbeddedCluster
-from geo.settings import PROJECT_ROOT, Settings
+from geo import access
+from geo.core import jobs
+from geo.core.settings import PROJECT_ROOT, Settings
+from geo.db import database
+from geo.db.cluster import ClusterError, EmbeddedCluster
+from geo.reference import model
 
 app = typer.Typer(
     help="Connectivity planning for London: assets, wayleaves, map layers, coverage.", no_args_is_help=True
@@ -96,12 +99,12 @@ def _run_async(settings: Settings, work: Callable[[psycopg.AsyncConnection[Any]]
 
 def prepare_database(settings: Settings, *, demo: bool = True, quiet: bool = False) -> str:
     """Start the embedded cluster if used, apply migrations, load the demo into an empty database."""
+    from geo.core.jobs import reap
     from geo.demo import load_demo
-    from geo.jobs import reap
 
     url = _owner_url(settings)
     with database.connect(url) as conn:
-        applied = database.migrate(conn)
+        applied = model.migrate(conn)
         marked = reap(conn, settings.jobs.stale_s)
         if marked and not quiet:
             jobs = ", ".join(f"{len(ids)} {table.replace('_', ' ')}" for table, ids in marked.items())
@@ -170,7 +173,7 @@ def db_url() -> None:
 def db_migrate() -> None:
     """Apply pending migrations; a second run applies nothing."""
     with database.connect(_owner_url(Settings())) as conn:
-        applied = database.migrate(conn)
+        applied = model.migrate(conn)
         level = database.migration_level(conn)
     console.print(f"applied: {', '.join(applied) or 'nothing'}; migration level {level}")
 
@@ -191,7 +194,7 @@ def demo_load(
     if scale not in SCALES:
         raise fail(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}", 2)
     with database.connect(_owner_url(Settings())) as conn:
-        database.migrate(conn)
+        model.migrate(conn)
         try:
             with progress_bar(f"demo ({scale})") as report:
                 counts = load_demo(conn, scale, report, Settings().tiles.raw_min_zoom)
@@ -237,7 +240,7 @@ def keys_create(
     ] = None,
 ) -> None:
     """Create an API key and print it once: it is stored hashed and cannot be shown again."""
-    from geo.boroughs import UnknownBorough
+    from geo.reference.boroughs import UnknownBorough
 
     if operator and role != "operator":
         raise fail("--operator applies to operator keys only", 2)
@@ -333,10 +336,10 @@ def import_file(
     import shutil
     import uuid
 
-    from geo import uploads
-    from geo.boroughs import UnknownBorough, check_code
-    from geo.mapping import load_mapping_file
-    from geo.upload_errors import UploadRejected
+    from geo.core.row_errors import UploadRejected
+    from geo.reference.boroughs import UnknownBorough, check_code
+    from geo.uploads import process as uploads
+    from geo.uploads.mapping import load_mapping_file
 
     settings = Settings()
     if not file.is_file():
@@ -504,7 +507,7 @@ app.add_typer(gdpr_app, name="gdpr")
 
 
 def _subject_work(work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
-    from geo.personal_data import InvalidSubject
+    from geo.access.personal_data import InvalidSubject
 
     try:
         return _run_async(Settings(), work)
@@ -521,7 +524,7 @@ def gdpr_export(
     """Everything held about a person, table by table (JSON), history and the audit trail included."""
     import json
 
-    from geo import personal_data
+    from geo.access import personal_data
 
     target = None
     if out:
@@ -555,7 +558,7 @@ def gdpr_erase(
     yes: Annotated[bool, typer.Option("--yes", help="Erase without asking (it cannot be undone)")] = False,
 ) -> None:
     """Erase a person everywhere: current rows, history, events, errors, key labels, the audit trail."""
-    from geo import personal_data
+    from geo.access import personal_data
 
     try:
         who = " and ".join(personal_data.needles(email, name))
@@ -575,7 +578,7 @@ def gdpr_erase(
 @app.command("purge")
 def purge_command() -> None:
     """Delete what is past its retention period (raw upload files, row errors, premises points) now."""
-    from geo.personal_data import Retention, purge
+    from geo.access.personal_data import Retention, purge
 
     settings = Settings()
     retention = Retention.from_settings(settings.retention)
@@ -608,7 +611,7 @@ def audit_command(
     """The audit trail, newest first: who did what, when, to which object."""
     import json
 
-    from geo import audit
+    from geo.access import audit
 
     moments: dict[str, dt.datetime] = {}
     for name, value in (("since", since), ("until", until)):

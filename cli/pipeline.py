@@ -1,6 +1,6 @@
 """``connectivity pipeline``: import LocalGov Digital Pipeline projects and list the unplaced ones.
 
-A thin front over :mod:`geo.pipeline`. The CLI acts as the GLA team (an admin principal): it runs
+A thin front over :mod:`geo.projects.store`. The CLI acts as the GLA team (an admin principal): it runs
 where the database is, so it sees owner names and emails.
 """
 
@@ -12,9 +12,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from geo import database, jobs, pipeline
-from geo.access import Principal, cli_principal
-from geo.settings import Settings
+from geo.access.principals import Principal, cli_principal
+from geo.core import jobs
+from geo.core.settings import Settings
+from geo.db import database
+from geo.projects import store as pipeline
 
 pipeline_app = typer.Typer(
     help="LocalGov Digital Pipeline projects: import, unplaced list.", no_args_is_help=True

@@ -1,4 +1,4 @@
-"""``connectivity wayleaves``: the wayleave commands, a thin front over :mod:`geo.wayleaves`.
+"""``connectivity wayleaves``: the wayleave commands, a thin front over :mod:`geo.wayleaves.store`.
 
 The CLI acts as the GLA team (an admin principal): it runs where the database is.
 """
@@ -14,10 +14,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from geo import access, wayleave_kpis, wayleaves
-from geo.access import cli_principal
-from geo.boroughs import UnknownBorough
-from geo.settings import Settings
+from geo import access
+from geo.access.principals import cli_principal
+from geo.core.settings import Settings
+from geo.reference.boroughs import UnknownBorough
+from geo.wayleaves import kpis as wayleave_kpis
+from geo.wayleaves import store as wayleaves
 
 wayleaves_app = typer.Typer(
     help="Wayleaves: list, create, edit, change status, history, KPIs, bulk updates.", no_args_is_help=True

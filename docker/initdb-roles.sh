@@ -1,5 +1,5 @@
 #!/bin/sh
-# Run once by the postgis image when it creates the database: the roles of geo/database.py.
+# Run once by the postgis image when it creates the database: the roles of geo/db/database.py.
 # connectivity_owner owns the schema (migrations run as the superuser and hand it over);
 # connectivity_app is what the service connects as (no DDL, history and audit append-only).
 set -eu

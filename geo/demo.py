@@ -20,13 +20,14 @@ import shapely
 from psycopg.types.json import Jsonb
 from scipy.spatial import cKDTree
 
-from geo.access import Principal
-from geo.audit import record
-from geo.boroughs import borough_frame, council_name, load_boroughs
-from geo.collections import COLLECTIONS
-from geo.progress import Progress, silent
-from geo.settings import DATA_DIR
-from geo.tiles import refresh_summaries
+from geo.access.audit import record
+from geo.access.principals import Principal
+from geo.core.errors import Conflict
+from geo.core.progress import Progress, silent
+from geo.core.settings import DATA_DIR
+from geo.layers.collections import COLLECTIONS
+from geo.layers.tiles import refresh_summaries
+from geo.reference.boroughs import borough_frame, council_name, load_boroughs
 
 POSTCODES_FILE = DATA_DIR / "london_postcodes_codepoint_2014.csv"
 BUS_STOPS_FILE = DATA_DIR / "tfl_bus_stops.csv"
@@ -94,7 +95,7 @@ COPY_TYPES = (
 )  # fmt: skip
 
 
-class DemoAlreadyLoaded(RuntimeError):
+class DemoAlreadyLoaded(Conflict):
     """The database already holds assets; the demo fills only an empty one."""
 
 

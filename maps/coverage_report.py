@@ -18,7 +18,7 @@ import folium.plugins
 from branca.element import Element, Figure
 from psycopg import AsyncConnection
 
-from geo import coverage_reports
+from geo.coverage import reports as coverage_reports
 from maps.static_files import check_static_files, render_page
 
 #: Above this many serving assets the map draws the asset vector tiles instead of GeoJSON.
@@ -189,13 +189,13 @@ def render_report(
     Parameters
     ----------
     record
-        The report (:func:`geo.coverage_reports.get_report`), finished.
+        The report (:func:`geo.coverage.reports.get_report`), finished.
     area
         The area as a GeoJSON geometry in WGS84.
     gaps
         Gap features in WGS84, largest first (the first :data:`MAP_GAPS` are drawn).
     priorities
-        The prioritised candidates (:func:`geo.coverage_reports.priority_rows`).
+        The prioritised candidates (:func:`geo.coverage.reports.priority_rows`).
     assets
         The serving assets as a FeatureCollection, or None to draw the asset vector tiles.
     borough_names

@@ -13,6 +13,8 @@ from typing import TypeVar
 from branca.element import Element, Figure
 from folium.elements import JSCSSMixin
 
+from geo.core.errors import Unavailable
+
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 VENDOR_DIR = STATIC_DIR / "vendor"
 STATIC_URL = "/static"
@@ -36,6 +38,7 @@ LOCAL: dict[str, str | None] = {
     "awesome_rotate_css": None,  # lives in folium's git repository, not in its wheel
 }
 
+
 E = TypeVar("E", bound=Element)
 
 
@@ -43,7 +46,7 @@ class UnmappedResource(LookupError):
     """A folium element wants a JavaScript or CSS file that is not served locally."""
 
 
-class MissingStaticFiles(FileNotFoundError):
+class MissingStaticFiles(Unavailable, FileNotFoundError):
     """The vendored files are not there: ``scripts/fetch-static-assets`` has not run."""
 
 

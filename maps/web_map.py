@@ -31,10 +31,10 @@ from folium.elements import JSCSSMixin
 from folium.template import Template
 from psycopg import AsyncConnection
 
-from geo import mapdata
-from geo.boroughs import check_code
-from geo.model import load_model
-from geo.settings import MapSettings
+from geo.core.settings import MapSettings
+from geo.layers import mapdata
+from geo.reference.boroughs import check_code
+from geo.reference.model import load_model
 from maps.static_files import check_static_files, render_page
 
 #: First zoom at which the tiles carry raw features (the tile service's default,
@@ -164,9 +164,9 @@ def render_map(
     Parameters
     ----------
     boroughs
-        The borough FeatureCollection of :func:`geo.mapdata.borough_features`.
+        The borough FeatureCollection of :func:`geo.layers.mapdata.borough_features`.
     counts
-        Live assets per kind (:func:`geo.mapdata.asset_counts`), shown in the legend and layer names.
+        Live assets per kind (:func:`geo.layers.mapdata.asset_counts`), shown in the legend and layer names.
     selected
         A GSS code already checked; the map opens framed to that borough.
     settings
@@ -261,7 +261,7 @@ async def map_page(
 ) -> str:
     """The map page for a request: checks the borough code, reads outlines and counts, renders.
 
-    Raises :class:`geo.boroughs.UnknownBorough` for a code that is not a London authority and
+    Raises :class:`geo.reference.boroughs.UnknownBorough` for a code that is not a London authority and
     :class:`maps.static_files.MissingStaticFiles` when the vendored scripts were never fetched.
     """
     selected = check_code(borough) if borough else None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import hashlib
 import os
 import time
@@ -18,30 +17,26 @@ import uuid
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from psycopg import sql
+from servers import serving, with_dbname
 
-from geo import access, database
-from geo.settings import PROJECT_ROOT, DatabaseSettings, Settings
+from geo import access
+from geo.core.settings import PROJECT_ROOT, DatabaseSettings, Settings
+from geo.db import database
+from geo.reference import model
 
 # The template is rebuilt when any of these change.
 TEMPLATE_INPUTS = [
-    *sorted((PROJECT_ROOT / "geo" / "migrations").glob("*.sql")),
-    *sorted((PROJECT_ROOT / "geo").glob("*.py")),
+    *sorted((PROJECT_ROOT / "geo").rglob("*.sql")),
+    *sorted((PROJECT_ROOT / "geo").rglob("*.py")),
     PROJECT_ROOT / "data" / "asset_model.yaml",
 ]
 TEMPLATE_LOCK = 74_201_002
 pytest_plugins = ["samples"]
-
-
-def with_dbname(url: str, name: str) -> str:
-    """The same server URL with another database name."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
 
 
 def _template_name() -> str:
@@ -71,7 +66,7 @@ def _build_template(admin_url: str, server_url: str) -> str:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(building)))
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
             with psycopg.connect(with_dbname(server_url, building)) as conn:
-                database.migrate(conn)
+                model.migrate(conn)
                 load_demo(conn, "small")
                 conn.commit()
             admin.execute(
@@ -234,35 +229,6 @@ def isolated(
 def auth(keys: dict[str, str]) -> Callable[[str], dict[str, str]]:
     """``auth("camden")``: the Authorization header for one of the session's keys."""
     return lambda who: {"Authorization": f"Bearer {keys[who]}"}
-
-
-@contextlib.contextmanager
-def serving(settings: Settings) -> Iterator[str]:
-    """The app under uvicorn on a free loopback port, in a thread; its base URL."""
-    import socket
-    import threading
-
-    import uvicorn
-
-    from api.app import create_app
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

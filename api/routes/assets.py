@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Body, Depends, Header, Query, Request
 
 from api.deps import AppSettings, Caller, Conn, Reader, RequireRoles, parse_if_match
-from geo import assets
+from geo.assets import store as assets
 
 router = APIRouter(prefix="/assets", tags=["assets"])
 

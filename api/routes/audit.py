@@ -10,7 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from api.deps import Conn, RequireRoles
-from geo import audit
+from geo.access import audit
 
 router = APIRouter(tags=["audit"])
 Admin = Annotated[Any, Depends(RequireRoles("admin"))]

@@ -10,22 +10,15 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from api.deps import Caller, Conn, RequireRoles
-from geo import coverage_reports as reports
-from geo.access import Role
-from geo.csv_out import write_csv
-from geo.jobs import with_progress
-from geo.settings import CoverageSettings
+from geo.access.principals import Role
+from geo.core.csv_out import write_csv
+from geo.core.jobs import with_progress
+from geo.core.settings import CoverageSettings
+from geo.coverage import reports
 from maps.coverage_report import report_page
 
 router = APIRouter(prefix="/coverage", tags=["coverage"])
 
-ERRORS: dict[type[Exception], int] = {
-    reports.InvalidCoverageRequest: 422,
-    reports.ReportNotFound: 404,
-    reports.ReportNotReady: 409,
-    reports.WayleavesUnavailable: 409,
-    reports.ReportPurged: 410,
-}
 ROLES: tuple[Role, ...] = ("admin", "borough", "operator")
 
 
@@ -61,7 +54,7 @@ async def create_report(
 ) -> JSONResponse:
     """Small areas are computed before the answer (``state`` done); large ones run in the background.
 
-    ``GET /coverage/reports/{id}`` shows the progress. See ``geo.coverage_reports.parse_request``
+    ``GET /coverage/reports/{id}`` shows the progress. See ``geo.coverage.reports.parse_request``
     for every field.
     """
     settings = get_coverage_settings(request)

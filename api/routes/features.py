@@ -10,9 +10,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from api.deps import Conn, Reader
-from geo import features
-from geo.collections import COLLECTIONS, Collection, get_collection
-from geo.features import CRS84, EPSG, SUPPORTED_CRS, ItemsQuery
+from geo.core import query as core_query
+from geo.core.query import CRS84, EPSG, SUPPORTED_CRS
+from geo.layers import features
+from geo.layers.collections import COLLECTIONS, Collection, get_collection
+from geo.layers.features import ItemsQuery
 
 router = APIRouter(tags=["OGC API Features"])
 GEOJSON = "application/geo+json"
@@ -139,13 +141,13 @@ async def items(
 ) -> Response:
     """GeoJSON features in id order; follow the ``next`` link for the following page."""
     coll = get_collection(collection_id)
-    bbox_srid, bbox_lat_first = features.parse_crs(bbox_crs, "bbox-crs")
-    srid, lat_first = features.parse_crs(crs, "crs")
+    bbox_srid, bbox_lat_first = core_query.parse_crs(bbox_crs, "bbox-crs")
+    srid, lat_first = core_query.parse_crs(crs, "crs")
     dt_from, dt_to = features.parse_datetime(datetime)
     query = ItemsQuery(
         limit=limit,
         after=features.parse_after(coll, after),
-        bbox=features.parse_bbox(bbox, bbox_srid, bbox_lat_first),
+        bbox=core_query.parse_bbox(bbox, bbox_srid, bbox_lat_first),
         bbox_srid=bbox_srid,
         filters=features.parse_filters(coll, features.filter_values(coll, dict(request.query_params))),
         datetime_from=dt_from,
@@ -191,6 +193,6 @@ async def item(
 ) -> Response:
     """One feature as GeoJSON."""
     coll = get_collection(collection_id)
-    srid, lat_first = features.parse_crs(crs, "crs")
+    srid, lat_first = core_query.parse_crs(crs, "crs")
     body = await features.get_feature(conn, coll, feature_id, srid, lat_first)
     return Response(body, media_type=GEOJSON, headers={"Content-Crs": _crs_header(srid, lat_first)})

@@ -14,11 +14,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.deps import Conn, RequireRoles
-from geo import personal_data
+from geo.access import personal_data
 
 router = APIRouter(prefix="/gdpr", tags=["personal data"])
 Admin = Annotated[Any, Depends(RequireRoles("admin"))]
-ERRORS: dict[type[Exception], int] = {personal_data.InvalidSubject: 422}
 
 
 class Subject(BaseModel):

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import Conn
-from geo.database import health as database_health
+from geo.db.database import health as database_health
 
 router = APIRouter(tags=["service"])
 

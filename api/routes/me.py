@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import Caller, Conn
-from geo import wayleaves
+from geo.wayleaves import store as wayleaves
 
 router = APIRouter(tags=["access"])
 

@@ -1,6 +1,6 @@
 """LocalGov Digital Pipeline projects: import (admins), list and filter, place on the map, the unplaced list.
 
-Owner name and email are personal data: :func:`geo.pipeline.redact` removes them for every caller
+Owner name and email are personal data: :func:`geo.projects.store.redact` removes them for every caller
 but admins, in every answer here; the ``pipeline_projects`` map layer has none of them.
 """
 
@@ -16,23 +16,14 @@ from fastapi.responses import JSONResponse, Response
 
 from api.deps import AppSettings, Caller, Conn, Reader, RequireRoles
 from api.errors import BodyTooLarge
-from geo import pipeline
-from geo.csv_out import write_records
-from geo.database import connect
-from geo.features import InvalidParameter
-from geo.upload_errors import UploadRejected
+from geo.core.csv_out import write_records
+from geo.core.errors import InvalidParameter
+from geo.db.database import connect
+from geo.projects import store as pipeline
 
 router = APIRouter(prefix="/pipeline", tags=["pipeline"])
 GEOJSON = "application/geo+json"
 ERROR_COLUMNS = ["row", "source_id", "column", "value", "message"]
-
-
-ERRORS: dict[type[Exception], int] = {
-    pipeline.ProjectNotFound: 404,
-    pipeline.ImportNotFound: 404,
-    pipeline.InvalidLocation: 422,
-    UploadRejected: 422,
-}
 
 
 def _json(record: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:

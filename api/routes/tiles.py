@@ -9,8 +9,8 @@ from fastapi.responses import Response
 
 from api.deps import AppSettings, Conn, Lazy, LazyReader, Reader
 from api.routes.features import base_url
-from geo import features, tiles
-from geo.collections import get_collection
+from geo.layers import features, tiles
+from geo.layers.collections import get_collection
 
 router = APIRouter(tags=["vector tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
@@ -62,7 +62,7 @@ async def tile(
     """MVT, gzip-compressed when the client accepts it; ``ETag`` follows the layer's data version.
 
     A tile this worker has made for the current version is served from memory without a
-    database connection (the version itself is known from :mod:`geo.versions`).
+    database connection (the version itself is known from :mod:`geo.db.versions`).
     """
     coll = get_collection(collection_id)
     tiles.check_tile(z, x, y, settings.tiles.max_zoom)

@@ -15,22 +15,15 @@ from fastapi.responses import JSONResponse, Response
 
 from api.deps import BOROUGH_WRITE, AppSettings, Caller, Conn
 from api.errors import BodyTooLarge
-from geo import uploads
-from geo.boroughs import check_code
-from geo.csv_out import write_records
-from geo.jobs import with_progress
-from geo.mapping import MAX_MAPPING_BYTES, load_mapping_file
-from geo.upload_errors import UploadRejected
+from geo.core.csv_out import write_records
+from geo.core.jobs import with_progress
+from geo.reference.boroughs import check_code
+from geo.uploads import process as uploads
+from geo.uploads.mapping import MAX_MAPPING_BYTES, load_mapping_file
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
 
 
-ERRORS: dict[type[Exception], int] = {
-    uploads.UploadNotFound: 404,
-    uploads.UploadStateError: 409,
-    uploads.InvalidUploadRequest: 422,
-    UploadRejected: 422,
-}
 ERROR_COLUMNS = ["row", "source_id", "column", "value", "message"]
 
 

@@ -12,21 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import BOROUGH_WRITE, Caller, Conn, parse_if_match
 from api.errors import BodyTooLarge
-from geo import wayleave_kpis, wayleaves
-from geo.settings import WayleaveSettings
+from geo.core.settings import WayleaveSettings
+from geo.wayleaves import kpis as wayleave_kpis
+from geo.wayleaves import store as wayleaves
 
 router = APIRouter(prefix="/wayleaves", tags=["wayleaves"])
 CSV = "text/csv; charset=utf-8"
 
 #: Statuses of this module's domain errors (installed by create_app).
-ERRORS: dict[type[Exception], int] = {
-    wayleaves.WayleaveNotFound: 404,
-    wayleaves.InvalidWayleave: 422,
-    wayleaves.DuplicateReference: 409,
-    wayleaves.InvalidTransition: 409,
-    wayleaves.VersionRequired: 428,
-    wayleaves.InvalidBulkFile: 422,
-}
 
 
 def _settings(request: Request) -> WayleaveSettings:
@@ -80,7 +73,7 @@ class WayleaveEdit(BaseModel):
     refused by name (422).
     """
 
-    model_config = ConfigDict(extra="allow")  # so geo.wayleaves names what cannot be edited, and why
+    model_config = ConfigDict(extra="allow")  # so geo.wayleaves.store names what cannot be edited, and why
 
     template: str | None = Field(default=None, examples=["bespoke"], description="standardised or bespoke")
     template_version: str | None = Field(default=None, examples=["CoL 2023.1"])

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import AppSettings, Conn, Reader
-from api.errors import problem
-from maps.static_files import STATIC_DIR, STATIC_URL, MissingStaticFiles
+from maps.static_files import STATIC_DIR, STATIC_URL
 from maps.web_map import map_page
 
 router = APIRouter(tags=["web map"])
@@ -41,8 +40,3 @@ async def web_map(
 def mount_static(app: FastAPI) -> None:
     """Serve ``maps/static`` (the map's own files and the vendored Leaflet) at ``/static``."""
     app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="static")
-
-    async def missing_static(request: Request, exc: Exception) -> JSONResponse:
-        return problem(503, str(exc))
-
-    app.add_exception_handler(MissingStaticFiles, missing_static)

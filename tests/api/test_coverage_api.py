@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from geo import coverage_reports as reports
-from geo.settings import CoverageSettings
+from geo.core.settings import CoverageSettings
+from geo.coverage import reports
 
 CAMDEN = {"area": {"boroughs": ["E09000007"]}, "k": 5}
 

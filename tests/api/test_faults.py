@@ -20,12 +20,12 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from conftest import serving
+from servers import serving
 
-from geo import database
-from geo.boroughs import load_boroughs
-from geo.cluster import EmbeddedCluster, _port_is_free
-from geo.settings import DatabaseSettings, Settings
+from geo.core.settings import DatabaseSettings, Settings
+from geo.db.cluster import EmbeddedCluster, _port_is_free
+from geo.reference import model
+from geo.reference.boroughs import load_boroughs
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def own_cluster():
     cluster = EmbeddedCluster(DatabaseSettings(dir=folder / "pg", port=port, name="faults"))
     owner_url = cluster.start()
     with psycopg.connect(owner_url) as conn:
-        database.migrate(conn)
+        model.migrate(conn)
         load_boroughs(conn)
         conn.commit()
     yield cluster

@@ -181,8 +181,8 @@ def test_a_bbox_page_transforms_its_box_once_even_in_a_generic_plan(db_url):
 
     import psycopg
 
-    from geo import features
-    from geo.collections import get_collection
+    from geo.layers import features
+    from geo.layers.collections import get_collection
 
     collection = get_collection("street_furniture")
     query = features.ItemsQuery(bbox=tuple(float(v) for v in CAMDEN_BBOX_84.split(",")), limit=20)

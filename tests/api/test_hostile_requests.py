@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from geo.settings import DatabaseSettings, JobSettings, Settings
+from geo.core.settings import DatabaseSettings, JobSettings, Settings
 
 PROBLEM = "application/problem+json"
 BNG = "http://www.opengis.net/def/crs/EPSG/0/27700"
@@ -212,7 +212,7 @@ def test_thousands_of_tiles_with_long_repeated_filters_keep_the_cache_bounded(cl
 
 
 def test_an_unexpected_error_is_a_500_problem_without_details(settings, monkeypatch):
-    from geo import features
+    from geo.layers import features
 
     async def broken(*args, **kwargs):
         raise RuntimeError("/work/main/secret/path exploded")

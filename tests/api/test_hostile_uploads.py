@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from upload_helpers import send, wait
 
 from api.app import create_app
-from geo.settings import DatabaseSettings, Settings, UploadSettings
+from geo.core.settings import DatabaseSettings, Settings, UploadSettings
 
 PASSWD = "/etc/passwd"
 VRT = f"""<OGRVRTDataSource><OGRVRTLayer name="pw"><SrcDataSource>CSV:{PASSWD}</SrcDataSource>

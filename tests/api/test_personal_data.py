@@ -236,8 +236,8 @@ def test_a_person_is_matched_as_whole_words_and_never_by_a_part(isolated):
 
 
 def test_one_purge_at_a_time_and_a_failed_one_leaves_the_lock_free(isolated):
-    from geo.personal_data import PURGE_LOCK, Retention, purge
-    from geo.settings import RetentionSettings
+    from geo.access.personal_data import PURGE_LOCK, Retention, purge
+    from geo.core.settings import RetentionSettings
 
     retention = Retention.from_settings(RetentionSettings())
     with psycopg.connect(isolated.url) as first, psycopg.connect(isolated.url) as second:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from conftest import serving
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
+from servers import serving
 
-from geo.settings import DatabaseSettings, Settings
+from geo.core.settings import DatabaseSettings, Settings
 
 EXAMPLES = 25
 ROLES = (None, "operator", "camden", "admin")

@@ -7,7 +7,7 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from geo.versions import KnownVersions
+from geo.db.versions import KnownVersions
 
 TILE = "/tiles/street_furniture/14/8186/5448.mvt"
 

@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from geo.settings import DatabaseSettings, Settings, TileSettings
-from geo.tiles import TileCache, summary_grid
+from geo.core.settings import DatabaseSettings, Settings, TileSettings
+from geo.layers.tiles import TileCache, summary_grid
 
 TRAFALGAR_Z14 = (14, 8186, 5448)
 

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from geo import access
-from geo import wayleaves as wl
+from geo.wayleaves import store as wl
 
 CAMDEN, HACKNEY = "E09000007", "E09000012"
 SECRETS = ("Jane Landlord", "jane@example.org", "020 7946 0000", "secret note about the caretaker")
@@ -411,7 +411,7 @@ def test_bulk_ids_and_versions_that_are_not_plain_integers_are_row_errors(client
 
 
 def test_wayleave_settings_names_are_documented():
-    from geo.settings import DATA_DIR, WayleaveSettings
+    from geo.core.settings import DATA_DIR, WayleaveSettings
 
     text = (DATA_DIR / "wayleaves.md").read_text()
     for name in WayleaveSettings.model_fields:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from geo.settings import DatabaseSettings
+from geo.core.settings import DatabaseSettings
 
 
 def free_port() -> int:

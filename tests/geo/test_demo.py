@@ -1,9 +1,9 @@
 import psycopg
 import pytest
 
-from geo import database
-from geo.boroughs import GSS_CODES
 from geo.demo import DemoAlreadyLoaded, load_demo
+from geo.reference import model
+from geo.reference.boroughs import GSS_CODES
 
 
 def test_small_demo_counts_by_kind_and_borough(conn):
@@ -52,7 +52,7 @@ def test_ducts_follow_neighbouring_postcodes_not_long_straight_lines(conn):
 
 def test_demo_is_deterministic_and_loads_only_into_an_empty_database(fresh_db_url, conn):
     with psycopg.connect(fresh_db_url) as fresh:
-        database.migrate(fresh)
+        model.migrate(fresh)
         counts = load_demo(fresh, "small")
         expected = dict(conn.execute("SELECT kind, count(*) FROM assets GROUP BY kind").fetchall())
         assert counts == expected

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from geo.settings import MapSettings
+from geo.core.settings import MapSettings
 from maps.static_files import LOCAL, STATIC_DIR, UnmappedResource, localize
 from maps.web_map import ASSET_LAYERS, render_map
 
@@ -219,6 +219,6 @@ def test_a_background_tile_server_is_the_one_image_source_the_policy_adds(
     tile_url: str, source: str | None
 ) -> None:
     from api.app import _image_sources
-    from geo.settings import Settings
+    from geo.core.settings import Settings
 
     assert _image_sources(Settings(map=MapSettings(tile_url=tile_url))) == ((source,) if source else ())

@@ -1,0 +1,712 @@
+"""The coverage engine: nearest-asset distances, coverage at thresholds, gaps and priorities.
+
+Pure functions over numpy arrays and GeoDataFrames, everything in EPSG:27700 metres.
+No database access and no web code: the API, the CLI and the reports all call these.
+
+How the exact nearest distance is found quickly
+-----------------------------------------------
+Line segments are cut into pieces no longer than ``spacing`` (10 m by default); let ``h``
+be the largest half-length of a piece (at most ``spacing / 2``). One ``scipy.spatial.cKDTree``
+indexes the point assets and the pieces' vertices. Each vertex remembers the original
+segment(s) it lies on (two at an original vertex), and the distance to a returned vertex is
+replaced by the exact distance to those whole segments, computed with the formulas GEOS uses.
+
+The bound. Take a piece ``[v, w]`` of length ``L <= 2h`` at distance ``d`` from ``q``, with
+nearest point ``f``. If ``f`` is ``v`` or ``w``, a vertex is at distance ``d``. Otherwise
+``q - f`` is perpendicular to the piece, so ``|q - v|^2 = d^2 + |f - v|^2`` and the same for
+``w``, and ``f`` is within ``L / 2 <= h`` of one of them: a vertex lies within
+``sqrt(d^2 + h^2)``. So if the tree's ``k``-th nearest entry is at ``r_k``, every piece with
+neither vertex returned is at distance ``>= sqrt(r_k^2 - h^2)``, and every point not
+returned is at ``>= r_k``. Pieces with a vertex returned have been measured exactly. The
+best exact distance ``b`` found is therefore the true nearest distance whenever
+``r_k^2 >= b^2 + h^2``. Demand points that fail this test are asked again with ``k`` eight
+times larger (rarely: near a straight duct the second-nearest vertex already passes).
+
+The result equals a brute-force ``shapely.distance`` to every asset (to ~1e-9 m, and exactly
+for a point lying on a threshold) for every demand point, not only near the thresholds.
+It is tighter than densifying and re-checking the threshold bands (PERFORMANCE.md, Target 2),
+whose densified distance over-estimates a line by up to ``sqrt(d^2 + h^2) - d`` (5 m at
+``d = 0``), for about the same cost. With ``max_distance``, the tree search stops at
+``sqrt(max_distance^2 + h^2)``: beyond it no asset can be within ``max_distance``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy import ndimage, sparse
+from scipy.spatial import cKDTree
+
+DEFAULT_THRESHOLDS: tuple[float, ...] = (50.0, 100.0, 200.0)
+DEFAULT_SPACING = 10.0
+CRS = "EPSG:27700"
+#: Demand points per thread below which one thread searches (threads cost more than they save).
+PARALLEL_CHUNK = 50_000
+
+
+def _line_vertices(
+    lines: np.ndarray, spacing: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Densify lines and list their vertices with the original segments they lie on.
+
+    Returns the vertices ``xy`` (v, 2); the original segments' ends ``a`` and ``b`` (s, 2); for
+    each vertex, the index of the segment before it and of the one after it (the same inside a
+    segment, and at the ends of a part); the index of each vertex's line; and ``h``, the
+    largest half-length of a piece. Parts of multi-lines are kept apart. Done in numpy rather
+    than with ``shapely.segmentize``, which rejects zero-length lines.
+    """
+    lines = np.asarray(lines, dtype=object).reshape(-1)
+    single = shapely.get_type_id(lines) == shapely.GeometryType.LINESTRING
+    if single.all():  # no need to copy every line into a part (get_parts) when none is multi
+        parts, line_of_part = lines, np.arange(len(lines))
+    else:
+        parts, line_of_part = shapely.get_parts(lines, return_index=True)
+    coords, part_of_coord = shapely.get_coordinates(parts, return_index=True)
+    starts = np.flatnonzero(part_of_coord[:-1] == part_of_coord[1:])
+    a, b = coords[starts], coords[starts + 1]
+    part = part_of_coord[starts]
+    length = np.hypot(*(b - a).T)
+    pieces = np.maximum(np.ceil(length / spacing), 1).astype(np.intp)
+    half = float((length / pieces).max()) / 2 if len(a) else 0.0
+    # Each piece contributes its first vertex; each part adds its last vertex.
+    seg = np.repeat(np.arange(len(a)), pieces)
+    step = np.arange(len(seg)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    xy = a[seg] + (step / pieces[seg])[:, None] * (b - a)[seg]
+    first_of_part = np.ones(len(seg), dtype=bool)
+    first_of_part[1:] = part[seg[1:]] != part[seg[:-1]]
+    prev = np.where(first_of_part, seg, np.roll(seg, 1))
+    last = np.flatnonzero(np.append(part[1:] != part[:-1], True)) if len(a) else np.empty(0, np.intp)
+    xy = np.vstack([xy, b[last]])
+    prev = np.concatenate([prev, last])
+    nxt = np.concatenate([seg, last])
+    line = line_of_part[part[nxt]]
+    # Rounding moves interpolated vertices by ~1e-10 m: allow for it in the bound.
+    return xy, a, b, prev, nxt, line, half * (1 + 1e-9) + 1e-9
+
+
+def _segment_distance(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact distance from points ``q`` to segments ``a``-``b`` (broadcasting on ``...``).
+
+    The same formulas as GEOS (``Distance::pointToSegment``), so that a demand point exactly on
+    a threshold gets the same answer as ``shapely.distance``.
+    """
+    abx, aby = b[..., 0] - a[..., 0], b[..., 1] - a[..., 1]
+    aqx, aqy = q[..., 0] - a[..., 0], q[..., 1] - a[..., 1]
+    bqx, bqy = q[..., 0] - b[..., 0], q[..., 1] - b[..., 1]
+    length2 = abx * abx + aby * aby
+    degenerate = length2 == 0
+    safe = np.where(degenerate, 1.0, length2)
+    r = (aqx * abx + aqy * aby) / safe
+    s = (-aqy * abx + aqx * aby) / safe
+    across = np.abs(s) * np.sqrt(length2)
+    to_a = np.sqrt(aqx * aqx + aqy * aqy)
+    to_b = np.sqrt(bqx * bqx + bqy * bqy)
+    return np.where(degenerate | (r <= 0), to_a, np.where(r >= 1, to_b, across))
+
+
+class AssetIndex:
+    """Point assets and line vertices in one kd-tree, with the segments to measure exactly.
+
+    Built once from a set of assets, it answers any number of :meth:`nearest` queries: the
+    reports keep the index of the assets of a data version in memory
+    (:mod:`geo.coverage.reports`), so a warm report skips reading and indexing the assets.
+
+    Parameters
+    ----------
+    points_xy, point_ids, lines, line_ids, spacing
+        As in :func:`nearest_assets`.
+
+    Notes
+    -----
+    Performance: London (480,000 points and 5,700 ducts of 4,700 km, densified into about
+    470,000 vertices) builds in about 0.3 s; memory is about 100 bytes per point or vertex.
+
+    Examples
+    --------
+    >>> index = AssetIndex(np.array([[0.0, 30.0]]), np.array([7]), None, None, DEFAULT_SPACING)
+    >>> d, ids = index.nearest(np.array([[0.0, 0.0]]))
+    >>> d.tolist(), ids.tolist()
+    ([30.0], [7])
+    """
+
+    def __init__(
+        self,
+        points_xy: np.ndarray,
+        point_ids: np.ndarray,
+        lines: np.ndarray | None,
+        line_ids: np.ndarray | None,
+        spacing: float,
+    ) -> None:
+        points_xy = np.asarray(points_xy, dtype=float).reshape(-1, 2)
+        point_ids = np.asarray(point_ids).reshape(-1)
+        if len(point_ids) != len(points_xy):
+            raise ValueError("points_xy and point_ids differ in length")
+        lines = np.asarray([] if lines is None else lines, dtype=object).reshape(-1)
+        line_ids = np.asarray([] if line_ids is None else line_ids).reshape(-1)
+        if len(line_ids) != len(lines):
+            raise ValueError("lines and line_ids differ in length")
+        xy, self.seg_a, self.seg_b, self.prev, self.next, line, self.half = _line_vertices(lines, spacing)
+        self.n_points = len(points_xy)
+        self.ids = np.concatenate([point_ids, line_ids[line]]) if len(line) else point_ids
+        self.n = len(self.ids)
+        # Faster to build, as fast to query (PERFORMANCE.md, Target 2).
+        self.tree = (
+            cKDTree(np.vstack([points_xy, xy]), leafsize=32, balanced_tree=False, compact_nodes=False)
+            if self.n
+            else None
+        )
+
+    def reach(self, distance: float) -> float:
+        """Tree radius that finds every asset within ``distance``.
+
+        Some slack: the tree compares squared distances, and extra candidates do no harm.
+        """
+        return float(np.sqrt(distance**2 + self.half**2) * (1 + 1e-9) + 1e-6)
+
+    def distance(self, q: np.ndarray, j: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """Exact distance from points ``q`` (e, 2) to the assets of tree entries ``j`` (e,) or (e, k).
+
+        ``r`` is the tree's distance to each entry (``inf`` for none): exact already for point
+        assets, so only the line vertices are measured again, against their whole segments.
+        """
+        d = np.array(r, dtype=float)
+        on_line = (j >= self.n_points) & (j < self.n)
+        if not on_line.any():
+            return d
+        at = np.nonzero(on_line)
+        v = j[at] - self.n_points
+        qq = q[at[0]]
+        after, before = self.next[v], self.prev[v]
+        dist = _segment_distance(qq, self.seg_a[after], self.seg_b[after])
+        # At an original vertex, the segment before counts too.
+        joint = np.flatnonzero(before != after)
+        dist[joint] = np.minimum(
+            dist[joint], _segment_distance(qq[joint], self.seg_a[before[joint]], self.seg_b[before[joint]])
+        )
+        d[at] = dist
+        return d
+
+    def nearest(
+        self, demand_xy: np.ndarray, max_distance: float | None = None, *, k: int = 3
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact distance from each demand point to the nearest indexed asset, and its id.
+
+        The same answer as :func:`nearest_assets` (see it for the parameters and the proof)
+        over the assets the index was built from.
+        """
+        demand_xy = np.asarray(demand_xy, dtype=float).reshape(-1, 2)
+        n = len(demand_xy)
+        if n >= 2 * PARALLEL_CHUNK and (os.cpu_count() or 1) > 1:
+            # Halves searched in two threads: the tree query and numpy release the GIL, so the
+            # exact checks run in parallel too (one threaded query leaves them on one core).
+            halves = np.array_split(demand_xy, 2)
+            with ThreadPoolExecutor(2) as pool:
+                parts = list(pool.map(lambda q: self._nearest(q, max_distance, k, workers=1), halves))
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        # Small queries on one thread: starting the query threads costs more than they save.
+        return self._nearest(demand_xy, max_distance, k, workers=-1 if n >= PARALLEL_CHUNK else 1)
+
+    def _nearest(
+        self, demand_xy: np.ndarray, max_distance: float | None, k: int, workers: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        cands = self
+        n = len(demand_xy)
+        distance = np.full(n, np.inf)
+        id_dtype = cands.ids.dtype if cands.ids.dtype.kind in "iu" else np.int64
+        asset_id = np.full(n, -1, dtype=id_dtype)
+        if n == 0 or cands.tree is None:
+            return distance, asset_id
+
+        bound = np.inf if max_distance is None else cands.reach(float(max_distance))
+        todo = np.arange(n)
+        while todo.size:
+            kk = min(k, cands.n)
+            q = demand_xy[todo]
+            r, j = cands.tree.query(q, k=kk, distance_upper_bound=bound, workers=workers)
+            r, j = r.reshape(len(todo), kk), j.reshape(len(todo), kk)
+            d = cands.distance(q, j, r)
+            jj = np.where(j < cands.n, j, 0)
+            col = d.argmin(axis=1)
+            rows = np.arange(len(todo))
+            best = d[rows, col]
+            # Entries not returned are at >= r_k: their assets at >= sqrt(r_k^2 - h^2).
+            done = (r[:, -1] ** 2 >= best**2 + cands.half**2) | (kk == cands.n)
+            hit = todo[done]
+            distance[hit] = best[done]
+            asset_id[hit] = np.where(np.isfinite(best[done]), cands.ids[jj[rows, col]][done], -1)
+            todo = todo[~done]
+            k *= 8
+        if max_distance is not None:
+            beyond = distance > max_distance
+            distance[beyond] = np.inf
+            asset_id[beyond] = -1
+        return distance, asset_id
+
+
+def nearest_assets(
+    demand_xy: np.ndarray,
+    points_xy: np.ndarray,
+    point_ids: np.ndarray,
+    lines: np.ndarray | None = None,
+    line_ids: np.ndarray | None = None,
+    max_distance: float | None = None,
+    *,
+    spacing: float = DEFAULT_SPACING,
+    k: int = 3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact distance from each demand point to the nearest asset, and that asset's id.
+
+    Parameters
+    ----------
+    demand_xy : numpy.ndarray, shape (n, 2)
+        Demand points (postcode centroids, cell centroids, premises) in EPSG:27700 metres.
+    points_xy : numpy.ndarray, shape (m, 2)
+        Point assets (street furniture, building points) in EPSG:27700.
+    point_ids : numpy.ndarray of int, shape (m,)
+        Asset id of each point.
+    lines : numpy.ndarray of shapely LineString or MultiLineString, optional
+        Line assets (ducts) in EPSG:27700.
+    line_ids : numpy.ndarray of int, optional
+        Asset id of each line.
+    max_distance : float, optional
+        Search radius. Demand points with no asset within it get ``inf`` and id -1. Bounding
+        the search makes it faster. ``None`` searches without limit.
+    spacing : float, default 10
+        Lines are cut into segments no longer than this for the index. It changes the speed,
+        never the answer.
+    k : int, default 3
+        Number of candidates tried per demand point in the first round.
+
+    Returns
+    -------
+    distance : numpy.ndarray of float, shape (n,)
+        Distance in metres to the nearest asset, ``inf`` where none qualifies (no assets, or
+        none within ``max_distance``).
+    asset_id : numpy.ndarray of int, shape (n,)
+        Id of that asset, -1 where the distance is ``inf``. Between assets at exactly the same
+        distance, which one is reported is unspecified.
+
+    Notes
+    -----
+    The distance is exact (the same as ``shapely.distance`` to every asset, to ~1e-9 m) for
+    every demand point within ``max_distance``; see the module docstring for the bound that
+    proves it. Performance (``bench/bench_coverage_engine.py``): 630,000 cells against
+    500,000 points and 60,000 ducts (4,950 km) take about 1.6-1.8 s of CPU on this 2-core
+    machine, about 0.6 s of it building the index (densifying the ducts into 675,000
+    vertices and the kd-tree), the rest the queries (threaded) and the exact checks; the
+    same answer from geopandas ``sjoin_nearest`` takes about 6 s. Memory: a few hundred
+    bytes per demand point and per asset vertex.
+
+    Examples
+    --------
+    >>> import numpy as np, shapely
+    >>> d, ids = nearest_assets(
+    ...     np.array([[0.0, 0.0], [100.0, 0.0]]),
+    ...     np.array([[0.0, 30.0]]), np.array([7]),
+    ...     np.array([shapely.LineString([(90, -500), (90, 500)])]), np.array([8]),
+    ... )
+    >>> d.tolist(), ids.tolist()
+    ([30.0, 10.0], [7, 8])
+    """
+    index = AssetIndex(points_xy, point_ids, lines, line_ids, spacing)
+    return index.nearest(demand_xy, max_distance, k=k)
+
+
+def _factorize(labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Group number of each label and the sorted labels; missing labels are the text "None".
+
+    A :class:`pandas.Categorical` (how the reports keep the boroughs of a cached grid) is
+    grouped by its codes, without looking at 600,000 strings again.
+    """
+    if isinstance(labels, pd.Categorical) and labels.categories.is_monotonic_increasing:
+        if not (labels.codes < 0).any():
+            used = np.bincount(labels.codes, minlength=len(labels.categories)) > 0
+            remap = np.cumsum(used) - 1
+            return remap[labels.codes], labels.categories.to_numpy(dtype=object)[used]
+    labels = np.asarray(labels, dtype=object)
+    if pd.isna(labels).any():  # grouped as the text "None", as str() names them
+        labels = labels.astype(str).astype(object)
+    # Hash-based, then sorted: the groups of np.unique, without sorting 600,000 strings (10x faster).
+    inverse, uniq = pd.factorize(labels, sort=True)
+    return inverse, np.asarray(uniq, dtype=object)
+
+
+def coverage_summary(
+    distance: np.ndarray,
+    households: np.ndarray | None = None,
+    area_m2: np.ndarray | None = None,
+    borough_codes: np.ndarray | None = None,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+) -> pd.DataFrame:
+    """Covered households and area at each threshold, for the whole area and per borough.
+
+    A demand point is covered at threshold ``T`` when its distance is ``<= T`` (an asset
+    exactly ``T`` metres away counts).
+
+    Parameters
+    ----------
+    distance : numpy.ndarray, shape (n,)
+        Distance from each demand point to the nearest asset (``inf`` for none), as returned
+        by :func:`nearest_assets`.
+    households : numpy.ndarray, shape (n,), optional
+        Households at each demand point. Without it the household columns are NaN.
+    area_m2 : numpy.ndarray, shape (n,), optional
+        Area of each demand cell. Without it the area columns are NaN.
+    borough_codes : numpy.ndarray of str, shape (n,), optional
+        GSS code of each demand point, for the per-borough rows.
+    thresholds : sequence of float, default (50, 100, 200)
+        Distances in metres.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per area and threshold: ``borough_code`` (``"all"`` for the whole area, then
+        each borough in code order), ``threshold_m``, ``demand_points``, ``covered_points``,
+        ``households``, ``covered_households``, ``household_share``, ``area_m2``,
+        ``covered_area_m2``, ``area_share``. Shares are covered / total (NaN for a zero total).
+
+    Examples
+    --------
+    >>> s = coverage_summary(np.array([10.0, 60.0, np.inf]), households=np.array([1.0, 2.0, 3.0]),
+    ...                      thresholds=(50, 100))
+    >>> s[["threshold_m", "covered_households", "household_share"]].values.tolist()
+    [[50.0, 1.0, 0.16666666666666666], [100.0, 3.0, 0.5]]
+    """
+    return pd.DataFrame(summary_columns(distance, households, area_m2, borough_codes, thresholds))
+
+
+SUMMARY_COLUMNS = (
+    "borough_code",
+    "threshold_m",
+    "demand_points",
+    "covered_points",
+    "households",
+    "covered_households",
+    "household_share",
+    "area_m2",
+    "covered_area_m2",
+    "area_share",
+)
+
+
+def summary_columns(
+    distance: np.ndarray,
+    households: np.ndarray | None = None,
+    area_m2: np.ndarray | None = None,
+    borough_codes: Any = None,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+) -> dict[str, np.ndarray]:
+    """The rows of :func:`coverage_summary` as numpy columns (:data:`SUMMARY_COLUMNS`).
+
+    What the reports use: the same numbers without building a DataFrame, whose fixed cost
+    (tens of milliseconds) is most of a one-borough summary's time.
+    """
+    distance = np.asarray(distance, dtype=float)
+    n = len(distance)
+    if borough_codes is None:
+        codes = np.zeros(n, dtype=np.intp)
+        names = np.array(["all"], dtype=object)
+    else:
+        inverse, uniq = _factorize(borough_codes)
+        # Group 0 is the whole area; groups 1.. are the boroughs.
+        codes = inverse + 1
+        names = np.concatenate([["all"], uniq]).astype(object)
+    measures: dict[str, np.ndarray | None] = {"demand_points": None}
+    if households is not None:
+        measures["households"] = np.asarray(households, dtype=float)
+    if area_m2 is not None:
+        measures["area_m2"] = np.asarray(area_m2, dtype=float)
+    # One pass per measure: each point falls in the bin of the first threshold covering it
+    # (bin len(thresholds) for none); the sums per group and bin, accumulated over the bins,
+    # are the covered sums at each threshold.
+    ordered = np.sort(np.asarray(thresholds, dtype=float))
+    first = np.zeros(n, dtype=np.intp)
+    for threshold in ordered:  # the number of thresholds below each distance (searchsorted, 3x faster)
+        first += distance > threshold
+    n_bins = len(ordered) + 1
+    cell = codes * n_bins + first
+    # Rows: each group, then each threshold in ascending order.
+    at = np.searchsorted(ordered, ordered, side="left")
+    n_rows = len(names) * len(ordered)
+    out: dict[str, np.ndarray] = {
+        "borough_code": np.repeat(names, len(ordered)),
+        "threshold_m": np.tile(ordered, len(names)),
+    }
+    for name in ("demand_points", "households", "area_m2"):
+        covered_name = "covered_points" if name == "demand_points" else f"covered_{name}"
+        if name not in measures:
+            out[name] = out[covered_name] = np.full(n_rows, np.nan)
+            continue
+        table = np.bincount(cell, weights=measures[name], minlength=len(names) * n_bins)
+        table = table.reshape(len(names), n_bins)
+        if borough_codes is not None:
+            table[0] = table[1:].sum(axis=0)
+        out[name] = np.repeat(table.sum(axis=1), len(ordered))
+        out[covered_name] = np.cumsum(table, axis=1)[:, at].reshape(-1)
+    out["demand_points"] = out["demand_points"].astype(np.int64)
+    out["covered_points"] = out["covered_points"].astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for share, part, whole in (
+            ("household_share", "covered_households", "households"),
+            ("area_share", "covered_area_m2", "area_m2"),
+        ):
+            out[share] = np.where(out[whole] > 0, out[part] / out[whole], np.nan)
+    return {name: out[name] for name in SUMMARY_COLUMNS}
+
+
+def _cell_squares(
+    cells: gpd.GeoDataFrame, which: np.ndarray, *, squares: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, float]:
+    """The squares of some grid cells, their lower-left corners and the cell size.
+
+    Uses the ``x``, ``y`` and ``area_m2`` columns of :func:`geo.coverage.demand.grid_demand` when present
+    (and builds the squares if the geometry was left out, unless ``squares`` is false: then
+    None), the square geometries otherwise.
+    """
+    geoms = cells.geometry.values[which]
+    if {"x", "y", "area_m2"} <= set(cells.columns):
+        size = float(np.sqrt(cells["area_m2"].to_numpy(float)[which]).max())
+        x0 = cells["x"].to_numpy(float)[which] - size / 2
+        y0 = cells["y"].to_numpy(float)[which] - size / 2
+        if not squares and shapely.is_missing(np.asarray(geoms)).any():
+            return None, x0, y0, size
+        if geoms is None or shapely.is_missing(geoms).any():
+            geoms = shapely.box(x0, y0, x0 + size, y0 + size)
+        return np.asarray(geoms), x0, y0, size
+    bounds = shapely.bounds(np.asarray(geoms))
+    return np.asarray(geoms), bounds[:, 0], bounds[:, 1], float(np.max(bounds[:, 2] - bounds[:, 0]))
+
+
+def find_gaps(
+    cells: gpd.GeoDataFrame,
+    distance: np.ndarray,
+    households: np.ndarray | None,
+    threshold: float,
+    *,
+    polygons: bool = True,
+) -> gpd.GeoDataFrame:
+    """Uncovered grid cells merged into gap polygons, largest first.
+
+    Parameters
+    ----------
+    cells : geopandas.GeoDataFrame
+        Square cells aligned to one grid, in EPSG:27700: the squares as geometry, or the
+        ``x``, ``y`` (centroid) and ``area_m2`` columns of :func:`geo.coverage.demand.grid_demand`.
+    distance : numpy.ndarray, shape (n,)
+        Distance from each cell centroid to the nearest asset.
+    households : numpy.ndarray, shape (n,), optional
+        Households in each cell (zeros when ``None``).
+    threshold : float
+        A cell is uncovered when its distance is ``> threshold``.
+    polygons : bool, default True
+        Merge the cells of each gap into its polygon. Without it ``geometry`` is None and
+        every other column is the same, in the same order (what a summary needs, in
+        milliseconds); the reports build the polygons only when they store them.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per gap: ``gap_id`` (1 for the first row), ``cells``, ``area_m2`` (full cell
+        areas added up), ``households``, ``geometry`` (Polygon). Cells that share an edge are
+        in the same gap; cells that only touch at a corner are not. Sorted by households,
+        then area, largest first.
+
+    Notes
+    -----
+    Performance: gaps are found by connected-component labelling on the grid index
+    (``scipy.ndimage.label``, milliseconds), then the squares of each gap of two or more cells
+    are merged with ``shapely.coverage_union_all``, which needs no overlay. That union is the
+    cost: about 1.2 s for 200,000 uncovered cells in 10,900 gaps on this machine (one call
+    over all gaps at once is 20x slower; unioning row runs or polygonizing the boundary
+    edges was no faster).
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> cells = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 50, 50), shapely.box(50, 0, 100, 50)],
+    ...                          crs="EPSG:27700")
+    >>> find_gaps(cells, np.array([300.0, 300.0]), np.array([2.0, 3.0]), 200)[["area_m2", "households"]]
+       area_m2  households
+    0   5000.0         5.0
+    """
+    distance = np.asarray(distance, dtype=float)
+    hh = np.zeros(len(cells)) if households is None else np.asarray(households, dtype=float)
+    columns = ["gap_id", "cells", "area_m2", "households", "geometry"]
+    uncovered = np.flatnonzero(~(distance <= threshold))
+    if uncovered.size == 0:
+        return gpd.GeoDataFrame({c: [] for c in columns[:-1]}, geometry=[], crs=cells.crs)
+    geoms, x0, y0, size = _cell_squares(cells, uncovered, squares=polygons)
+    col = np.rint(x0 / size).astype(np.int64)
+    row = np.rint(y0 / size).astype(np.int64)
+    col -= col.min()
+    row -= row.min()
+    mask = np.zeros((row.max() + 1, col.max() + 1), dtype=bool)
+    mask[row, col] = True
+    labels, n_gaps = ndimage.label(mask)  # 4-connectivity: shared edges only
+    label = labels[row, col] - 1
+    # The full cells: as summed in coverage_summary. Without squares, the area GEOS would give
+    # an axis-aligned box (the same products of the same differences).
+    area = shapely.area(geoms) if geoms is not None else (x0 + size - x0) * (y0 + size - y0)
+    gap_households = np.bincount(label, weights=hh[uncovered], minlength=n_gaps)
+    gap_area = np.bincount(label, weights=area, minlength=n_gaps)
+    gap_cells = np.bincount(label, minlength=n_gaps)
+    shapes = np.full(n_gaps, None, dtype=object)
+    if polygons:
+        assert geoms is not None  # squares=True: _cell_squares always returns the squares
+        order = np.argsort(label, kind="stable")
+        splits = np.cumsum(gap_cells)[:-1]
+        # One C call per gap of two or more cells (one call for all gaps is far slower); the
+        # cells of a gap tile it exactly, so a coverage union is valid.
+        single = gap_cells == 1
+        shapes[single] = geoms[order][np.concatenate([[0], splits])[single]]
+        groups = np.split(geoms[order], splits)
+        shapes[~single] = [shapely.coverage_union_all(groups[i]) for i in np.flatnonzero(~single)]
+    gaps = gpd.GeoDataFrame(
+        {"cells": gap_cells, "area_m2": gap_area, "households": gap_households},
+        geometry=gpd.GeoSeries(shapes, crs=cells.crs),
+        crs=cells.crs,
+    )
+    first_cell = np.full(n_gaps, np.iinfo(np.int64).max)
+    np.minimum.at(first_cell, label, uncovered)
+    gaps["_first"] = first_cell
+    gaps = gaps.sort_values(["households", "area_m2", "_first"], ascending=[False, False, True])
+    gaps = gaps.drop(columns="_first").reset_index(drop=True)
+    gaps.insert(0, "gap_id", np.arange(1, len(gaps) + 1))
+    return gaps
+
+
+def _reach_matrix(
+    demand_xy: np.ndarray,
+    cands: AssetIndex,
+    asset_index: np.ndarray,
+    n_assets: int,
+    radius: float,
+) -> sparse.csr_matrix:
+    """Boolean (assets x demand) matrix: asset reaches demand point within ``radius``."""
+    if len(demand_xy) == 0 or cands.tree is None:
+        return sparse.csr_matrix((n_assets, len(demand_xy)), dtype=np.float64)
+    demand_tree = cKDTree(demand_xy)
+    pairs = cands.tree.sparse_distance_matrix(demand_tree, cands.reach(radius), output_type="ndarray")
+    ci, di = pairs["i"].astype(np.intp), pairs["j"].astype(np.intp)
+    exact = cands.distance(demand_xy[di], ci, pairs["v"])
+    keep = exact <= radius
+    ci, di = ci[keep], di[keep]
+    matrix = sparse.csr_matrix(
+        (np.ones(len(ci)), (asset_index[ci], di)), shape=(n_assets, len(demand_xy)), dtype=np.float64
+    )
+    matrix.data[:] = 1.0  # several segments of one line reaching one point count once
+    return matrix
+
+
+def prioritise(
+    demand_xy: np.ndarray,
+    households: np.ndarray,
+    covered: np.ndarray,
+    candidate_xy: np.ndarray,
+    candidate_ids: np.ndarray,
+    candidate_lines: np.ndarray | None = None,
+    candidate_line_ids: np.ndarray | None = None,
+    *,
+    radius: float = 100.0,
+    k: int = 10,
+    spacing: float = DEFAULT_SPACING,
+    index: AssetIndex | None = None,
+) -> pd.DataFrame:
+    """Greedy maximum coverage: the ``k`` candidate assets that add the most households.
+
+    Parameters
+    ----------
+    demand_xy : numpy.ndarray, shape (n, 2)
+        Demand points in EPSG:27700.
+    households : numpy.ndarray, shape (n,)
+        Households at each demand point.
+    covered : numpy.ndarray, shape (n,)
+        Either a boolean mask of the demand points already covered, or their distance to the
+        nearest usable asset (then covered means ``distance <= radius``).
+    candidate_xy, candidate_ids : numpy.ndarray
+        Candidate point assets (for example those not yet in service) and their ids.
+    candidate_lines, candidate_line_ids : numpy.ndarray, optional
+        Candidate line assets (ducts) and their ids. A line reaches every demand point within
+        ``radius`` of any part of it. An id given to several geometries is one asset.
+    radius : float, default 100
+        Reach of an asset in metres (inclusive).
+    k : int, default 10
+        Number of assets to choose.
+    spacing : float, default 10
+        Vertex spacing of the line index, as in :func:`nearest_assets`; never changes the answer.
+    index : AssetIndex, optional
+        The index of exactly these candidates, already built (the reports keep it in memory);
+        the candidate arrays are then not indexed again.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Up to ``k`` rows in the order chosen: ``rank`` (from 1), ``asset_id``, ``gain`` (the
+        households newly covered by that asset, given the ones chosen before it),
+        ``cumulative`` (total households added so far), ``covered_households`` (already
+        covered plus cumulative) and ``household_share``. Selection stops early when no
+        candidate adds any household. Ties go to the smaller asset id.
+
+    Notes
+    -----
+    Performance: the reach of every candidate is one sparse matrix, built with
+    ``cKDTree.sparse_distance_matrix`` over the uncovered demand only and checked exactly
+    against the segments; each greedy step then recomputes the gain of just the candidates
+    that share a demand point with the chosen one. 640,000 cells (200,000 uncovered),
+    20,000 candidate points, ``k = 50``: about 0.25 s.
+
+    Examples
+    --------
+    >>> demand = np.array([[0.0, 0.0], [10.0, 0.0], [500.0, 0.0]])
+    >>> p = prioritise(demand, np.array([1.0, 1.0, 5.0]), np.array([False, False, False]),
+    ...                np.array([[5.0, 0.0], [500.0, 50.0]]), np.array([1, 2]), radius=100, k=2)
+    >>> p[["asset_id", "gain", "cumulative"]].values.tolist()
+    [[2.0, 5.0, 5.0], [1.0, 2.0, 7.0]]
+    """
+    demand_xy = np.asarray(demand_xy, dtype=float).reshape(-1, 2)
+    households = np.asarray(households, dtype=float)
+    covered = np.asarray(covered)
+    if covered.dtype != bool:
+        covered = covered <= radius
+    cands = index or AssetIndex(candidate_xy, candidate_ids, candidate_lines, candidate_line_ids, spacing)
+    asset_ids, asset_index = np.unique(cands.ids, return_inverse=True)
+    open_ = np.flatnonzero(~covered & (households > 0))
+    reach = _reach_matrix(demand_xy[open_], cands, asset_index, len(asset_ids), float(radius))
+    reach_csc = reach.tocsc()
+    weight = households[open_].copy()
+    gains = reach @ weight
+    chosen: list[tuple[Any, float]] = []
+    for _ in range(k):
+        if gains.size == 0:
+            break
+        best = int(np.argmax(gains))  # first maximum: the smallest id, as ids are sorted
+        if gains[best] <= 0:
+            break
+        chosen.append((asset_ids[best], float(gains[best])))
+        newly = reach.indices[reach.indptr[best] : reach.indptr[best + 1]]
+        newly = newly[weight[newly] > 0]
+        weight[newly] = 0.0
+        # Only candidates sharing a newly covered point change; recompute theirs exactly.
+        affected = np.unique(reach_csc[:, newly].indices)
+        gains[affected] = reach[affected] @ weight
+    already = float(households[covered].sum())
+    total = float(households.sum())
+    gain = np.array([g for _, g in chosen], dtype=float)
+    cumulative = np.cumsum(gain)
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(chosen) + 1),
+            "asset_id": np.array([a for a, _ in chosen], dtype=asset_ids.dtype),
+            "gain": gain,
+            "cumulative": cumulative,
+            "covered_households": already + cumulative,
+            "household_share": (already + cumulative) / total if total > 0 else np.nan,
+        }
+    )

@@ -1,0 +1,397 @@
+"""Pipeline projects: parsing Pipeline's JSON and CSV, idempotent import with history, placement, queries."""
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+import psycopg
+import pytest
+import shapely
+
+from geo.access.principals import Principal
+from geo.core.row_errors import UploadRejected
+from geo.projects import store as pipeline
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "pipeline"
+ADMIN = Principal(role="admin", label="test")
+OPERATOR = Principal(role="operator", label="op", key_id=None)
+
+
+def fixture(name):
+    return (FIXTURES / name).read_bytes()
+
+
+# Parsing -------------------------------------------------------------------------------------------
+def test_parse_json_reads_summaries_and_full_projects():
+    projects, errors = pipeline.parse_json(fixture("projects.json"))
+    assert len(projects) == 15
+    by_id = {p.fields["pipeline_id"]: p for p in projects}
+    lamp = by_id[101].fields
+    assert lamp["title"] == "Smart lamp columns" and lamp["status"] == "Live" and lamp["phase"] == "Build"
+    assert lamp["tags"] == ["IoT", "Street lighting"] and lamp["organisation"] == "London Borough of Camden"
+    assert (
+        lamp["project_start"] == dt.date(2020, 4, 1) and lamp["owner_email"] == "alice.example@camden.gov.uk"
+    )
+    assert lamp["last_updated"] == dt.datetime(2021, 1, 1, tzinfo=dt.UTC)  # /Date(ms)/ is UTC
+    assert "content" not in lamp  # a summary: keys it lacks are not written
+    full = by_id[115].fields
+    assert full["content"].startswith("Free Wi-Fi") and full["estimated_time"] == "18 months"
+    assert full["funding_band"] == "£100k-250k"  # the text, not the enum number
+    assert (
+        full["collaboration_level"] == "Open To Conversation" and full["allow_external_collaboration"] is True
+    )
+    assert full["project_start"] == dt.date(2020, 1, 1) and full["organisation_twitter"] == "@lbbdcouncil"
+    assert [(e.row, e.source_id, e.column) for e in errors] == [
+        (13, "113", "ProjectStart"),
+        (13, "113", "ProjectEnd"),
+    ]
+
+
+def test_parse_json_tolerates_missing_keys_nested_organisations_numbers_and_one_project():
+    data = b'{"Id": 5, "Title": "T", "Organisation": {"Name": "GLA", "Url": "https://london.gov.uk"}, "ProjectStatus": 4, "Tags": "a; b"}'
+    (project,), errors = pipeline.parse_json(data)
+    assert not errors
+    assert project.fields == {
+        "pipeline_id": 5, "title": "T", "organisation": "GLA", "organisation_url": "https://london.gov.uk",
+        "organisation_email": None, "organisation_twitter": None, "organisation_id": None, "status": "Live",
+        "tags": ["a", "b"],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("item", "column", "message"),
+    [
+        ({"Id": 1}, "Title", "needs a title"),
+        ({"Id": 1, "Title": "x", "ProjectStatus": "Gamma"}, "ProjectStatus", "not a project status"),
+        ({"Id": 1, "Title": "x", "AgileLifecycle": "Ship"}, "AgileLifecycle", "not a agile life-cycle phase"),
+        ({"Id": 1, "Title": "x", "ProjectStart": "2021-02-30"}, "ProjectStart", "not a valid ISO 8601 date"),
+        (
+            {"Id": 1, "Title": "x", "ProjectStart": "2021-05-01", "ProjectEnd": "2021-01-01"},
+            "ProjectEnd",
+            "ends before",
+        ),
+        ({"Id": "one", "Title": "x"}, "Id", "not a whole number"),
+        ({"Id": 1, "Title": "x", "Lon": 2.35, "Lat": 48.85}, "Lon", "not in London"),
+    ],
+)
+def test_parse_json_row_errors(item, column, message):
+    import json
+
+    projects, errors = pipeline.parse_json(json.dumps([item]).encode())
+    assert not projects and len(errors) == 1
+    assert errors[0].row == 1 and errors[0].column == column and message in errors[0].message
+
+
+def test_parse_csv_reads_the_export_with_uk_dates():
+    projects, errors = pipeline.parse_csv(fixture("PipelineReports.csv"))
+    assert [p.fields["title"] for p in projects][:2] == ["Fibre to schools", "Lamp column 5G"]
+    first = projects[0].fields
+    assert first["project_start"] == dt.date(2020, 9, 1) and first["project_end"] == dt.date(2021, 8, 31)
+    assert first["last_updated"] == dt.datetime(2021, 6, 15, 8, 30, tzinfo=dt.UTC)  # 09:30 BST
+    assert first["owner_email"] == "quinn.example@croydon.gov.uk" and "pipeline_id" not in first
+    assert [(e.row, e.source_id, e.column, e.value) for e in errors] == [
+        (7, "Smart parking", "Project start date", "31/02/2021"),
+        (8, None, "Title", ""),
+    ]
+
+
+def test_parse_csv_location_columns():
+    projects, errors = pipeline.parse_csv(fixture("PipelineReports_locations.csv"))
+    riverside, market, library = projects
+    assert riverside.has_location and riverside.location.geom_type == "Point"
+    assert abs(riverside.location.x - 517_941) < 5 and abs(riverside.location.y - 174_956) < 5
+    assert market.location.equals(shapely.Point(530500, 181500))
+    assert not library.has_location
+    assert len(errors) == 1 and "latitude first" in errors[0].message
+
+
+def test_wkt_location_column_and_a_file_that_is_not_pipeline():
+    data = b'Title,Organisation,wkt\nSite,Camden,"POLYGON((528000 184000, 528100 184000, 528100 184100, 528000 184000))"\n'
+    (project,), errors = pipeline.parse_csv(data)
+    assert not errors and project.location.geom_type == "Polygon"
+    with pytest.raises(UploadRejected, match="no Title column"):
+        pipeline.parse_csv(b"name,borough\nx,y\n")
+    with pytest.raises(UploadRejected, match="not valid JSON"):
+        pipeline.parse_json(b"[{")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/Date(1420070400000)/", dt.datetime(2015, 1, 1, tzinfo=dt.UTC)),
+        ("/Date(1420070400000+0100)/", dt.datetime(2015, 1, 1, tzinfo=dt.UTC)),
+        ("2015-01-01T00:00:00Z", dt.datetime(2015, 1, 1, tzinfo=dt.UTC)),
+        ("01/07/2015", dt.datetime(2015, 6, 30, 23, tzinfo=dt.UTC)),
+        ("1 Jul 2015", dt.datetime(2015, 6, 30, 23, tzinfo=dt.UTC)),
+        ("", None),
+    ],
+)
+def test_dates(text, expected):
+    assert pipeline.parse_when(text) == expected
+
+
+# Import ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def db(isolated):
+    with psycopg.connect(isolated.url, autocommit=True) as conn:
+        yield conn
+
+
+def run(db_url, work):
+    async def main():
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as c:
+            return await work(c)
+
+    return asyncio.run(main())
+
+
+def history_rows(db):
+    return db.execute("SELECT count(*) FROM pipeline_project_versions").fetchone()[0]
+
+
+def test_a_file_with_row_errors_is_rejected_whole(db):
+    before = db.execute("SELECT count(*) FROM pipeline_projects").fetchone()[0]
+    record = pipeline.import_pipeline(db, fixture("projects.json"), "projects.json", ADMIN)
+    assert (
+        record["state"] == "rejected" and record["counts"]["invalid"] == 1 and record["counts"]["errors"] == 2
+    )
+    assert db.execute("SELECT count(*) FROM pipeline_projects").fetchone()[0] == before
+    errors = pipeline.import_errors_sync(db, record["id"])
+    assert errors[0]["row"] == 13 and errors[0]["column"] == "ProjectStart"
+
+
+def test_only_admins_import(db):
+    from geo.access.principals import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        pipeline.import_pipeline(
+            db, fixture("projects.json"), "projects.json", Principal("borough", "E09000007")
+        )
+
+
+def test_import_places_projects_and_reimport_changes_nothing(db):
+    version = db.execute("SELECT version FROM data_versions WHERE layer = 'pipeline'").fetchone()[0]
+    dry = pipeline.import_pipeline(
+        db, fixture("projects.json"), "projects.json", ADMIN, dry_run=True, skip_invalid=True
+    )
+    assert dry["state"] == "previewed" and dry["counts"]["new"] == 15
+    assert db.execute("SELECT count(*) FROM pipeline_projects").fetchone()[0] == 0
+    first = pipeline.import_pipeline(db, fixture("projects.json"), "projects.json", ADMIN, skip_invalid=True)
+    assert first["state"] == "applied"
+    assert {k: first["counts"][k] for k in ("new", "changed", "unchanged", "unplaced")} == {
+        "new": 15, "changed": 0, "unchanged": 0, "unplaced": 2,
+    }  # fmt: skip
+    assert db.execute("SELECT version FROM data_versions WHERE layer = 'pipeline'").fetchone()[0] > version
+    placed = dict(
+        db.execute("SELECT pipeline_id, coalesce(borough_code, placement) FROM pipeline_projects").fetchall()
+    )
+    assert placed[101] == placed[102] == "E09000007" and placed[104] == placed[105] == "E09000020"
+    assert placed[106] == "E09000001" and placed[107] == "E09000033" and placed[108] == "E09000013"
+    assert placed[109] == placed[110] == "london" and placed[111] == placed[112] == "unplaced"
+    # Borough-wide projects are drawn inside their borough, at different points.
+    inside = db.execute(
+        """SELECT bool_and(ST_Within(p.geom, b.geom)), count(DISTINCT ST_AsText(p.geom))
+           FROM pipeline_projects p JOIN boroughs b ON b.code = p.borough_code WHERE p.placement = 'borough'"""
+    ).fetchone()
+    assert inside == (True, 11)
+    assert (
+        db.execute(
+            "SELECT count(*) FROM pipeline_projects WHERE placement IN ('london', 'unplaced') AND geom IS NOT NULL"
+        ).fetchone()[0]
+        == 0
+    )
+
+    history = history_rows(db)
+    points = db.execute("SELECT id, ST_AsText(geom) FROM pipeline_projects ORDER BY id").fetchall()
+    version = db.execute("SELECT version FROM data_versions WHERE layer = 'pipeline'").fetchone()[0]
+    again = pipeline.import_pipeline(db, fixture("projects.json"), "projects.json", ADMIN, skip_invalid=True)
+    assert {k: again["counts"][k] for k in ("new", "changed", "unchanged")} == {
+        "new": 0,
+        "changed": 0,
+        "unchanged": 15,
+    }
+    assert history_rows(db) == history
+    assert db.execute("SELECT id, ST_AsText(geom) FROM pipeline_projects ORDER BY id").fetchall() == points
+    assert db.execute("SELECT version FROM data_versions WHERE layer = 'pipeline'").fetchone()[0] == version
+
+
+def test_a_changed_project_keeps_its_old_version_in_history(db):
+    import json
+
+    projects = json.loads(fixture("projects.json"))
+    lamp = next(p for p in projects if p["Id"] == 101)
+    lamp["ProjectStatus"] = "Decommissioned"
+    del lamp["Tags"]  # missing keys are left as they were
+    record = pipeline.import_pipeline(db, json.dumps([lamp]).encode(), "one.json", ADMIN)
+    assert record["counts"]["changed"] == 1
+    row = db.execute(
+        "SELECT id, status, version, tags FROM pipeline_projects WHERE pipeline_id = 101"
+    ).fetchone()
+    assert row[1:] == ("Decommissioned", 2, ["IoT", "Street lighting"])
+    old = db.execute(
+        "SELECT version, status, owner_email, replaced_by FROM pipeline_project_versions WHERE project_id = %s",
+        [row[0]],
+    ).fetchall()
+    assert old == [(1, "Live", "alice.example@camden.gov.uk", "update")]
+
+
+def test_csv_rows_match_on_organisation_and_title(db):
+    first = pipeline.import_pipeline(
+        db, fixture("PipelineReports.csv"), "PipelineReports.csv", ADMIN, skip_invalid=True
+    )
+    assert first["counts"]["new"] == 6 and first["counts"]["unplaced"] == 2
+    again = pipeline.import_pipeline(
+        db, fixture("PipelineReports.csv"), "PipelineReports.csv", ADMIN, skip_invalid=True
+    )
+    assert again["counts"]["unchanged"] == 6 and again["counts"]["new"] == 0
+    changed = fixture("PipelineReports.csv").replace(
+        b"Estate Wi-Fi,Southwark,Housing", b"Estate Wi-Fi,SOUTHWARK,Regeneration"
+    )
+    third = pipeline.import_pipeline(db, changed, "PipelineReports.csv", ADMIN, skip_invalid=True)
+    assert third["counts"]["changed"] == 1 and third["counts"]["new"] == 0
+    # A JSON project already imported, seen again in the CSV export: the same project, updated.
+    csv = (
+        b"Title,Organisation,Department,Owner,Owner email,Project start date,Project end date,Last updated\n"
+        b"Library Wi-Fi,Camden Council,Libraries and archives,Bob Example,bob.example@camden.gov.uk,01/01/2021,,01/06/2021 11:00\n"
+    )
+    record = pipeline.import_pipeline(db, csv, "PipelineReports.csv", ADMIN)
+    assert record["counts"]["changed"] == 1 and record["counts"]["new"] == 0
+    dept = db.execute("SELECT department, status FROM pipeline_projects WHERE pipeline_id = 102").fetchone()
+    assert dept == ("Libraries and archives", "Beta")
+
+
+def test_explicit_locations_override_the_organisation(db):
+    record = pipeline.import_pipeline(
+        db,
+        fixture("PipelineReports_locations.csv"),
+        "PipelineReports_locations.csv",
+        ADMIN,
+        skip_invalid=True,
+    )
+    assert record["counts"]["new"] == 3
+    rows = {
+        r[0]: r[1:]
+        for r in db.execute(
+            "SELECT title, placement, borough_code, ST_AsText(geom) = ST_AsText(location) FROM pipeline_projects "
+            "WHERE title IN ('Riverside sensors', 'Market Wi-Fi', 'Library hub')"
+        ).fetchall()
+    }
+    assert rows["Riverside sensors"] == ("exact", "E09000027", True)
+    # An unrecognised organisation with a site is placed by the site, in the borough around it.
+    assert rows["Market Wi-Fi"] == ("exact", "E09000007", True)
+    assert rows["Library hub"][:2] == ("borough", "E09000007")
+
+
+# Queries --------------------------------------------------------------------------------------------
+def ids(rows):
+    return sorted(str(r["pipeline_id"] or r["title"]) for r in rows)
+
+
+def test_borough_status_phase_tag_and_date_filters(db, isolated):
+    def listed(**kw):
+        rows, _ = run(isolated.url, lambda c: pipeline.list_projects(c, pipeline.parse_query(**kw), OPERATOR))
+        return rows
+
+    camden_sql = {
+        r[0] for r in db.execute("SELECT id FROM pipeline_projects WHERE borough_code = 'E09000007'")
+    }
+    assert {r["id"] for r in listed(borough="E09000007")} == camden_sql
+    assert ids(listed(status="live", phase="Improve")) == ["105", "106", "111", "115"]
+    assert ids(listed(tag="iot")) == ["101", "103", "105", "116"]  # case-insensitive; 101 kept its tags
+    assert ids(listed(start="2021-12-15", end="2021-12-20", placement="borough")) == sorted(
+        str(r[0] or r[1])
+        for r in db.execute(
+            """SELECT pipeline_id, title FROM pipeline_projects WHERE placement = 'borough'
+               AND (project_end IS NULL OR project_end >= '2021-12-15')
+               AND (project_start IS NULL OR project_start <= '2021-12-20')"""
+        )
+    )
+    with pytest.raises(pipeline.InvalidParameter, match="status"):
+        pipeline.parse_query(status="Gamma")
+    with pytest.raises(pipeline.InvalidParameter, match="borough"):
+        pipeline.parse_query(borough="E09000099")
+
+
+def sql_in_area(db, area_wkt, wide):
+    return {
+        r[0]
+        for r in db.execute(
+            """SELECT p.id FROM pipeline_projects p, ST_GeomFromText(%s, 27700) a
+               WHERE ST_Intersects(p.location, a)
+                  OR (p.location IS NULL AND p.placement = 'borough' AND EXISTS
+                      (SELECT 1 FROM boroughs b WHERE b.code = p.borough_code AND ST_Intersects(b.geom, a)))
+                  OR (%s AND p.placement = 'london')""",
+            [area_wkt, wide],
+        )
+    }
+
+
+def test_bbox_queries_match_sql_in_both_crs(db, isolated):
+    box = (528000.0, 180000.0, 534000.0, 185000.0)  # Camden, Islington, the City, Westminster...
+    area = shapely.box(*box)
+    expected = sql_in_area(db, area.wkt, False)
+    assert expected
+    bng = pipeline.parse_query(bbox=",".join(map(str, box)), bbox_crs="EPSG:27700")
+    rows, _ = run(isolated.url, lambda c: pipeline.list_projects(c, bng, OPERATOR))
+    assert {r["id"] for r in rows} == expected
+    lon0, lat0, lon1, lat1 = pipeline.to_wgs84(area).bounds
+    inner = shapely.box(*pipeline.to_bng(shapely.box(lon0, lat0, lon1, lat1)).bounds)
+    wgs = pipeline.parse_query(bbox=f"{lon0},{lat0},{lon1},{lat1}", include_london_wide=True)
+    rows, _ = run(isolated.url, lambda c: pipeline.list_projects(c, wgs, OPERATOR))
+    assert {r["id"] for r in rows} == sql_in_area(db, inner.wkt, True)
+    assert {r["placement"] for r in rows} >= {"borough", "london"}
+
+
+def test_projects_in_area(db):
+    site = db.execute("SELECT location FROM pipeline_projects WHERE title = 'Riverside sensors'").fetchone()
+    assert site is not None
+    richmond_bit = shapely.Point(517941, 174956).buffer(200)
+    found = pipeline.projects_in_area(db, richmond_bit)
+    assert {r["id"] for r in found} == sql_in_area(db, richmond_bit.wkt, True)
+    assert found[0]["title"] == "Riverside sensors" and found[0]["match"] == "exact"
+    assert {r["match"] for r in found} == {"exact", "borough", "london"}
+    assert all(not ({"owner", "owner_email", "created_by", "modified_by"} & r.keys()) for r in found)
+    assert found[0]["geom"].geom_type == "Point" and found[0]["geometry"]["type"] == "Point"
+    outside = pipeline.projects_in_area(db, shapely.box(400000, 100000, 401000, 101000))
+    assert outside == []
+    narrow = pipeline.projects_in_area(db, richmond_bit, include_london_wide=False)
+    assert "london" not in {r["match"] for r in narrow}
+
+
+def test_set_location_and_clear_it(db, isolated):
+    pid = db.execute("SELECT id FROM pipeline_projects WHERE pipeline_id = 103").fetchone()[0]
+    hackney = Principal("borough", "E09000012", key_id=None, label="hackney")
+    camden = Principal("borough", "E09000007", key_id=None, label="camden")
+    point = {"type": "Point", "coordinates": [-0.0553, 51.5450]}
+    from geo.access.principals import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        run(isolated.url, lambda c: pipeline.set_location(c, pid, point, camden))
+    placed = run(isolated.url, lambda c: pipeline.set_location(c, pid, point, hackney))
+    assert placed["placement"] == "exact" and placed["borough_code"] == "E09000012" and "owner" not in placed
+    assert abs(placed["location"]["coordinates"][0] + 0.0553) < 1e-5
+    cleared = run(isolated.url, lambda c: pipeline.set_location(c, pid, None, hackney))
+    assert cleared["placement"] == "borough" and cleared["location"] is None
+    versions = db.execute(
+        "SELECT placement FROM pipeline_project_versions WHERE project_id = %s ORDER BY version", [pid]
+    ).fetchall()
+    assert versions == [("borough",), ("exact",)]
+    with pytest.raises(pipeline.InvalidLocation, match="not in London"):
+        run(
+            isolated.url,
+            lambda c: pipeline.set_location(c, pid, {"type": "Point", "coordinates": [2.35, 48.85]}, hackney),
+        )
+
+
+def test_redact_is_the_one_rule():
+    row = {
+        "title": "t",
+        "owner": "o",
+        "owner_email": "e",
+        "created_by": "c",
+        "modified_by": "m",
+        "changed_by": "k",
+    }
+    assert pipeline.redact(row, ADMIN) == row
+    for who in (OPERATOR, Principal("borough", "E09000007"), Principal(None)):
+        assert pipeline.redact(row, who) == {"title": "t"}
