@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -15,9 +14,9 @@ from fastapi import Depends, Request
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from api.params import parse_if_match  # noqa: F401  (moved; the routes switch to api.params)
 from geo.access.keys import authenticate
 from geo.access.principals import ANONYMOUS, AuthenticationFailed, Principal, Role
-from geo.core.errors import InvalidParameter
 from geo.core.settings import Settings
 
 log = logging.getLogger("connectivity.api")
@@ -239,25 +238,6 @@ class RequireRoles:
         """The caller, if its role is one of :attr:`roles`."""
         caller.require_role(*self.roles)
         return caller
-
-
-_VERSION = re.compile(r'(?:W/)?"?([0-9]{1,9})"?', re.ASCII)
-
-
-def parse_if_match(value: str | None) -> int | None:
-    """The version an ``If-Match`` header names (``"3"``, ``W/"3"`` or ``3``); None without one.
-
-    Anything else (``abc``, ``-1``, ``²``, a list of tags) is a 400: a condition that cannot be
-    read must not be ignored.
-    """
-    if value is None:
-        return None
-    match = _VERSION.fullmatch(value.strip())
-    if match is None:
-        raise InvalidParameter(
-            f'If-Match: {value[:40]!r} is not a version this service gave (an ETag such as "3")'
-        )
-    return int(match.group(1))
 
 
 Conn = Annotated[AsyncConnection[Any], Depends(get_conn)]

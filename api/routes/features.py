@@ -10,10 +10,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from api.deps import Conn, Reader
-from geo.core import query as core_query
-from geo.core.query import CRS84, EPSG, SUPPORTED_CRS
+from api.params import CollectionPath, FeaturesBbox, OutputCrs
+from geo.core.crs import CRS84, EPSG, Crs
+from geo.core.query import SUPPORTED_CRS
 from geo.layers import features
-from geo.layers.collections import COLLECTIONS, Collection, get_collection
+from geo.layers.collections import COLLECTIONS, Collection
 from geo.layers.features import ItemsQuery
 
 router = APIRouter(tags=["OGC API Features"])
@@ -107,29 +108,26 @@ async def collections(request: Request, conn: Conn, reader: Reader) -> dict[str,
 
 
 @router.get("/collections/{collection_id}", summary="One layer")
-async def collection(collection_id: str, request: Request, conn: Conn, reader: Reader) -> dict[str, Any]:
+async def collection(coll: CollectionPath, request: Request, conn: Conn, reader: Reader) -> dict[str, Any]:
     """A collection's metadata."""
-    return await describe(request, conn, get_collection(collection_id))
+    return await describe(request, conn, coll)
 
 
-def _crs_header(srid: int, lat_first: bool) -> str:
-    return f"<{EPSG.format(srid) if srid != 4326 or lat_first else CRS84}>"
+def _crs_header(crs: Crs) -> str:
+    return f"<{EPSG.format(crs.srid) if crs.srid != 4326 or crs.lat_first else CRS84}>"
 
 
 @router.get(
     "/collections/{collection_id}/items", summary="Features, filtered and paged", response_class=Response
 )
 async def items(
-    collection_id: str,
+    coll: CollectionPath,
     request: Request,
     conn: Conn,
     reader: Reader,
+    bbox: FeaturesBbox,
+    crs: OutputCrs,
     limit: Annotated[int, Query(ge=1, le=features.MAX_LIMIT)] = features.DEFAULT_LIMIT,
-    bbox: Annotated[
-        str | None, Query(description="minx,miny,maxx,maxy in bbox-crs (CRS84 by default)")
-    ] = None,
-    bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
-    crs: Annotated[str | None, Query(description="Output CRS URI (CRS84 by default)")] = None,
     datetime: Annotated[
         str | None, Query(description="Last change: an instant or an interval a/b, ../b, a/..")
     ] = None,
@@ -140,21 +138,16 @@ async def items(
     after: Annotated[str | None, Query(description="Cursor of the next page (from the next link)")] = None,
 ) -> Response:
     """GeoJSON features in id order; follow the ``next`` link for the following page."""
-    coll = get_collection(collection_id)
-    bbox_srid, bbox_lat_first = core_query.parse_crs(bbox_crs, "bbox-crs")
-    srid, lat_first = core_query.parse_crs(crs, "crs")
     dt_from, dt_to = features.parse_datetime(datetime)
     query = ItemsQuery(
         limit=limit,
         after=features.parse_after(coll, after),
-        bbox=core_query.parse_bbox(bbox, bbox_srid, bbox_lat_first),
-        bbox_srid=bbox_srid,
+        bbox=bbox,
         filters=features.parse_filters(coll, features.filter_values(coll, dict(request.query_params))),
         datetime_from=dt_from,
         datetime_to=dt_to,
         properties=features.parse_properties(coll, properties),
-        srid=srid,
-        lat_first=lat_first,
+        crs=crs,
     )
     page = await features.get_items(conn, coll, query)
     here = f"{base_url(request)}/collections/{coll.id}/items"
@@ -179,20 +172,13 @@ async def items(
     if page.matched is not None:
         head["numberMatched"] = page.matched
     body = json.dumps(head)[:-1].encode() + b',"features":' + page.features + b"}"
-    return Response(body, media_type=GEOJSON, headers={"Content-Crs": _crs_header(srid, lat_first)})
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": _crs_header(crs)})
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature", response_class=Response)
 async def item(
-    collection_id: str,
-    feature_id: str,
-    request: Request,
-    conn: Conn,
-    reader: Reader,
-    crs: Annotated[str | None, Query(description="Output CRS URI (CRS84 by default)")] = None,
+    coll: CollectionPath, feature_id: str, request: Request, conn: Conn, reader: Reader, crs: OutputCrs
 ) -> Response:
     """One feature as GeoJSON."""
-    coll = get_collection(collection_id)
-    srid, lat_first = core_query.parse_crs(crs, "crs")
-    body = await features.get_feature(conn, coll, feature_id, srid, lat_first)
-    return Response(body, media_type=GEOJSON, headers={"Content-Crs": _crs_header(srid, lat_first)})
+    body = await features.get_feature(conn, coll, feature_id, crs.srid, crs.lat_first)
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": _crs_header(crs)})

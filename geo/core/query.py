@@ -1,36 +1,25 @@
-"""Query values parsed once for every endpoint: whole numbers, CRSs and bboxes, and the envelope SQL."""
+"""Query values parsed once for every endpoint: whole numbers and bboxes, and the envelope SQL.
+
+A bbox is ``minx,miny,maxx,maxy`` in its ``bbox-crs`` (:func:`geo.core.crs.parse_crs` names
+it; each endpoint says which CRSs it takes). A bad one is a 400 everywhere.
+"""
 
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
+from typing import Any
 
+from geo.core.crs import BNG, CRS84, EPSG, EXTENTS, WEB_MERCATOR, WGS84, Crs, parse_crs
 from geo.core.errors import InvalidParameter
 
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-EPSG = "http://www.opengis.net/def/crs/EPSG/0/{}"
-#: Output and bbox CRSs, by URI -> SRID. EPSG:4326 is latitude first, as its definition says.
-SUPPORTED_CRS = {CRS84: 4326, EPSG.format(4326): 4326, EPSG.format(27700): 27700, EPSG.format(3857): 3857}
-
-
-def parse_crs(value: str | None, name: str) -> tuple[int, bool]:
-    """SRID and latitude-first flag of a CRS URI (CRS84 when absent)."""
-    if value is None or value == "":
-        return 4326, False
-    uri = value.strip().strip("<>")
-    if uri not in SUPPORTED_CRS:
-        raise InvalidParameter(f"{name}: {value!r} is not supported; use one of {', '.join(SUPPORTED_CRS)}")
-    return SUPPORTED_CRS[uri], uri == EPSG.format(4326)
-
-
-#: The service's extent in each CRS it takes a bbox in: Great Britain with a margin. Every asset
-#: lies in London, so a box is clamped to it before it reaches PostGIS: a ±1e9 box would
-#: otherwise be densified into millions of vertices, and a world-wide WGS84 box transformed to
-#: British National Grid far outside where that projection is defined.
-EXTENTS: dict[int, tuple[float, float, float, float]] = {
-    4326: (-9.0, 49.0, 3.0, 61.5),
-    27700: (-100_000.0, -100_000.0, 800_000.0, 1_400_000.0),
-    3857: (-1_001_875.42, 6_274_861.39, 333_958.47, 8_741_545.44),
+#: Output CRSs of the features API, by URI -> SRID (EPSG:4326 by URI is latitude first).
+SUPPORTED_CRS = {
+    CRS84: WGS84,
+    EPSG.format(WGS84): WGS84,
+    EPSG.format(BNG): BNG,
+    EPSG.format(WEB_MERCATOR): WEB_MERCATOR,
 }
 _INTEGER = re.compile(r"-?[0-9]{1,19}", re.ASCII)
 BIGINT = 2**63 - 1
@@ -80,10 +69,34 @@ def whole_number(text: str) -> int | None:
     return int(text)
 
 
-# The bbox is densified before it is transformed, so its edges stay true in 27700. MATERIALIZED:
-# computed once. Inlined, a generic plan (what a prepared statement switches to after five runs)
-# transformed the box again for every row: 5 s a page instead of 0.1 s.
-BOX_SQL = """
-b AS MATERIALIZED (SELECT ST_Transform(ST_Segmentize(ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, %(bbox_srid)s),
-                                          CASE WHEN %(bbox_srid)s = 4326 THEN 0.001 ELSE 100 END), 27700) AS box)
+#: The bbox as a polygon in British National Grid, from the parameters of :meth:`Bbox.params`.
+#: It is densified before it is transformed, so its edges stay true in 27700.
+ENVELOPE_SQL = """ST_Transform(ST_Segmentize(ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, %(bbox_srid)s),
+                             CASE WHEN %(bbox_srid)s = 4326 THEN 0.001 ELSE 100 END), 27700)"""
+# MATERIALIZED: computed once. Inlined, a generic plan (what a prepared statement switches to after
+# five runs) transformed the box again for every row: 5 s a page instead of 0.1 s.
+BOX_SQL = f"""
+b AS MATERIALIZED (SELECT {ENVELOPE_SQL} AS box)
 """
+
+
+@dataclass(frozen=True)
+class Bbox:
+    """A checked bbox: its corners (longitude first) in its CRS, clamped to the service's extent."""
+
+    box: tuple[float, float, float, float]
+    srid: int = WGS84
+
+    def params(self) -> dict[str, Any]:
+        """The query parameters :data:`ENVELOPE_SQL` and :data:`BOX_SQL` read."""
+        x0, y0, x1, y1 = self.box
+        return {"b0": x0, "b1": y0, "b2": x1, "b3": y1, "bbox_srid": self.srid}
+
+
+def read_bbox(
+    value: str | None, crs_value: str | None, allowed: tuple[int, ...] = (WGS84, BNG)
+) -> Bbox | None:
+    """The ``bbox`` and ``bbox-crs`` query parameters as a :class:`Bbox`, None without a bbox."""
+    crs = parse_crs(crs_value, "bbox-crs", allowed) or Crs(WGS84)
+    box = parse_bbox(value, crs.srid, crs.lat_first)
+    return None if box is None else Bbox(box, crs.srid)

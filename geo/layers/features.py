@@ -14,8 +14,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from geo.core.crs import Crs
 from geo.core.errors import InvalidParameter, NotFound
-from geo.core.query import BOX_SQL, whole_number
+from geo.core.query import BOX_SQL, Bbox, whole_number
 from geo.layers.collections import Collection
 from geo.reference.boroughs import UnknownBorough, check_code
 
@@ -33,15 +34,12 @@ class ItemsQuery:
 
     limit: int = DEFAULT_LIMIT
     after: Any = None
-    bbox: tuple[float, float, float, float] | None = None
-    bbox_srid: int = 4326
-    bbox_lat_first: bool = False
+    bbox: Bbox | None = None
     filters: dict[str, list[str]] = field(default_factory=dict)
     datetime_from: dt.datetime | None = None
     datetime_to: dt.datetime | None = None
     properties: tuple[str, ...] | None = None
-    srid: int = 4326
-    lat_first: bool = False
+    crs: Crs = Crs(4326)
 
 
 def parse_id(value: str, name: str) -> int:
@@ -146,8 +144,7 @@ def _conditions(collection: Collection, query: ItemsQuery) -> tuple[list[sql.Com
     params: dict[str, Any] = {}
     if query.bbox is not None:
         conds.append(sql.SQL("geom && b.box AND ST_Intersects(geom, b.box)"))
-        params["bbox"] = query.bbox
-        params["bbox_srid"] = query.bbox_srid
+        params.update(query.bbox.params())
     for column, values in query.filters.items():
         key = f"f_{column}"
         conds.append(sql.SQL("{} = ANY({})").format(sql.Identifier(column), sql.Placeholder(key)))
@@ -186,8 +183,6 @@ async def get_items(conn: psycopg.AsyncConnection[Any], collection: Collection, 
         params["after"] = query.after
     with_box = sql.SQL("WITH " + BOX_SQL) if query.bbox is not None else sql.SQL("WITH")  # type: ignore[arg-type]
     from_box = sql.SQL(", b") if query.bbox is not None else sql.SQL("")
-    if query.bbox is not None:
-        params.update(dict(zip(("b0", "b1", "b2", "b3"), query.bbox, strict=True)))
     properties = sql.SQL(", ").join(
         sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier(p)) for p in props
     )
@@ -204,7 +199,7 @@ async def get_items(conn: psycopg.AsyncConnection[Any], collection: Collection, 
         with_box=with_box,
         comma=sql.SQL(",") if query.bbox is not None else sql.SQL(""),
         id=sql.Identifier(collection.id_column),
-        geometry=_geometry(query.srid, query.lat_first),
+        geometry=_geometry(query.crs.srid, query.crs.lat_first),
         properties=properties if props else sql.SQL(""),
         table=sql.Identifier(collection.table),
         from_box=from_box,

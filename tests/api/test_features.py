@@ -181,11 +181,12 @@ def test_a_bbox_page_transforms_its_box_once_even_in_a_generic_plan(db_url):
 
     import psycopg
 
+    from geo.core.query import Bbox
     from geo.layers import features
     from geo.layers.collections import get_collection
 
     collection = get_collection("street_furniture")
-    query = features.ItemsQuery(bbox=tuple(float(v) for v in CAMDEN_BBOX_84.split(",")), limit=20)
+    query = features.ItemsQuery(bbox=Bbox(tuple(float(v) for v in CAMDEN_BBOX_84.split(","))), limit=20)
 
     async def pages() -> tuple[list[bytes], str]:
         async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as c:

@@ -1,0 +1,117 @@
+"""Query and header parameters shared by the routes, parsed once: routes receive values, never strings.
+
+(No ``from __future__ import annotations`` here: FastAPI reads the dependencies' annotations, which
+name their endpoint's allowed CRSs, at definition time.)
+
+Every parameter here is parsed by the one parser of its concept in ``geo.core``, so the same
+mistake gets the same answer on every endpoint: a bad query parameter or header is a 400.
+"""
+
+
+import re
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Query, Request
+
+from geo.core import crs as crs_names
+from geo.core.crs import BNG, WEB_MERCATOR, WGS84, Crs
+from geo.core.errors import InvalidParameter
+from geo.core.query import Bbox, read_bbox
+from geo.layers.collections import Collection, get_collection
+
+BBOX_HELP = "minx,miny,maxx,maxy in bbox-crs (longitude/latitude, CRS84, by default)"
+CRS_HELP = (
+    "A CRS URI (http://www.opengis.net/def/crs/EPSG/0/27700), EPSG:27700, 27700, CRS84; "
+    "the EPSG:4326 URI means latitude first"
+)
+
+
+def _bbox(allowed: tuple[int, ...]):  # type: ignore[no-untyped-def]
+    names = " or ".join(crs_names.LABELS[s] for s in allowed)
+
+    def bbox(
+        bbox: Annotated[str | None, Query(description=BBOX_HELP)] = None,
+        bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description=f"{names}. {CRS_HELP}")] = None,
+    ) -> Bbox | None:
+        return read_bbox(bbox, bbox_crs, allowed)
+
+    return bbox
+
+
+def output_crs(
+    crs: Annotated[str | None, Query(description=f"Output CRS (CRS84 by default). {CRS_HELP}")] = None,
+) -> Crs:
+    """The ``crs`` of a features response."""
+    return crs_names.parse_crs(crs, "crs", (WGS84, BNG, WEB_MERCATOR)) or Crs(WGS84)
+
+
+#: ``bbox`` + ``bbox-crs`` of the features API: CRS84, EPSG:4326 (by URI, latitude first), 27700, 3857.
+FeaturesBbox = Annotated[Bbox | None, Depends(_bbox((WGS84, BNG, WEB_MERCATOR)))]
+#: ``bbox`` + ``bbox-crs`` of the service's own lists (wayleaves, Pipeline projects): WGS84 or 27700.
+ListBbox = Annotated[Bbox | None, Depends(_bbox((WGS84, BNG)))]
+OutputCrs = Annotated[Crs, Depends(output_crs)]
+
+
+def collection(
+    collection_id: Annotated[str, Path(description="A collection id (see /collections)")],
+) -> Collection:
+    """The collection a path names (404 for an unknown one)."""
+    return get_collection(collection_id)
+
+
+CollectionPath = Annotated[Collection, Depends(collection)]
+
+
+_VERSION = re.compile(r'(?:W/)?"?([0-9]{1,9})"?', re.ASCII)
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """The version an ``If-Match`` header names (``"3"``, ``W/"3"`` or ``3``); None without one.
+
+    Anything else (``abc``, ``-1``, ``²``, a list of tags) is a 400: a condition that cannot be
+    read must not be ignored.
+    """
+    if value is None:
+        return None
+    match = _VERSION.fullmatch(value.strip())
+    if match is None:
+        raise InvalidParameter(
+            f'If-Match: {value[:40]!r} is not a version this service gave (an ETag such as "3")'
+        )
+    return int(match.group(1))
+
+
+def if_match(
+    if_match: Annotated[
+        str | None, Header(description='The version you read (its ETag, "3"); a newer one answers 409.')
+    ] = None,
+) -> int | None:
+    """The ``If-Match`` header's version (:func:`parse_if_match`)."""
+    return parse_if_match(if_match)
+
+
+IfMatch = Annotated[int | None, Depends(if_match)]
+
+
+MEDIA_TYPES = {"json": "application/json", "geojson": "application/geo+json", "csv": "text/csv"}
+
+
+def output_format(allowed: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """A dependency giving the format asked for: ``format`` if given, else ``Accept``, else the first of ``allowed``."""
+
+    def choose(
+        request: Request,
+        format: Annotated[
+            str | None, Query(description=f"{', '.join(allowed)} ({allowed[0]} by default; or send Accept)")
+        ] = None,
+    ) -> str:
+        if format is not None:
+            if format not in allowed:
+                raise InvalidParameter(
+                    f"format: {format!r} is not {', '.join(allowed[:-1])} or {allowed[-1]}"
+                )
+            return format
+        accept = request.headers.get("accept", "")
+        return next((name for name in allowed[1:] if MEDIA_TYPES[name] in accept), allowed[0])
+
+    return choose
