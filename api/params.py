@@ -7,7 +7,6 @@ Every parameter here is parsed by the one parser of its concept in ``geo.core``,
 mistake gets the same answer on every endpoint: a bad query parameter or header is a 400.
 """
 
-
 import re
 from typing import Annotated
 

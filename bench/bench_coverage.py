@@ -2,7 +2,7 @@
 
 Builds (once) the database ``bench_coverage`` on the project's PostGIS (the embedded cluster or
 DATABASE_URL's server), migrates it and loads the London demo. Then, warm and in process,
-with the same code the service runs (:func:`geo.coverage.reports.compute_report`, from the
+with the same code the service runs (:func:`geo.coverage.compute.compute_report`, from the
 database to the finished summary, no prioritisation, nothing stored):
 
 * a 100 m grid (~160,000 cells) and a 50 m grid (~630,000 cells) over the 33 boroughs;
@@ -34,8 +34,9 @@ import shapely
 from psycopg import sql
 
 from geo.access.principals import Principal
-from geo.core.settings import DatabaseSettings, Settings
-from geo.coverage import reports
+from geo.core.settings import CoverageSettings, DatabaseSettings, Settings
+from geo.coverage import cache, compute, demand_layers, sources, store
+from geo.coverage.request import parse_request
 from geo.db import database
 from geo.reference import model
 from geo.reference.boroughs import GSS_CODES
@@ -143,9 +144,14 @@ def api_single_borough(url: str, runs: int = 5) -> tuple[float, dict]:
 
 def clear_caches() -> None:
     """Forget what a running service keeps between reports (the postcode file stays loaded)."""
-    reports.ASSET_INDEXES.clear()
-    reports._PROJECTS.clear()
-    for cached in (reports._grid, reports._cell_households, reports._postcodes_in, reports._borough_union):
+    cache.ASSET_INDEXES.clear()
+    cache._PROJECTS.clear()
+    for cached in (
+        demand_layers._grid,
+        demand_layers._cell_households,
+        demand_layers._postcodes_in,
+        sources._borough_union,
+    ):
         cached.cache_clear()
 
 
@@ -166,17 +172,21 @@ def main() -> None:
         )
         km = conn.execute("SELECT sum(ST_Length(geom)) / 1000 FROM assets WHERE kind = 'duct'").fetchone()[0]
     print(f"assets: {counts} (ducts {km:,.0f} km)")  # noqa: T201
-    reports._postcodes()  # the postcode layer is read once per process, like imports
+    settings = CoverageSettings()
+    demand_layers._postcodes()  # the postcode layer is read once per process, like imports
     for cell in (100, 50):
         body = {"area": {"boroughs": list(GSS_CODES)}, "demand": "grid", "cell_size": cell, "k": 0}
-        request = reports.parse_request(body)
+        request = parse_request(body, settings)
         clear_caches()
         t = time.perf_counter()
-        cold = reports.compute_report(url, request)  # empty caches: reads and indexes the assets
+        # Empty caches: reads and indexes the assets.
+        cold = compute.compute_report(url, request, settings.spacing_m)
         t_cold = time.perf_counter() - t
-        t_ours, result = median(lambda request=request: reports.compute_report(url, request))
+        t_ours, result = median(
+            lambda request=request: compute.compute_report(url, request, settings.spacing_m)
+        )
         request = result.request
-        assets = reports.read_assets(url, request)
+        assets = sources.read_assets(url, request)
         pts, pids, lines, lids = assets.qualifying()
         grid = result.demand
         print(  # noqa: T201
@@ -194,9 +204,9 @@ def main() -> None:
         _ = result.gaps  # the polygons, built for storage only
         t_poly = time.perf_counter() - t
         with psycopg.connect(url) as conn:  # stored in a transaction rolled back
-            report_id = reports.create_report(conn, request, Principal(role="admin", label="bench"))
+            report_id = store.create_report(conn, request, Principal(role="admin", label="bench"))
             t = time.perf_counter()
-            reports.store_result(conn, report_id, result)
+            store.store_result(conn, report_id, result)
             t_store = time.perf_counter() - t
             conn.rollback()
         print(  # noqa: T201

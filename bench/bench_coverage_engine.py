@@ -1,4 +1,4 @@
-"""Time geo.coverage.engine.nearest_assets London-wide against geopandas sjoin_nearest.
+"""Time geo.coverage.nearest.nearest_assets London-wide against geopandas sjoin_nearest.
 
 Synthetic data shaped like the `--scale london` demo: a 50 m grid of 628,849 cells over
 E 503000-542650, N 155000-194650; 500,000 random points and 60,000 random-walk ducts
@@ -16,7 +16,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geo.coverage.engine import coverage_summary, nearest_assets
+from geo.coverage.engine import coverage_summary
+from geo.coverage.nearest import nearest_assets
 
 RUNS = 3
 

@@ -18,7 +18,7 @@ from rich.table import Table
 from geo.access.principals import cli_principal
 from geo.core import jobs
 from geo.core.csv_out import write_csv
-from geo.core.settings import CoverageSettings, Settings
+from geo.core.settings import Settings
 
 CLI_ADMIN = cli_principal()
 FORMATS = ("html", "json", "csv")
@@ -62,19 +62,19 @@ def _summary_table(record: dict[str, Any]) -> Table:
 
 
 async def _outputs(url: str, report_id: int, fmt: str) -> tuple[dict[str, Any], str]:
-    from geo.coverage import reports
+    from geo.coverage import DEMAND_COLUMNS, demand_rows, get_report
     from maps.coverage_report import report_page
 
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        record = await reports.get_report(conn, report_id, CLI_ADMIN)
+        record = await get_report(conn, report_id, CLI_ADMIN)
         if record["state"] != "done":
             return record, ""
         if fmt == "html":
             return record, await report_page(conn, report_id, CLI_ADMIN)
         if fmt == "json":
             return record, json.dumps(record, default=str, indent=2)
-        rows = await reports.demand_rows(conn, report_id)
-    return record, write_csv(reports.DEMAND_COLUMNS, rows)
+        rows = await demand_rows(conn, report_id)
+    return record, write_csv(DEMAND_COLUMNS, rows)
 
 
 def coverage(
@@ -108,8 +108,14 @@ def coverage(
 ) -> None:
     """Compute a coverage report for an area, print its summary and write it to --out."""
     # Imported when used: scipy and geopandas would add a second to every CLI start.
-    from cli.main import console, err, fail, prepare_database, progress_bar
-    from geo.coverage import reports
+    from cli.common import console, err, fail, prepare_database, progress_bar
+    from geo.coverage import (
+        InvalidCoverageRequest,
+        WayleavesUnavailable,
+        open_report,
+        parse_request,
+        run_report,
+    )
 
     if format not in FORMATS:
         raise typer.BadParameter(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
@@ -128,15 +134,17 @@ def coverage(
         body["ready_now"] = True
     settings = Settings()
     try:
-        request = reports.parse_request(body, CoverageSettings())
-    except reports.InvalidCoverageRequest as exc:
+        request = parse_request(body, settings.coverage)
+    except InvalidCoverageRequest as exc:
         raise typer.BadParameter(str(exc)) from exc
     url = prepare_database(settings, demo=False, quiet=True)
     try:
-        report_id = reports.open_report(url, request, CLI_ADMIN)
+        report_id = open_report(url, request, CLI_ADMIN)
         with jobs.beating(url, settings.jobs.heartbeat_s), progress_bar("coverage report") as report:
-            reports.run_report(url, report_id, request, report, raise_errors=False)
-    except reports.WayleavesUnavailable as exc:
+            run_report(
+                url, report_id, request, report, spacing=settings.coverage.spacing_m, raise_errors=False
+            )
+    except WayleavesUnavailable as exc:
         raise fail(str(exc)) from exc
     record, text = asyncio.run(_outputs(url, report_id, format))
     if record["state"] != "done":

@@ -1,7 +1,7 @@
 """``connectivity pipeline``: import LocalGov Digital Pipeline projects and list the unplaced ones.
 
-A thin front over :mod:`geo.projects.store`. The CLI acts as the GLA team (an admin principal): it runs
-where the database is, so it sees owner names and emails.
+A thin front over :mod:`geo.projects`. The CLI acts as the GLA team (its one admin principal): it
+runs where the database is, so it sees owner names and emails.
 """
 
 from __future__ import annotations
@@ -12,19 +12,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from geo.access.principals import Principal, cli_principal
+from cli.common import console, fail, prepare_database, principal, progress_bar, run_async
+from geo import projects
 from geo.core import jobs
+from geo.core.row_errors import ERROR_COLUMNS
 from geo.core.settings import Settings
 from geo.db import database
-from geo.projects import store as pipeline
 
 pipeline_app = typer.Typer(
     help="LocalGov Digital Pipeline projects: import, unplaced list.", no_args_is_help=True
 )
-
-
-def _admin() -> Principal:
-    return cli_principal()
 
 
 @pipeline_app.command("import")
@@ -38,29 +35,22 @@ def import_command(
     ] = False,
 ) -> None:
     """Import Pipeline projects in one transaction (exit 1 when rejected or failed)."""
-    from cli.main import console, fail, prepare_database, progress_bar
-
     if not file.is_file():
         raise fail(f"{file}: no such file", 2)
     settings = Settings()
     url = prepare_database(settings, demo=False, quiet=True)
     with database.connect(url, autocommit=True) as conn:
         with jobs.beating(url, settings.jobs.heartbeat_s), progress_bar(f"pipeline {file.name}") as report:
-            record = pipeline.import_pipeline(
-                conn, file.read_bytes(), file.name, _admin(), dry_run=dry_run, skip_invalid=skip_invalid,
+            record = projects.import_pipeline(
+                conn, file.read_bytes(), file.name, principal(), dry_run=dry_run, skip_invalid=skip_invalid,
                 progress=report,
             )  # fmt: skip
-        errors = pipeline.import_errors_sync(conn, record["id"])
+        errors = projects.import_errors_sync(conn, record["id"])
     console.print(_summary(record))
     if errors:
-        table = Table("row", "source_id", "column", "value", "message", title=f"{len(errors)} row error(s)")
+        table = Table(*ERROR_COLUMNS, title=f"{len(errors)} row error(s)")
         for e in errors[:50]:
-            table.add_row(
-                *(
-                    str(e[k]) if e[k] is not None else ""
-                    for k in ("row", "source_id", "column", "value", "message")
-                )
-            )
+            table.add_row(*(str(e[k]) if e[k] is not None else "" for k in ERROR_COLUMNS))
         console.print(table)
     if record["state"] not in ("applied", "previewed"):
         raise fail(record["message"] or record["state"])
@@ -80,9 +70,7 @@ def _summary(record: dict[str, Any]) -> Table:
 @pipeline_app.command("unplaced")
 def unplaced_command() -> None:
     """List the projects the gazetteer could not place, with the reason (exit 0 even when some are)."""
-    from cli.main import _run_async, console
-
-    rows = _run_async(Settings(), lambda conn: pipeline.unplaced(conn, _admin()))
+    rows = run_async(Settings(), lambda conn: projects.unplaced(conn, principal()))
     table = Table(
         "id", "pipeline id", "title", "organisation", "reason", title=f"{len(rows)} unplaced project(s)"
     )

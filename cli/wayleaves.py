@@ -17,7 +17,6 @@ from rich.table import Table
 from geo import access
 from geo.access.principals import cli_principal
 from geo.core.settings import Settings
-from geo.reference.boroughs import UnknownBorough
 from geo.wayleaves import kpis as wayleave_kpis
 from geo.wayleaves import store as wayleaves
 
@@ -25,29 +24,17 @@ wayleaves_app = typer.Typer(
     help="Wayleaves: list, create, edit, change status, history, KPIs, bulk updates.", no_args_is_help=True
 )
 CLI_ADMIN = cli_principal()
-DOMAIN_ERRORS = (
-    wayleaves.WayleaveNotFound,
-    wayleaves.InvalidWayleave,
-    wayleaves.DuplicateReference,
-    wayleaves.InvalidTransition,
-    wayleaves.InvalidBulkFile,
-    wayleaves.VersionConflict,
-    access.InvalidKey,
-    UnknownBorough,
-)
 
 
 def _run(work: Any) -> Any:
-    from cli.main import _run_async, fail
+    from cli.common import domain_errors, run_async
 
-    try:
-        return _run_async(Settings(), work)
-    except DOMAIN_ERRORS as exc:
-        raise fail(str(exc)) from exc
+    with domain_errors():
+        return run_async(Settings(), work)
 
 
 def _console() -> Any:
-    from cli.main import console
+    from cli.common import console
 
     return console
 
@@ -73,12 +60,10 @@ def list_command(
     csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout")] = False,
 ) -> None:
     """List wayleaves with their clocks."""
-    from cli.main import fail
+    from cli.common import domain_errors
 
-    try:
+    with domain_errors(usage=True):
         query = wayleaves.parse_query(borough, operator, status, overdue)
-    except (wayleaves.InvalidWayleave, UnknownBorough) as exc:
-        raise fail(str(exc), 2) from exc
     rows = _run(lambda conn: wayleaves.list_wayleaves(conn, CLI_ADMIN, query))
     if csv:
         typer.echo(wayleaves.to_csv(rows), nl=False)
@@ -131,7 +116,7 @@ def transition_command(
     at: Annotated[str | None, typer.Option(help="Backdate the event (ISO 8601), for imports")] = None,
 ) -> None:
     """Change a wayleave's status (exit 1 with the allowed next statuses when the rules refuse)."""
-    from cli.main import fail
+    from cli.common import fail
 
     try:
         when = dt.datetime.fromisoformat(at) if at else None
@@ -163,7 +148,7 @@ def edit(
 
     The status and its key dates change only with `transition`.
     """
-    from cli.main import fail
+    from cli.common import fail
 
     given = {
         "notes": notes, "contact_name": contact_name, "contact_email": contact_email,
@@ -256,7 +241,7 @@ def bulk(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check only, apply nothing")] = False,
 ) -> None:
     """Apply status updates from a CSV, all or nothing; errors are printed as CSV and exit 1."""
-    from cli.main import fail, progress_bar
+    from cli.common import fail, progress_bar
 
     if not file.is_file():
         raise fail(f"{file}: no such file", 2)

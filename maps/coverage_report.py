@@ -18,7 +18,7 @@ import folium.plugins
 from branca.element import Element, Figure
 from psycopg import AsyncConnection
 
-from geo.coverage import reports as coverage_reports
+from geo import coverage
 from maps.static_files import check_static_files, render_page
 
 #: Above this many serving assets the map draws the asset vector tiles instead of GeoJSON.
@@ -189,13 +189,13 @@ def render_report(
     Parameters
     ----------
     record
-        The report (:func:`geo.coverage.reports.get_report`), finished.
+        The report (:func:`geo.coverage.results.get_report`), finished.
     area
         The area as a GeoJSON geometry in WGS84.
     gaps
         Gap features in WGS84, largest first (the first :data:`MAP_GAPS` are drawn).
     priorities
-        The prioritised candidates (:func:`geo.coverage.reports.priority_rows`).
+        The prioritised candidates (:func:`geo.coverage.results.priority_rows`).
     assets
         The serving assets as a FeatureCollection, or None to draw the asset vector tiles.
     borough_names
@@ -246,7 +246,7 @@ def render_report(
         "<h2>Covered share against distance</h2>",
         coverage_chart(summary["profile"], thresholds),
     ]
-    boroughs = [r for r in summary["boroughs"] if r["borough_code"] != coverage_reports.OUTSIDE]
+    boroughs = [r for r in summary["boroughs"] if r["borough_code"] != coverage.OUTSIDE]
     if boroughs:
         middle = thresholds[len(thresholds) // 2]
         top += [
@@ -396,12 +396,12 @@ def render_report(
 
 async def report_page(conn: AsyncConnection[Any], report_id: int, principal: Any, *, prefix: str = "") -> str:
     """The report page for a request: checks access and state, reads the results, renders."""
-    record = await coverage_reports.finished_report(conn, report_id, principal)
+    record = await coverage.finished_report(conn, report_id, principal)
     check_static_files()
-    area = await coverage_reports.area_feature(conn, report_id)
-    gaps = await coverage_reports.gap_features(conn, report_id, MAP_GAPS)
-    priorities = await coverage_reports.priority_rows(conn, report_id)
-    assets = await coverage_reports.serving_assets(conn, report_id, MAX_INLINE_ASSETS)
+    area = await coverage.area_feature(conn, report_id)
+    gaps = await coverage.gap_features(conn, report_id, MAP_GAPS)
+    priorities = await coverage.priority_rows(conn, report_id)
+    assets = await coverage.serving_assets(conn, report_id, MAX_INLINE_ASSETS)
     cur = await conn.execute("SELECT code, name FROM boroughs")
     names = dict(await cur.fetchall())
     return render_report(record, area, gaps, priorities, assets, borough_names=names, prefix=prefix)

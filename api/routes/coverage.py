@@ -5,21 +5,55 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caller, Conn, RequireRoles
+from api.schemas import problems
+from geo import coverage
 from geo.access.principals import Role
 from geo.core.csv_out import write_csv
 from geo.core.jobs import with_progress
 from geo.core.settings import CoverageSettings
-from geo.coverage import reports
+from geo.coverage import CoverageRequest, JobProgress, ReportListItem, ReportRecord
 from maps.coverage_report import report_page
 
 router = APIRouter(prefix="/coverage", tags=["coverage"])
 
 ROLES: tuple[Role, ...] = ("admin", "borough", "operator")
+GEOJSON = {"application/geo+json": {"schema": {"type": "object"}}}
+CSV = {"text/csv": {"schema": {"type": "string"}}}
+NOT_READY = (409, "The report is queued, running or failed: its results cannot be read.")
+#: The errors of a finished report's downloads and page.
+DOWNLOAD_PROBLEMS = problems(400, 401, 403, 404, NOT_READY)
+
+
+class ReportLinks(BaseModel):
+    """The downloads of a report (once done)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cells_geojson: str = Field(alias="cells.geojson")
+    gaps_geojson: str = Field(alias="gaps.geojson")
+    demand_csv: str = Field(alias="demand.csv")
+    priorities_csv: str = Field(alias="priorities.csv")
+    report_html: str = Field(alias="report.html")
+
+
+class ReportAnswer(ReportRecord):
+    """A coverage report as the API answers it: its record, its progress and its downloads."""
+
+    progress: JobProgress
+    links: ReportLinks
+
+
+class ListedReport(ReportListItem):
+    """A coverage report in the list: its record without the per-borough rows, progress, downloads."""
+
+    progress: JobProgress
+    links: ReportLinks
 
 
 def get_coverage_settings(request: Request) -> CoverageSettings:
@@ -28,6 +62,7 @@ def get_coverage_settings(request: Request) -> CoverageSettings:
 
 
 def _json(record: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    # The records as they are (the response models only document them), dates in isoformat.
     return JSONResponse(jsonable_encoder(record), status_code=status, headers=headers)
 
 
@@ -45,55 +80,77 @@ def _with_progress(record: dict[str, Any]) -> dict[str, Any]:
     status_code=201,
     summary="Request a coverage report",
     dependencies=[Depends(RequireRoles(*ROLES))],
+    response_model=ReportAnswer,
+    responses=problems(
+        401, 403, (409, "ready_now was asked of a database without wayleaves."), 413, 422, 429
+    ),
 )
-async def create_report(
-    request: Request,
-    conn: Conn,
-    caller: Caller,
-    body: Annotated[dict[str, Any], Body(description="area, thresholds, demand, filters, k, radius")],
-) -> JSONResponse:
+async def create_report(request: Request, conn: Conn, caller: Caller, body: CoverageRequest) -> JSONResponse:
     """Small areas are computed before the answer (``state`` done); large ones run in the background.
 
-    ``GET /coverage/reports/{id}`` shows the progress. See ``geo.coverage.reports.parse_request``
-    for every field.
+    ``GET /coverage/reports/{id}`` shows the progress. A body that cannot be used is a 422
+    problem whose ``errors`` say where, what and the value.
     """
     settings = get_coverage_settings(request)
-    parsed = reports.parse_request(body, settings)
+    parsed = coverage.build_request(body, settings)
     url = request.app.state.database_url
-    if parsed.estimated_size(await reports.area_m2(conn, parsed)) > settings.max_sync_cells:
+    if parsed.estimated_size(await coverage.area_m2(conn, parsed)) > settings.max_sync_cells:
         jobs = request.app.state.jobs
         ticket = jobs.admit(caller.key_id)
         try:
-            report_id = await asyncio.to_thread(reports.open_report, url, parsed, caller)
+            report_id = await asyncio.to_thread(coverage.open_report, url, parsed, caller)
         except BaseException:
             ticket.release()
             raise
-        jobs.start(ticket, "coverage_reports", report_id, url, reports.run_report, url, report_id, parsed)
+        jobs.start(
+            ticket, "coverage_reports", report_id, url, coverage.run_report, url, report_id, parsed,
+            spacing=settings.spacing_m,
+        )  # fmt: skip
     else:
-        report_id = await asyncio.to_thread(reports.run_new_report, url, parsed, caller)
-    record = _with_progress(await reports.get_report(conn, report_id, caller))
+        report_id = await asyncio.to_thread(
+            coverage.run_new_report, url, parsed, caller, spacing=settings.spacing_m
+        )
+    record = _with_progress(await coverage.get_report(conn, report_id, caller))
     return _json(record, 201, {"Location": f"/coverage/reports/{report_id}"})
 
 
-@router.get("/reports", summary="Recent coverage reports")
+@router.get(
+    "/reports",
+    summary="Recent coverage reports",
+    response_model=list[ListedReport],
+    responses=problems(400, 401, 403),
+)
 async def list_reports(
     conn: Conn, caller: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> JSONResponse:
     """Newest first: every report for admins, a key's own reports for other keys."""
-    return _json([_with_progress(r) for r in await reports.list_reports(conn, caller, limit)])
+    return _json([_with_progress(r) for r in await coverage.list_reports(conn, caller, limit)])
 
 
-@router.get("/reports/{report_id}", summary="One report: state, progress, summary, parameters, data version")
+@router.get(
+    "/reports/{report_id}",
+    summary="One report: state, progress, summary, parameters, data version",
+    response_model=ReportAnswer,
+    responses=problems(400, 401, 403, 404),
+)
 async def get_report(report_id: int, conn: Conn, caller: Caller) -> JSONResponse:
     """``state`` is queued, running, done or failed; ``summary`` is there once done."""
-    return _json(_with_progress(await reports.get_report(conn, report_id, caller)))
+    return _json(_with_progress(await coverage.get_report(conn, report_id, caller)))
 
 
-@router.get("/reports/{report_id}/cells.geojson", summary="Grid cells with distances (GeoJSON, WGS84)")
+@router.get(
+    "/reports/{report_id}/cells.geojson",
+    summary="Grid cells with distances (GeoJSON, WGS84)",
+    response_class=Response,
+    responses={
+        200: {"content": GEOJSON, "description": "A FeatureCollection of squares."},
+        **DOWNLOAD_PROBLEMS,
+    },
+)
 async def cells_geojson(report_id: int, conn: Conn, caller: Caller) -> StreamingResponse:
     """One square per grid cell: cell_id, borough_code, households, area_m2, distance_m, asset_id."""
-    await reports.finished_report(conn, report_id, caller)
-    features = await reports.cell_features(conn, report_id)
+    await coverage.finished_report(conn, report_id, caller)
+    features = await coverage.cell_features(conn, report_id)
 
     def body() -> Any:
         yield '{"type":"FeatureCollection","features":['
@@ -104,11 +161,19 @@ async def cells_geojson(report_id: int, conn: Conn, caller: Caller) -> Streaming
     return StreamingResponse(body(), media_type="application/geo+json")
 
 
-@router.get("/reports/{report_id}/gaps.geojson", summary="Gaps, largest first (GeoJSON, WGS84)")
+@router.get(
+    "/reports/{report_id}/gaps.geojson",
+    summary="Gaps, largest first (GeoJSON, WGS84)",
+    response_class=Response,
+    responses={
+        200: {"content": GEOJSON, "description": "A FeatureCollection of gap polygons."},
+        **DOWNLOAD_PROBLEMS,
+    },
+)
 async def gaps_geojson(report_id: int, conn: Conn, caller: Caller) -> JSONResponse:
     """Uncovered cells merged into polygons at the report's gap threshold: gap_id, cells, area_m2, households."""
-    await reports.finished_report(conn, report_id, caller)
-    features = await reports.gap_features(conn, report_id)
+    await coverage.finished_report(conn, report_id, caller)
+    features = await coverage.gap_features(conn, report_id)
     return JSONResponse(
         {"type": "FeatureCollection", "features": features}, media_type="application/geo+json"
     )
@@ -121,28 +186,51 @@ def _csv(name: str, header: list[str], rows: list[Any]) -> Response:
     )  # fmt: skip
 
 
-@router.get("/reports/{report_id}/demand.csv", summary="Demand points with distances (CSV, EPSG:27700)")
+@router.get(
+    "/reports/{report_id}/demand.csv",
+    summary="Demand points with distances (CSV, EPSG:27700)",
+    response_class=Response,
+    responses={
+        200: {"content": CSV, "description": "One row per demand point or cell."},
+        **DOWNLOAD_PROBLEMS,
+        **problems((410, "The premises points were deleted at the end of their retention period.")),
+    },
+)
 async def demand_csv(report_id: int, conn: Conn, caller: Caller) -> Response:
     """id, x, y, borough_code, households, area_m2, distance_m (empty beyond reach), asset_id."""
-    await reports.finished_report(conn, report_id, caller)
-    rows = await reports.demand_rows(conn, report_id)
-    return _csv(f"coverage-{report_id}-demand.csv", reports.DEMAND_COLUMNS, rows)
+    await coverage.finished_report(conn, report_id, caller)
+    rows = await coverage.demand_rows(conn, report_id)
+    return _csv(f"coverage-{report_id}-demand.csv", coverage.DEMAND_COLUMNS, rows)
 
 
-@router.get("/reports/{report_id}/priorities.csv", summary="Candidate assets in the order chosen (CSV)")
+@router.get(
+    "/reports/{report_id}/priorities.csv",
+    summary="Candidate assets in the order chosen (CSV)",
+    response_class=Response,
+    responses={
+        200: {"content": CSV, "description": "One row per chosen candidate asset."},
+        **DOWNLOAD_PROBLEMS,
+    },
+)
 async def priorities_csv(report_id: int, conn: Conn, caller: Caller) -> Response:
     """rank, asset_id, kind, status, gain, cumulative, covered_households, household_share, lon, lat."""
-    await reports.finished_report(conn, report_id, caller)
-    rows = await reports.priority_rows(conn, report_id)
+    await coverage.finished_report(conn, report_id, caller)
+    rows = await coverage.priority_rows(conn, report_id)
     return _csv(
         f"coverage-{report_id}-priorities.csv",
-        reports.PRIORITY_COLUMNS,
-        [[r[c] for c in reports.PRIORITY_COLUMNS] for r in rows],
+        coverage.PRIORITY_COLUMNS,
+        [[r[c] for c in coverage.PRIORITY_COLUMNS] for r in rows],
     )
 
 
 @router.get(
-    "/reports/{report_id}/report.html", response_class=HTMLResponse, summary="The report to read and print"
+    "/reports/{report_id}/report.html",
+    summary="The report to read and print",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The page."},
+        **DOWNLOAD_PROBLEMS,
+    },
 )
 async def report_html(request: Request, report_id: int, conn: Conn, caller: Caller) -> HTMLResponse:
     """Map, coverage chart, borough bars and tables; scripts served from ``/static``."""

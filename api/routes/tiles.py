@@ -6,9 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from api.deps import AppSettings, Conn, Lazy, LazyReader, Reader
 from api.routes.features import base_url
+from api.schemas import problems
 from geo.layers import features, tiles
 from geo.layers.collections import get_collection
 
@@ -16,7 +18,40 @@ router = APIRouter(tags=["vector tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
 
 
-@router.get("/tiles/{collection_id}.json", summary="TileJSON of a layer")
+class VectorLayer(BaseModel):
+    """One layer of the tiles, over a range of zooms."""
+
+    id: str = Field(description="The layer's name in a tile (the collection id).")
+    fields: dict[str, str] = Field(description="Property name -> type (String, Number).")
+    minzoom: int | None = Field(default=None, description="Its first zoom (raw features).")
+    maxzoom: int | None = Field(default=None, description="Its last zoom (summaries).")
+    description: str | None = Field(default=None, description="What it holds.")
+
+
+class TileJson(BaseModel):
+    """A TileJSON 3.0.0 document."""
+
+    tilejson: str = Field(description="The TileJSON version.", examples=["3.0.0"])
+    name: str = Field(description="The layer's title.")
+    description: str = Field(
+        description="What the layer holds, and from which zoom tiles carry raw features."
+    )
+    tiles: list[str] = Field(description="The tile URL template.")
+    minzoom: int = Field(description="The first zoom served.")
+    maxzoom: int = Field(description="The last zoom served.")
+    bounds: list[float] = Field(description="The data's extent in WGS84: west, south, east, north.")
+    vector_layers: list[VectorLayer] = Field(
+        description="Raw features from the raw zoom; summaries below it."
+    )
+
+
+@router.get(
+    "/tiles/{collection_id}.json",
+    summary="TileJSON of a layer",
+    response_model=TileJson,
+    response_model_exclude_unset=True,
+    responses=problems(401, 404),
+)
 async def tilejson(
     collection_id: str, request: Request, conn: Conn, reader: Reader, settings: AppSettings
 ) -> dict[str, Any]:
@@ -45,7 +80,19 @@ async def tilejson(
     }
 
 
-@router.get("/tiles/{collection_id}/{z}/{x}/{y}.mvt", summary="A vector tile", response_class=Response)
+@router.get(
+    "/tiles/{collection_id}/{z}/{x}/{y}.mvt",
+    summary="A vector tile",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {MVT: {}},
+            "description": "A Mapbox Vector Tile (gzip with Content-Encoding when accepted); empty where no data.",
+        },
+        304: {"description": "The tile has not changed since the ETag of If-None-Match."},
+        **problems(400, 401, (404, "No such collection, or z/x/y outside the tile matrix.")),
+    },
+)
 async def tile(
     collection_id: str,
     z: int,

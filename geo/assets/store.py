@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from geo.access.audit import record_async
 from geo.access.principals import Principal
 from geo.core.errors import Conflict, InvalidInput, NotFound
-from geo.reference.model import load_model
+from geo.reference.model import Field, load_model
 
 # The stored attributes, in the order of the model; geometry goes out as GeoJSON in WGS84.
 ATTRIBUTES = (
@@ -29,6 +29,12 @@ ATTRIBUTES = (
 )  # fmt: skip
 HISTORY_ATTRIBUTES = tuple("asset_id AS id" if a == "id" else a for a in ATTRIBUTES)
 GEOJSON = "ST_AsGeoJSON(ST_Transform(geom, 4326), 7)::json AS geometry"
+WRITABLE = "SELECT borough_code, kind, version FROM assets WHERE id = %s"
+LOCK_FOR_UPDATE = WRITABLE + " FOR UPDATE"
+
+#: Fields the model leaves optional in a file that the table still keeps NOT NULL (a status
+#: defaults to unknown, ``extra`` to an empty object): a change cannot empty them.
+NOT_NULL = ("status", "extra")
 
 
 #: What only an asset's own borough and admins see: who changed it (API key labels, upload
@@ -116,21 +122,32 @@ async def asset_at(conn: psycopg.AsyncConnection[Any], asset_id: int, at: dt.dat
     return row
 
 
+def changeable_fields() -> list[Field]:
+    """The fields a change may set: the attributes of the model (not ``source_id``, which
+    re-uploads match on) and ``extra``."""
+    model = load_model()
+    return [f for f in model.attribute_fields() if f.name != "source_id"] + [model.fields["extra"]]
+
+
+def clearable(field: Field) -> bool:
+    """Whether a change may empty ``field`` (set it to null)."""
+    return not (field.required or field.name in NOT_NULL)
+
+
 def check_changes(kind: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Validate attribute changes against the model; return them ready for SQL."""
-    model = load_model()
-    allowed = {f.name: f for f in model.attribute_fields()} | {"extra": model.fields["extra"]}
+    allowed = {f.name: f for f in changeable_fields()}
     clean: dict[str, Any] = {}
     for name, value in changes.items():
         field = allowed.get(name)
-        if field is None or name == "source_id":
+        if field is None:
             raise InvalidAssetChange(
                 f"field {name!r} cannot be changed; changeable fields: {', '.join(sorted(allowed))}"
             )
         if kind not in field.kinds and value is not None:
             raise InvalidAssetChange(f"field {name!r} does not apply to {kind} assets")
         if value is None:
-            if field.required or name == "status":
+            if not clearable(field):
                 raise InvalidAssetChange(f"field {name!r} cannot be empty")
             clean[name] = None
             continue
@@ -174,6 +191,33 @@ def _check_value(
     return value.strip()
 
 
+async def check_writable(
+    conn: psycopg.AsyncConnection[Any],
+    asset_id: int,
+    principal: Principal,
+    expected_version: int | None = None,
+    *,
+    lock: bool = False,
+) -> tuple[str, int]:
+    """The kind and version of an asset that ``principal`` may change.
+
+    Raises :class:`AssetNotFound`, :class:`~geo.access.principals.PermissionDenied` (another
+    borough's asset) or :class:`VersionConflict` (the asset is not at ``expected_version``).
+    ``lock`` holds the row until the transaction ends.
+    """
+    cur = await conn.execute(LOCK_FOR_UPDATE if lock else WRITABLE, [asset_id])
+    row = await cur.fetchone()
+    if row is None:
+        raise AssetNotFound(f"no asset has id {asset_id}")
+    borough_code, kind, version = row
+    principal.require_borough_write(borough_code)
+    if expected_version is not None and expected_version != version:
+        raise VersionConflict(
+            f"asset {asset_id} is at version {version}, not {expected_version}; read it again and retry"
+        )
+    return kind, version
+
+
 async def update_asset(
     conn: psycopg.AsyncConnection[Any],
     asset_id: int,
@@ -187,18 +231,7 @@ async def update_asset(
     caller read it, :class:`VersionConflict` is raised and nothing is written.
     """
     async with conn.transaction():
-        cur = await conn.execute(
-            "SELECT borough_code, kind, version FROM assets WHERE id = %s FOR UPDATE", [asset_id]
-        )
-        row = await cur.fetchone()
-        if row is None:
-            raise AssetNotFound(f"no asset has id {asset_id}")
-        borough_code, kind, version = row
-        principal.require_borough_write(borough_code)
-        if expected_version is not None and expected_version != version:
-            raise VersionConflict(
-                f"asset {asset_id} is at version {version}, not {expected_version}; read it again and retry"
-            )
+        kind, version = await check_writable(conn, asset_id, principal, expected_version, lock=True)
         clean = check_changes(kind, changes)
         if clean:
             # Only fields whose value differs are written: a write that changes nothing writes

@@ -1,7 +1,8 @@
 """What can go wrong with a borough's upload: the whole file (:class:`UploadRejected`) or one row (:class:`RowError`).
 
 A rejected file is a 4xx answer (API) or a non-zero exit (CLI) carrying :attr:`UploadRejected.message`;
-row errors are listed in the upload report and the ``errors.csv``/``errors.geojson`` downloads.
+row errors are listed in the upload report and the ``errors.csv``/``errors.geojson`` downloads, every
+row-error CSV written by :func:`errors_csv` with the columns :data:`ERROR_COLUMNS`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from geo.core.csv_out import write_records
 from geo.core.errors import InvalidInput
+
+#: The columns of a row error, in the order every download (CSV, GeoJSON properties) gives them.
+ERROR_COLUMNS = ("row", "source_id", "column", "value", "message")
 
 # An absolute path of two or more parts (/srv/x/y.gpkg), not a URL's path (no ":" or "/" before it).
 _ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])/(?:[^\s'\"/:]+/)+[^\s'\":,;)]*")
@@ -107,3 +112,11 @@ class RowError:
         out = asdict(self)
         out.pop("geometry")
         return out
+
+
+def errors_csv(errors: Iterable[RowError | dict[str, Any]]) -> str:
+    """Row errors as CSV, one line per problem with the columns of :data:`ERROR_COLUMNS`.
+
+    ``errors`` are :class:`RowError` objects or records with those keys (rows read back from a table).
+    """
+    return write_records(ERROR_COLUMNS, (e.to_dict() if isinstance(e, RowError) else e for e in errors))

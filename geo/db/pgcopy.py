@@ -4,9 +4,10 @@
 stream (one tuple per row: an int16 field count, then per field an int32 length, -1 for NULL,
 and the value in network byte order); :func:`copy_table` sends it with its signature and trailer.
 
-Supported column types and the PostgreSQL types they go to: string (``text``), binary (``bytea``,
-or ``geometry``: ``geometry_recv`` reads WKB), float64 (``float8``), int64 (``int8``), int32
-(``int4``), bool (``bool``), date32 (``date``).
+The service's one binary COPY encoder: upload staging and the points of coverage reports are
+written through it. Supported column types and the PostgreSQL types they go to: string
+(``text``), binary (``bytea``, or ``geometry``: ``geometry_recv`` reads WKB), float64
+(``float8``), int64 (``int8``), int32 (``int4``), bool (``bool``), date32 (``date``).
 """
 
 from __future__ import annotations

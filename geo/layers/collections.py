@@ -63,13 +63,13 @@ def _wayleave_statuses() -> set[str]:
 
 
 def _pipeline_statuses() -> set[str]:
-    from geo.projects.store import STATUSES
+    from geo.projects import STATUSES
 
     return set(STATUSES)
 
 
 def _pipeline_phases() -> set[str]:
-    from geo.projects.store import PHASES
+    from geo.projects import PHASES
 
     return set(PHASES)
 

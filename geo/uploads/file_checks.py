@@ -53,7 +53,7 @@ SCAN_CHUNK = 4 * 2**20
 
 @dataclass(frozen=True)
 class Limits:
-    """The limits a file is checked against (:class:`geo.uploads.readers.ReadLimits` carries them)."""
+    """The limits a file is checked against (:class:`geo.uploads.source.ReadLimits` carries them)."""
 
     max_uncompressed_bytes: int
     max_compression_ratio: float
@@ -575,7 +575,7 @@ def check_csv_header(header: bytes, delimiter: str, name: str, limits: Limits) -
 def check_content(path: Path, fmt: str, name: str, limits: Limits, archive_root: Path | None = None) -> None:
     """Refuse a file that is not the format its extension names, or that would read beyond the limits.
 
-    ``fmt`` is the format as :data:`geo.uploads.readers.FORMATS` names it. Archives (Shapefile zips,
+    ``fmt`` is the format as :data:`geo.uploads.source.FORMATS` names it. Archives (Shapefile zips,
     KMZ) are checked as they are extracted (:func:`extract_zip`), then their members: a KMZ's
     document here, a Shapefile's parts by :func:`check_shapefile`.
     """

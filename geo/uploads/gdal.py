@@ -14,7 +14,7 @@ pyogrio offers no way to pass GDAL an allowed-driver list per open, so the drive
 deregistered through GDAL's C API (``GDALDeregisterDriver``) in the library pyogrio loaded.
 :func:`harden` is idempotent and cheap (a walk over ~15 registered drivers), so every reader
 calls it before it opens a file: anything that registered drivers again meanwhile is undone.
-Which driver opened a file is still checked after the open (:func:`geo.uploads.readers`).
+Which driver opened a file is still checked after the open (:func:`geo.uploads.source.read_info`).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from geo.core.errors import TooLarge
 
 T = TypeVar("T")
 POLL_S = 0.05
-PRELOAD = ["geo.uploads.sandbox_server", "geo.uploads.readers", "geo.uploads.process"]
+PRELOAD = ["geo.uploads.sandbox_server", "geo.uploads.inspection", "geo.uploads.process"]
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _context_lock = threading.Lock()
 _context: Any = None

@@ -1,8 +1,9 @@
 """Preparing a borough's upload for the database: read, map and validate, without touching the database.
 
-:func:`prepare_upload` ties :mod:`geo.uploads.readers`, :mod:`geo.uploads.mapping` and :mod:`geo.uploads.validation`
-together. The apply step (staging ``COPY`` and upsert) consumes :meth:`PreparedUpload.batches`,
-whose Arrow tables have the schema :func:`geo.uploads.validation.output_schema` gives, and records
+:func:`prepare_upload` ties :mod:`geo.uploads.inspection`, :mod:`geo.uploads.batches`,
+:mod:`geo.uploads.mapping` and :mod:`geo.uploads.validation` together. The apply step (staging
+``COPY`` and upsert, :mod:`geo.uploads.apply`) consumes :meth:`PreparedUpload.batches`, whose Arrow
+tables have the schema :func:`geo.uploads.validation.output_schema` gives, and records
 :attr:`PreparedUpload.report` with the upload.
 
 Example::
@@ -27,8 +28,10 @@ import pyarrow as pa
 
 from geo.core.progress import Progress, silent
 from geo.core.row_errors import RowError
+from geo.uploads.batches import iter_batches
+from geo.uploads.inspection import open_upload
 from geo.uploads.mapping import Mapping, build_mapping
-from geo.uploads.readers import ReadLimits, SourceInfo, iter_batches, open_upload
+from geo.uploads.source import ReadLimits, SourceInfo
 from geo.uploads.validation import BatchValidator, output_schema
 
 

@@ -7,7 +7,7 @@ stages only the rows that may have changed, and the database compares those alon
 
 The comparison is conservative: a row counts as unchanged only if every value is equal byte
 for byte: text, numbers, dates and booleans as such, ``extra`` as the text PostgreSQL prints
-for jsonb (:func:`geo.uploads.mapping.extra_json` writes that layout), the geometry as WKB. Values equal
+for jsonb (:func:`geo.uploads.conversion.extra_json` writes that layout), the geometry as WKB. Values equal
 in meaning but written otherwise are staged and compared by the database, so the outcome of an
 upload never depends on this step, only its time. Should the stored assets not be readable this
 way, every row is staged.

@@ -21,8 +21,8 @@ import shapely
 from geo.core.row_errors import RowError
 from geo.reference.boroughs import check_code, read_boundaries
 from geo.reference.model import load_model
+from geo.uploads.batches import PointColumn
 from geo.uploads.mapping import MappedBatch, Mapping
-from geo.uploads.readers import PointColumn
 
 POINT, LINESTRING, POLYGON, MULTIPOINT, MULTILINESTRING, MULTIPOLYGON, COLLECTION = 0, 1, 3, 4, 5, 6, 7
 TYPE_IDS = {
@@ -109,7 +109,7 @@ class BatchValidator:
 
         ``rows`` are 1-based row numbers, ``geometry`` shapely geometries in EPSG:27700 (2D),
         ``failed`` marks rows already reported by the reader (they are left out, not re-reported).
-        ``points`` (all geometries finite 2D points, see :func:`geo.uploads.readers.point_column`) lets
+        ``points`` (all geometries finite 2D points, see :func:`geo.uploads.batches.point_column`) lets
         the geometry checks run on the coordinates alone; ``geometry`` may then be None.
         """
         fast = points is not None and POINT in self.allowed_types and (failed is None or not failed.any())

@@ -75,3 +75,38 @@ def test_the_state_at_a_past_time_is_served(client, conn, auth):
     client.patch(f"/assets/{asset_id}", json={"status": "removed"}, headers=auth("hackney"))
     then = client.get(f"/assets/{asset_id}", params={"at": old["valid_from"]}).json()
     assert then["status"] == old["status"] and then["version"] == old["version"]
+
+
+def test_who_may_change_comes_before_the_body_and_a_bad_body_is_a_422_naming_field_and_value(
+    client, conn, auth
+):
+    asset_id, version = an_asset(conn, "E09000007")
+    camden = auth("camden")
+    # Unknown asset, another borough's asset, a stale version: answered before the body is read.
+    assert client.patch("/assets/987654321", json={"colour": "red"}, headers=camden).status_code == 404
+    assert (
+        client.patch(f"/assets/{asset_id}", json={"colour": "red"}, headers=auth("hackney")).status_code
+        == 403
+    )
+    stale = {**camden, "If-Match": str(version + 1)}
+    assert client.patch(f"/assets/{asset_id}", json={"height_m": "tall"}, headers=stale).status_code == 409
+    for body, where, value in [
+        ({"colour": "red"}, "body.colour", "red"),
+        ({"source_id": "new"}, "body.source_id", "new"),
+        ({"height_m": "tall"}, "body.height_m", "tall"),
+        ({"height_m": 401}, "body.height_m", 401),
+        ({"power_available": "yes"}, "body.power_available", "yes"),
+        ({"last_surveyed": "2020-13-01"}, "body.last_surveyed", "2020-13-01"),
+        ({"name": "  "}, "body.name", "  "),
+        ({"extra": None}, "body.extra", None),
+        ({"status": None}, "body.status", None),
+    ]:
+        response = client.patch(f"/assets/{asset_id}", json=body, headers=camden)
+        assert response.status_code == 422, (body, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert (
+            response.json()["errors"][0]["where"] == where and response.json()["errors"][0]["value"] == value
+        )
+    assert client.get(f"/assets/{asset_id}").json()["version"] == version
+    trimmed = client.patch(f"/assets/{asset_id}", json={"name": "  Mare Street  "}, headers=camden)
+    assert trimmed.status_code == 200 and trimmed.json()["name"] == "Mare Street"

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
+from api.routes.coverage import ListedReport, ReportAnswer
 from geo.core.settings import CoverageSettings
-from geo.coverage import reports
+from geo.coverage import STEPS
 
 CAMDEN = {"area": {"boroughs": ["E09000007"]}, "k": 5}
 
@@ -171,7 +172,7 @@ def test_a_large_report_runs_in_the_background_with_progress(client, auth):
             break
         time.sleep(0.1)
     assert record["state"] == "done", record
-    assert record["progress"]["done"] == record["progress"]["total"] == len(reports.STEPS)
+    assert record["progress"]["done"] == record["progress"]["total"] == len(STEPS)
     assert record["summary"]["cells"] > 200_000
     assert client.get(f"/coverage/reports/{rid}/gaps.geojson", headers=auth("admin")).status_code == 200
 
@@ -187,3 +188,26 @@ def test_reading_results_of_an_unfinished_report_is_a_conflict(client, auth, db_
         ).fetchone()[0]
     answer = client.get(f"/coverage/reports/{rid}/demand.csv", headers=auth("operator"))
     assert answer.status_code == 409 and "queued" in answer.json()["detail"]
+
+
+def test_records_are_what_the_response_models_document(client, auth, camden):
+    ReportAnswer.model_validate(camden.json())
+    listed = client.get("/coverage/reports", headers=auth("operator")).json()
+    for item in listed:
+        if item["parameters"]:  # rows inserted by hand in these tests have none
+            ListedReport.model_validate(item)
+    (mine,) = [item for item in listed if item["id"] == camden.json()["id"]]
+    assert {"boroughs", "profile"} & set(mine["summary"]) == set() and mine["summary"]["whole_area"]
+
+
+def test_a_bad_body_is_a_problem_naming_each_field_and_value(client, auth):
+    body = {**CAMDEN, "thresholds": [50, "far"], "k": True, "area": {"bbox": [1, 2, 3]}}
+    answer = client.post("/coverage/reports", json=body, headers=auth("operator"))
+    assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+    errors = {e["where"]: e for e in answer.json()["errors"]}
+    assert (
+        errors["body.thresholds.1"]["value"] == "far"
+        and "valid number" in errors["body.thresholds.1"]["message"]
+    )
+    assert errors["body.k"]["value"] is True
+    assert errors["body.area"]["message"] == "area.bbox: [1, 2, 3] is not [minx, miny, maxx, maxy]"

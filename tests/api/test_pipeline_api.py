@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import mapbox_vector_tile
+import psycopg
 import pytest
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "pipeline"
@@ -209,3 +210,50 @@ def test_coverage_reports_list_and_draw_the_projects_in_their_area(loaded):
     assert "Pipeline projects in the area" in html
     for title in expected:
         assert title.replace("&", "&amp;") in html
+
+
+def test_typed_answers_are_the_stored_values(loaded):
+    """The response models document the answers without changing them: same keys, values, nulls and times."""
+    c = loaded.client
+    for who in ("admin", "operator"):
+        rows = c.get("/pipeline/projects", headers=loaded.auth(who)).json()["projects"]
+        features = c.get("/pipeline/projects", params={"format": "geojson"}, headers=loaded.auth(who)).json()
+        plain = [f["properties"] for f in features["features"]]  # written without the models
+        assert [{k: v for k, v in r.items() if k not in ("geometry", "location")} for r in rows] == plain
+        assert [r["geometry"] for r in rows] == [f["geometry"] for f in features["features"]]
+        assert (who == "admin") == all(PERSONAL <= r.keys() for r in rows)
+        one = c.get(f"/pipeline/projects/{rows[0]['id']}", headers=loaded.auth(who)).json()
+        assert one == rows[0]
+    record = c.get("/pipeline/imports/1", headers=loaded.auth("admin")).json()
+    with psycopg.connect(loaded.url) as conn:
+        stored = conn.execute(
+            "SELECT counts, created_at, finished_at FROM pipeline_imports WHERE id = 1"
+        ).fetchone()
+    assert record["counts"] == stored[0]
+    assert (record["created_at"], record["finished_at"]) == (stored[1].isoformat(), stored[2].isoformat())
+
+
+def test_the_location_body(loaded):
+    """A geometry or a Feature sets the site; null clears it; what is not GeoJSON is a 422 naming the field."""
+    c, admin = loaded.client, loaded.auth("admin")
+    project = next(
+        p for p in c.get("/pipeline/unplaced").json()["projects"] if p["title"] == "Leeds open data portal"
+    )
+    url = f"/pipeline/projects/{project['id']}/location"
+    feature = {
+        "type": "Feature",
+        "properties": {"name": "x"},
+        "geometry": {"type": "Point", "coordinates": [530000, 182000]},
+    }
+    placed = c.put(url, json=feature, headers=admin)
+    assert placed.status_code == 200 and placed.json()["placement"] == "exact", placed.text
+    assert placed.json()["location"]["type"] == "Point"
+    cleared = c.put(url, content=b"null", headers={**admin, "Content-Type": "application/json"})
+    assert cleared.status_code == 200 and cleared.json()["placement"] == "unplaced"
+    assert (
+        cleared.json()["location"] is None and cleared.json()["unplaced_reason"] == project["unplaced_reason"]
+    )
+    circle = c.put(url, json={"type": "Circle", "coordinates": [0, 0]}, headers=admin)
+    assert circle.status_code == 422 and "body.type" in circle.json()["detail"]
+    broken = c.put(url, json={"type": "Polygon", "coordinates": [[1, 2]]}, headers=admin)
+    assert broken.status_code == 422 and "not a valid GeoJSON geometry" in broken.json()["detail"]

@@ -16,6 +16,23 @@ def test_openapi_docs_are_served(client):
     assert "/health" in spec["paths"] and "/assets/{asset_id}" in spec["paths"]
 
 
+def test_the_change_body_and_the_asset_record_follow_the_asset_model(client):
+    from geo import assets
+    from geo.reference.model import load_model
+
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    changes = schemas["AssetChanges"]
+    assert list(changes["properties"]) == [f.name for f in assets.changeable_fields()]
+    assert "source_id" not in changes["properties"] and changes["additionalProperties"] is False
+    assert changes["properties"]["status"]["enum"] == sorted(load_model().statuses)
+    height = changes["properties"]["height_m"]["anyOf"][0]
+    assert (height["type"], height["minimum"], height["maximum"]) == ("number", 0.1, 400)
+    assert "Only for duct assets" in changes["properties"]["duct_diameter_mm"]["description"]
+    record = next(schemas[name] for name in ("Asset-Output", "Asset") if name in schemas)
+    assert list(record["properties"]) == [*assets.ATTRIBUTES, "geometry"]
+    assert all(field.get("description") for field in record["properties"].values())
+
+
 def test_boroughs_list(client):
     rows = client.get("/boroughs").json()
     assert len(rows) == 33

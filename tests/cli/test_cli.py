@@ -1,7 +1,9 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -85,6 +87,31 @@ def test_demo_refuses_a_database_that_holds_assets(db_url):
     assert result.exit_code == 1 and "already holds" in result.output
     bad = invoke(db_url, "demo", "load", "--scale", "huge")
     assert bad.exit_code == 2 and "unknown scale 'huge'" in bad.output
+
+
+def test_db_url_is_one_line_a_narrow_pipe_can_connect_with(app_db_url):
+    # A URL longer than the terminal: rich would have wrapped it at 40 columns.
+    long_url = f"{app_db_url}{'&' if '?' in app_db_url else '?'}application_name=connectivity-db-url-test"
+    env = {**os.environ, "DATABASE_URL": long_url, "COLUMNS": "40"}
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "db", "url"], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.count("\n") == 1 and done.stdout.strip() == long_url
+    with psycopg.connect(done.stdout.strip()) as conn:
+        assert conn.execute("SELECT current_setting('application_name')").fetchone() == (
+            "connectivity-db-url-test",
+        )
+
+
+def test_domain_errors_take_their_exit_code_from_the_one_table():
+    from cli.common import exit_code
+    from geo.core import errors
+
+    assert exit_code(errors.InvalidParameter("bbox: 'x'")) == 2
+    assert exit_code(errors.InvalidInput("expires_on: 'x'")) == 1
+    assert exit_code(errors.InvalidInput("borough: 'x'"), usage=True) == 2
+    assert exit_code(errors.Gone("purged")) == exit_code(errors.NotFound("no such")) == 1
+    assert exit_code(errors.Conflict("stale")) == exit_code(errors.Unavailable("no cluster")) == 1
 
 
 def test_the_console_script_is_installed():

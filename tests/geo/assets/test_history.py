@@ -87,6 +87,7 @@ def test_changes_are_validated_against_the_model(db_url, conn):
         ({"duct_diameter_mm": 100}, "does not apply to street_furniture"),
         ({"colour": "red"}, "field 'colour' cannot be changed"),
         ({"source_id": "new"}, "field 'source_id' cannot be changed"),
+        ({"extra": None}, "field 'extra' cannot be empty"),
     ]:
         with pytest.raises(assets.InvalidAssetChange, match=message):
             run(db_url, lambda c, change=change: assets.update_asset(c, asset_id, change, admin))

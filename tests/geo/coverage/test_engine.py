@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo.coverage.demand import grid_demand
-from geo.coverage.engine import coverage_summary, find_gaps, nearest_assets, prioritise
+from geo.coverage.engine import coverage_summary, find_gaps, prioritise
+from geo.coverage.nearest import nearest_assets
 
 CRS = "EPSG:27700"
 

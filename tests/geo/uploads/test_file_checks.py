@@ -15,8 +15,9 @@ import pytest
 
 from geo.core.row_errors import UploadRejected
 from geo.uploads import gdal
+from geo.uploads.inspection import open_upload
 from geo.uploads.mapping import load_mapping_file
-from geo.uploads.readers import ReadLimits, open_upload
+from geo.uploads.source import ReadLimits
 
 PASSWD = "/etc/passwd"
 
@@ -301,7 +302,7 @@ def test_a_huge_value_is_refused_with_its_row_and_column(tmp_path):
         for i in range(4)
     ]
     path.write_text('{"type":"FeatureCollection","features":[' + ",".join(features) + "]}")
-    from geo.uploads.readers import iter_batches
+    from geo.uploads.batches import iter_batches
 
     with (
         open_upload(path) as info,

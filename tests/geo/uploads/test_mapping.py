@@ -4,7 +4,8 @@ import pyarrow as pa
 import pytest
 
 from geo.core.row_errors import UploadRejected
-from geo.uploads.mapping import build_mapping, extra_json, load_mapping_file
+from geo.uploads.conversion import extra_json
+from geo.uploads.mapping import build_mapping, load_mapping_file
 
 
 @pytest.mark.parametrize(

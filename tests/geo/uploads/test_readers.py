@@ -8,7 +8,9 @@ import pytest
 import shapely
 
 from geo.core.row_errors import UploadRejected
-from geo.uploads.readers import ReadLimits, iter_batches, open_upload
+from geo.uploads.batches import iter_batches
+from geo.uploads.inspection import open_upload
+from geo.uploads.source import ReadLimits
 from geo.uploads.staging import prepare_upload
 
 CAMDEN = "E09000007"

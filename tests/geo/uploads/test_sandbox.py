@@ -33,12 +33,11 @@ def test_a_child_past_its_memory_limit_is_stopped():
 def test_gdal_missing_on_the_server_is_its_fault_not_the_files(monkeypatch, tmp_path):
     """A 503 (api/errors.py), not the 422 "the file cannot be read" of a reader's error."""
     from geo.core.settings import UploadSettings
-    from geo.uploads import gdal
-    from geo.uploads import process as uploads
+    from geo.uploads import gdal, inspection
 
     def unavailable(*args, **kwargs):
         raise gdal.GdalUnavailable("pyogrio's GDAL library was not found")
 
     monkeypatch.setattr(sandbox, "run", unavailable)
     with pytest.raises(gdal.GdalUnavailable):
-        uploads.inspect_isolated(tmp_path / "x.gpkg", None, None, "x.gpkg", UploadSettings())
+        inspection.inspect_isolated(tmp_path / "x.gpkg", None, None, "x.gpkg", UploadSettings())

@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from cli.main import app
 from geo.reference import model
 from geo.reference.boroughs import load_boroughs, read_boundaries
-from geo.uploads.mapping import extra_json
-from geo.uploads.process import _compared
+from geo.uploads.apply import compared
+from geo.uploads.conversion import extra_json
 from geo.uploads.staging import prepare_upload
 from geo.uploads.unchanged import MIN_ROWS, StoredAssets, _equal
 
@@ -90,7 +90,7 @@ def test_a_reimport_stages_only_changes_and_ends_as_a_full_comparison_would(fres
     # The shortcut itself: exactly the changed and new rows are left to stage.
     with psycopg.connect(fresh_db_url) as conn:
         unchanged_before = conn.execute("SELECT count(*) FROM assets").fetchone()[0]
-    stored = StoredAssets.read(fresh_db_url, CAMDEN, "street_furniture", _compared("street_furniture"), ROWS)
+    stored = StoredAssets.read(fresh_db_url, CAMDEN, "street_furniture", compared("street_furniture"), ROWS)
     assert stored is not None and stored.table.num_rows == unchanged_before == ROWS
     staged, same = set(), 0
     with prepare_upload(tmp_path / "v2.gpkg", CAMDEN, "street_furniture") as upload:

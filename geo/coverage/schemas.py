@@ -1,0 +1,152 @@
+"""The JSON of a coverage report's record: its parameters, data version, state and summary.
+
+These models document ``/openapi.json``; the records themselves are the dictionaries of
+:mod:`geo.coverage.results` (the API adds ``progress`` and ``links``), whose keys and values
+these models describe one for one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PremisesDigest(_Schema):
+    """The premises a report was asked about, without the points themselves."""
+
+    count: int = Field(description="How many points.")
+    sha256: str = Field(description="SHA-256 of their coordinates and households (rounded to 1 mm).")
+
+
+class ReportParameters(_Schema):
+    """The request as it was understood: sorted, with every default filled in."""
+
+    area: dict[str, Any] = Field(
+        description="``{boroughs}``, ``{geometry, crs}`` or ``{bbox, crs}``, the CRS resolved."
+    )
+    demand: Literal["postcodes", "grid", "premises"]
+    cell_size: float = Field(description="Grid cell edge in metres.")
+    thresholds: list[float] = Field(description="Coverage distances in metres, ascending.")
+    gap_threshold: float = Field(description="Distance beyond which cells are gaps, in metres.")
+    kinds: list[str] = Field(description="Asset kinds that count.")
+    subtypes: list[str] | None = Field(description="Asset subtypes that count; null for all.")
+    statuses: list[str] = Field(description="Asset statuses that count.")
+    asset_boroughs: list[str] | None = Field(description="Boroughs whose assets count; null for all.")
+    ready_now: bool = Field(description="Only assets with a signed or live wayleave counted.")
+    k: int = Field(description="Candidate assets prioritised.")
+    radius: float = Field(description="Reach of a candidate asset in metres.")
+    premises: PremisesDigest | None = Field(None, description="Only with demand premises.")
+
+
+class DataVersion(_Schema):
+    """The data a report was computed from: the same versions and parameters give the same numbers."""
+
+    assets: int | None = Field(description="``data_versions`` version of the assets.")
+    boroughs: int | None = Field(description="Version of the borough boundaries.")
+    pipeline: int | None = Field(description="Version of the Pipeline projects.")
+    wayleaves: int | None = Field(None, description="Version of the wayleaves (only with ready_now).")
+    demand: str = Field(description="The demand's source (postcodes and households, grid, premises sha256).")
+
+
+class SummaryRow(_Schema):
+    """Coverage at one threshold, of the whole area (``borough_code`` ``all``) or of one borough."""
+
+    borough_code: str = Field(description="``all``, a GSS code, or ``outside`` (outside every borough).")
+    threshold_m: float
+    demand_points: int
+    covered_points: int = Field(description="Demand points within the threshold of a counted asset.")
+    households: float | None
+    covered_households: float | None
+    household_share: float | None = Field(description="covered / all households; null for none.")
+    area_m2: float | None = Field(description="Area of the grid cells.")
+    covered_area_m2: float | None
+    area_share: float | None = Field(description="covered / all area; null for none.")
+
+
+class AssetCounts(_Schema):
+    """The assets read: qualifying (they count) and candidates (not yet usable; the prioritisation's)."""
+
+    qualifying_points: int
+    qualifying_lines: int
+    candidate_points: int
+    candidate_lines: int
+
+
+class GapSummary(_Schema):
+    """The gaps: uncovered cells at ``threshold_m``, merged where they share an edge."""
+
+    threshold_m: float
+    count: int
+    households: float
+    area_m2: float
+
+
+class CoverageProfile(_Schema):
+    """The coverage curves: ``[distance_m, share]`` in 40 steps from 0 to the reach."""
+
+    households: list[tuple[float, float | None]] = Field(description="Share of households within each.")
+    area: list[tuple[float, float | None]] = Field(description="Share of the area within each distance.")
+
+
+class SummaryHeadline(_Schema):
+    """A report's summary as the list shows it: the whole area's numbers."""
+
+    thresholds: list[float]
+    whole_area: list[SummaryRow] = Field(description="One row per threshold.")
+    demand_points: int
+    cells: int = Field(description="Grid cells (the demand itself for a grid demand).")
+    households: float
+    area_m2: float | None
+    mean_distance_m: float | None = Field(description="Mean distance of the demand within reach.")
+    beyond_reach_points: int = Field(description="Demand points with no counted asset within reach_m.")
+    reach_m: float = Field(description="The largest distance measured exactly (thresholds, gaps, radius).")
+    assets: AssetCounts
+    gaps: GapSummary
+    pipeline_projects: list[dict[str, Any]] = Field(
+        description="The Pipeline projects in or touching the area (no personal data)."
+    )
+
+
+class ReportSummary(SummaryHeadline):
+    """A report's whole summary."""
+
+    boroughs: list[SummaryRow] = Field(description="One row per borough and threshold.")
+    profile: CoverageProfile
+
+
+class JobProgress(_Schema):
+    """Steps done of all (:func:`geo.core.jobs.with_progress`)."""
+
+    done: int
+    total: int | None
+    fraction: float | None
+
+
+class ReportRecord(_Schema):
+    """One coverage report: its state and progress, parameters, data version, summary and timings."""
+
+    id: int
+    parameters: ReportParameters
+    data_version: DataVersion | dict[str, Any] = Field(description="Empty until the report is done.")
+    state: Literal["queued", "running", "done", "failed", "interrupted"]
+    progress_done: int
+    progress_total: int | None
+    summary: ReportSummary | None = Field(description="Once done.")
+    timings: dict[str, float] = Field(description="Seconds per step, ``store`` and ``total``, once done.")
+    message: str | None = Field(description="Why it failed.")
+    created_by: str
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+class ReportListItem(ReportRecord):
+    """A report in the list: its summary without the per-borough rows and the curves."""
+
+    summary: SummaryHeadline | None = Field(description="Once done.")  # type: ignore[assignment]
