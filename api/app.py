@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +38,7 @@ from api.routes import (
     wayleaves,
     web_map,
 )
+from api.schemas import document_problems
 from api.summaries import SummaryRefresher
 from geo.core.jobs import Heartbeat, reap
 from geo.core.settings import Settings
@@ -148,29 +149,30 @@ async def _purge_periodically(url: str, settings: Settings) -> None:
         await asyncio.sleep(settings.retention.purge_every_hours * 3600)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application; the connection pool opens and closes with its lifespan."""
-    settings = settings or Settings()
+def _pool(url: str, settings: Settings) -> AsyncConnectionPool:
+    """The request pool, not opened yet: autocommit connections, configured for short queries."""
+    return AsyncConnectionPool(
+        url,
+        min_size=settings.db.pool_min_size,
+        max_size=settings.db.pool_max_size,
+        kwargs={"autocommit": True},
+        configure=_configure(settings.db.statement_timeout_ms),
+        # A connection is checked when it is handed out: one broken by a database restart
+        # is replaced, never given to a request.
+        check=AsyncConnectionPool.check_connection,
+        # Reconnection gives up after a few seconds; DatabaseHealth brings a fresh pool.
+        reconnect_timeout=5,
+        open=False,
+    )
 
-    def make_pool(url: str) -> AsyncConnectionPool:
-        return AsyncConnectionPool(
-            url,
-            min_size=settings.db.pool_min_size,
-            max_size=settings.db.pool_max_size,
-            kwargs={"autocommit": True},
-            configure=_configure(settings.db.statement_timeout_ms),
-            # A connection is checked when it is handed out: one broken by a database restart
-            # is replaced, never given to a request.
-            check=AsyncConnectionPool.check_connection,
-            # Reconnection gives up after a few seconds; DatabaseHealth brings a fresh pool.
-            reconnect_timeout=5,
-            open=False,
-        )
+
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the pool, the job heartbeat, the reaper, the purger and the listeners."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = database_url(settings.db, start=False)
-        pool = make_pool(url)
+        pool = _pool(url, settings)
         await pool.open(wait=True, timeout=30)
         app.state.pool = pool
         # Jobs (uploads, reports, Pipeline imports) connect with their own, longer statement timeout.
@@ -178,7 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.database_health = DatabaseHealth(app, url)
 
         async def replace_pool() -> None:
-            old, new = app.state.pool, make_pool(url)
+            old, new = app.state.pool, _pool(url, settings)
             await new.open(wait=False)
             app.state.pool = new
             asyncio.get_running_loop().create_task(old.close(timeout=5))
@@ -212,14 +214,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             heartbeat.stop()
             await app.state.pool.close()
 
-    app = FastAPI(
-        title="connectivity", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
-        docs_url=None, redoc_url=None,  # /docs is served with the app's own Swagger UI files (api.routes.docs)
-    )  # fmt: skip
-    app.state.settings = settings
-    app.state.extent_cache = {}
-    app.state.tile_cache = TileCache(settings.tiles.cache_mb * 2**20)
-    app.state.versions = KnownVersions()
+    return lifespan
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """The middlewares, innermost first."""
     app.add_middleware(ForgetVersionsAfterWrites, versions=app.state.versions)
     # Outermost last: the access log sees every answer, the guard runs before any route.
     app.add_middleware(Guard, body_limit=_body_limit(settings))
@@ -233,22 +232,45 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(SecurityHeaders, image_sources=_image_sources(settings))
     app.add_middleware(AccessLog)
-    app.state.summaries = SummaryRefresher(app)
-    app.state.jobs = Jobs(settings.jobs)
-    modules = (
-        features, health, me, boroughs, assets, tiles, uploads, wayleaves, web_map, coverage, pipeline, docs, audit,
-        gdpr,
-    )  # fmt: skip
-    errors.install(app)
-    for module in modules:
+
+
+ROUTE_MODULES = (
+    features, health, me, boroughs, assets, tiles, uploads, wayleaves, web_map, coverage, pipeline, docs, audit,
+    gdpr,
+)  # fmt: skip
+
+
+def _include_routers(app: FastAPI) -> None:
+    """Every route module's router, and the roles and list of the routes they serve."""
+    for module in ROUTE_MODULES:
         app.include_router(module.router)
-    app.state.route_roles = route_roles(r for m in modules for r in m.router.routes)
+    app.state.route_roles = route_roles(r for m in ROUTE_MODULES for r in m.router.routes)
     # What the app serves (the access-matrix test walks it): name, methods, path of each route.
     app.state.api_routes = [
         (r.name, frozenset(r.methods), r.path)
-        for m in modules
+        for m in ROUTE_MODULES
         for r in m.router.routes
         if getattr(r, "methods", None)
     ]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; the connection pool opens and closes with its lifespan."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="connectivity", version="0.1.0", description=DESCRIPTION, lifespan=_lifespan(settings),
+        docs_url=None, redoc_url=None,  # /docs is served with the app's own Swagger UI files (api.routes.docs)
+    )  # fmt: skip
+    app.state.settings = settings
+    app.state.extent_cache = {}
+    app.state.tile_cache = TileCache(settings.tiles.cache_mb * 2**20)
+    app.state.versions = KnownVersions()
+    _add_middleware(app, settings)
+    app.state.summaries = SummaryRefresher(app)
+    app.state.jobs = Jobs(settings.jobs)
+    errors.install(app)
+    _include_routers(app)
     web_map.mount_static(app)
+    plain_openapi = app.openapi
+    app.openapi = lambda: document_problems(plain_openapi())  # type: ignore[method-assign]
     return app

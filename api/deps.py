@@ -14,7 +14,6 @@ from fastapi import Depends, Request
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from api.params import parse_if_match  # noqa: F401  (moved; the routes switch to api.params)
 from geo.access.keys import authenticate
 from geo.access.principals import ANONYMOUS, AuthenticationFailed, Principal, Role
 from geo.core.settings import Settings

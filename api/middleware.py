@@ -49,6 +49,30 @@ async def _nothing_more() -> Message:
     return {"type": "http.disconnect"}
 
 
+def _holds_nul(scope: Scope) -> bool:
+    """Whether the request's path or query holds a NUL byte, raw or percent-encoded."""
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    query: bytes = scope.get("query_string", b"")
+    return (
+        b"%00" in raw_path
+        or b"\x00" in raw_path
+        or b"%00" in query
+        or b"\x00" in query
+        or "\x00" in scope["path"]
+    )
+
+
+def _length_refusal(declared: str | None, limit: int) -> tuple[int, str] | None:
+    """The status and detail refusing a declared ``Content-Length``; None when there is none or it fits."""
+    if declared is None:
+        return None
+    if not re.fullmatch(r"[0-9]{1,18}", declared.strip()):
+        return 400, f"Content-Length: {declared[:40]!r} is not a number of bytes"
+    if int(declared) > limit:
+        return 413, f"the request body is {int(declared):,} bytes, more than the limit of {limit:,}"
+    return None
+
+
 class Guard:
     """NUL bytes, authentication, roles and body size, all before the body is read.
 
@@ -66,46 +90,37 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        query: bytes = scope.get("query_string", b"")
-        if (
-            b"%00" in raw_path
-            or b"\x00" in raw_path
-            or b"%00" in query
-            or b"\x00" in query
-            or "\x00" in scope["path"]
-        ):
+        if _holds_nul(scope):
             await _send_problem(scope, send, 400, "the request's path or query holds a NUL byte (%00)")
             return
         limit = self.body_limit(scope)
         declared = Headers(scope=scope).get("content-length")
-        if scope["method"] in WRITES:
-            try:
-                principal = await self._caller(scope)
-            except AuthenticationFailed as exc:
-                await _send_problem(scope, send, 401, str(exc))
-                return
-            except PermissionDenied as exc:
-                await _send_problem(scope, send, 403, str(exc))
-                return
-            except (psycopg.OperationalError, PoolTimeout):
-                await _send_problem(scope, send, 503, DATABASE_AWAY, {"Retry-After": RETRY_AFTER})
-                return
-            scope.setdefault("state", {})["principal"] = principal
-        if declared is not None:
-            if not re.fullmatch(r"[0-9]{1,18}", declared.strip()):
-                await _send_problem(
-                    scope, send, 400, f"Content-Length: {declared[:40]!r} is not a number of bytes"
-                )
-                return
-            if int(declared) > limit:
-                await _send_problem(
-                    scope,
-                    send,
-                    413,
-                    f"the request body is {int(declared):,} bytes, more than the limit of {limit:,}",
-                )
-                return
+        if scope["method"] in WRITES and not await self._admit(scope, send):
+            return
+        refusal = _length_refusal(declared, limit)
+        if refusal is not None:
+            await _send_problem(scope, send, *refusal)
+            return
+        await self._pass_counted(scope, receive, send, limit)
+
+    async def _admit(self, scope: Scope, send: Send) -> bool:
+        """Keep a write's principal in the scope; False when it is refused (the answer is sent)."""
+        try:
+            principal = await self._caller(scope)
+        except AuthenticationFailed as exc:
+            await _send_problem(scope, send, 401, str(exc))
+            return False
+        except PermissionDenied as exc:
+            await _send_problem(scope, send, 403, str(exc))
+            return False
+        except (psycopg.OperationalError, PoolTimeout):
+            await _send_problem(scope, send, 503, DATABASE_AWAY, {"Retry-After": RETRY_AFTER})
+            return False
+        scope.setdefault("state", {})["principal"] = principal
+        return True
+
+    async def _pass_counted(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """Run the app with the body counted as it arrives: past ``limit`` the answer is a 413."""
         received = 0
         started = over = False
 

@@ -114,3 +114,9 @@ def output_format(allowed: tuple[str, ...]):  # type: ignore[no-untyped-def]
         return next((name for name in allowed[1:] if MEDIA_TYPES[name] in accept), allowed[0])
 
     return choose
+
+
+#: ``format`` (or ``Accept: text/csv``) of the service's lists: json by default, or csv.
+JsonOrCsv = Annotated[str, Depends(output_format(("json", "csv")))]
+#: ``format`` (or ``Accept``) of the Pipeline project list: json, geojson or csv.
+JsonGeojsonOrCsv = Annotated[str, Depends(output_format(("json", "geojson", "csv")))]

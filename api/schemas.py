@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
@@ -70,6 +71,40 @@ def problems(*statuses: int | tuple[int, str]) -> dict[int | str, dict[str, Any]
         status: {"model": Problem, "description": text} for status, text in pairs
     }
     return {**described, "default": {"model": Problem, "description": OTHER_ERRORS}}
+
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+#: FastAPI's own 422 body, which this API never answers (its handler answers a problem document).
+_FASTAPI_422 = {"$ref": "#/components/schemas/HTTPValidationError"}
+
+
+def document_problems(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` (an OpenAPI document) with every error answer as ``application/problem+json``.
+
+    FastAPI lists a ``responses=`` model under ``application/json``; the API answers errors as
+    problem documents (:mod:`api.errors`), so they are listed under that media type (a route's
+    own JSON error body, such as a bulk report's row errors, stays beside it), and an operation
+    without ``responses=`` gets the ``default`` problem answer every route can give.
+    Changes ``spec`` in place (it is the app's cached document) and returns it.
+    """
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            answers = operation.setdefault("responses", {})
+            answers.setdefault("default", {"description": OTHER_ERRORS})
+            for status, answer in answers.items():
+                if status == "default" or status.startswith(("4", "5")):
+                    content = answer.setdefault("content", {})
+                    schema = content.get("application/json", {"schema": _PROBLEM_REF}).get("schema")
+                    if schema in (_PROBLEM_REF, _FASTAPI_422):
+                        content.pop("application/json", None)
+                    # else the route's own JSON (a bulk report's row errors), or a problem document
+                    content[PROBLEM_MEDIA_TYPE] = {"schema": _PROBLEM_REF}
+    schemas = spec.get("components", {}).get("schemas", {})
+    if _FASTAPI_422["$ref"] not in json.dumps(spec["paths"]):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+    return spec
 
 
 #: A time written as ``datetime.isoformat`` writes it (``+00:00``, not ``Z``), as the audit

@@ -49,11 +49,13 @@ def prepare(url: str) -> dict[str, object]:
     """Keys, wayleaves and a report to read; the paths of each kind."""
     from geo import access
 
+    actor = access.Principal(role="admin", label="bench")  # who the audit trail says made the keys
+
     async def keys() -> tuple[str, str]:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as c:
-            key = await access.create_key(c, "operator", label="load benchmark")
-            await access.bind_operator(c, key.id, OPERATOR)
-            admin = await access.create_key(c, "admin", label="load benchmark admin")
+            key = await access.create_key(c, "operator", label="load benchmark", actor=actor)
+            await access.bind_operator(c, key.id, OPERATOR, actor=actor)
+            admin = await access.create_key(c, "admin", label="load benchmark admin", actor=actor)
             return key.key, admin.key
 
     operator, admin = asyncio.run(keys())

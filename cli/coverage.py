@@ -15,12 +15,11 @@ import psycopg
 import typer
 from rich.table import Table
 
-from geo.access.principals import cli_principal
+from cli.common import console, err, fail, prepare_database, principal, progress_bar
 from geo.core import jobs
 from geo.core.csv_out import write_csv
 from geo.core.settings import Settings
 
-CLI_ADMIN = cli_principal()
 FORMATS = ("html", "json", "csv")
 
 
@@ -66,11 +65,11 @@ async def _outputs(url: str, report_id: int, fmt: str) -> tuple[dict[str, Any], 
     from maps.coverage_report import report_page
 
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        record = await get_report(conn, report_id, CLI_ADMIN)
+        record = await get_report(conn, report_id, principal())
         if record["state"] != "done":
             return record, ""
         if fmt == "html":
-            return record, await report_page(conn, report_id, CLI_ADMIN)
+            return record, await report_page(conn, report_id, principal())
         if fmt == "json":
             return record, json.dumps(record, default=str, indent=2)
         rows = await demand_rows(conn, report_id)
@@ -108,7 +107,6 @@ def coverage(
 ) -> None:
     """Compute a coverage report for an area, print its summary and write it to --out."""
     # Imported when used: scipy and geopandas would add a second to every CLI start.
-    from cli.common import console, err, fail, prepare_database, progress_bar
     from geo.coverage import (
         InvalidCoverageRequest,
         WayleavesUnavailable,
@@ -139,7 +137,7 @@ def coverage(
         raise typer.BadParameter(str(exc)) from exc
     url = prepare_database(settings, demo=False, quiet=True)
     try:
-        report_id = open_report(url, request, CLI_ADMIN)
+        report_id = open_report(url, request, principal())
         with jobs.beating(url, settings.jobs.heartbeat_s), progress_bar("coverage report") as report:
             run_report(
                 url, report_id, request, report, spacing=settings.coverage.spacing_m, raise_errors=False

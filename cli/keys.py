@@ -61,11 +61,8 @@ def keys_create(
                 await access.bind_operator(conn, new.id, operator, actor=actor)
         return new
 
-    try:
-        with domain_errors(usage=True):
-            new = run_async(Settings(), create)
-    except ValueError as exc:  # create_key's refusals of a role, borough or expiry
-        raise fail(str(exc), 2) from exc
+    with domain_errors(usage=True):  # a refused role, borough or expiry is a usage error (2)
+        new = run_async(Settings(), create)
     until = f", expires {new.expires_at:%Y-%m-%d %H:%M} UTC" if new.expires_at else ""
     err.print(
         f"key {new.id} ({new.role}{' ' + new.borough_code if new.borough_code else ''}{until}); store it now:"
@@ -107,9 +104,7 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's id (see `k
 def keys_rotate(key_id: Annotated[int, typer.Argument(help="The key's id (see `keys list`)")]) -> None:
     """Give a key a new secret and print it once; the old secret stops working at once."""
     actor = principal()
-    try:
+    with domain_errors():
         new = run_async(Settings(), lambda conn: access.rotate_key(conn, key_id, actor=actor))
-    except LookupError as exc:  # rotate_key's "no live key has id …"
-        raise fail(str(exc)) from exc
     err.print(f"key {new.id} ({new.role}) has a new secret; the old one no longer works. Store it now:")
     console.print(new.key, highlight=False)

@@ -1,4 +1,4 @@
-"""``connectivity wayleaves``: the wayleave commands, a thin front over :mod:`geo.wayleaves.store`.
+"""``connectivity wayleaves``: the wayleave commands, a thin front over :mod:`geo.wayleaves`.
 
 The CLI acts as the GLA team (an admin principal): it runs where the database is.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,23 +15,23 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from geo import access
-from geo.access.principals import cli_principal
-from geo.core.settings import Settings
-from geo.wayleaves import kpis as wayleave_kpis
-from geo.wayleaves import store as wayleaves
+from cli.common import principal
+from geo import access, wayleaves
+from geo.core.row_errors import errors_csv
+from geo.core.settings import Settings, WayleaveSettings
 
 wayleaves_app = typer.Typer(
     help="Wayleaves: list, create, edit, change status, history, KPIs, bulk updates.", no_args_is_help=True
 )
-CLI_ADMIN = cli_principal()
 
 
-def _run(work: Any) -> Any:
+def _run(work: Callable[[Any, WayleaveSettings], Awaitable[Any]]) -> Any:
+    """Run ``work(conn, wayleave settings)``, domain errors turned into exits."""
     from cli.common import domain_errors, run_async
 
+    settings = Settings()
     with domain_errors():
-        return run_async(Settings(), work)
+        return run_async(settings, lambda conn: work(conn, settings.wayleave))
 
 
 def _console() -> Any:
@@ -64,7 +65,7 @@ def list_command(
 
     with domain_errors(usage=True):
         query = wayleaves.parse_query(borough, operator, status, overdue)
-    rows = _run(lambda conn: wayleaves.list_wayleaves(conn, CLI_ADMIN, query))
+    rows = _run(lambda conn, settings: wayleaves.list_wayleaves(conn, principal(), query, settings))
     if csv:
         typer.echo(wayleaves.to_csv(rows), nl=False)
     else:
@@ -74,7 +75,7 @@ def list_command(
 @wayleaves_app.command("show")
 def show(wayleave_id: Annotated[int, typer.Argument(help="The wayleave's id")]) -> None:
     """Show one wayleave as JSON."""
-    row = _run(lambda conn: wayleaves.get_wayleave(conn, wayleave_id, CLI_ADMIN))
+    row = _run(lambda conn, settings: wayleaves.get_wayleave(conn, wayleave_id, principal(), settings))
     typer.echo(json.dumps(row, default=str, indent=2))
 
 
@@ -91,9 +92,9 @@ def create(
 ) -> None:
     """Create a wayleave on a site or on assets, and print its id."""
     row = _run(
-        lambda conn: wayleaves.create_wayleave(
+        lambda conn, settings: wayleaves.create_wayleave(
             conn,
-            CLI_ADMIN,
+            principal(),
             operator=operator,
             template=template,
             template_version=template_version,
@@ -102,6 +103,7 @@ def create(
             site_name=site_name,
             status=status,
             reference=reference,
+            settings=settings,
         )  # fmt: skip
     )
     _console().print(f"wayleave {row['id']} created: {row['status']} (version {row['version']})")
@@ -122,9 +124,10 @@ def transition_command(
         when = dt.datetime.fromisoformat(at) if at else None
     except ValueError:
         raise fail(f"--at: {at!r} is not an ISO 8601 date-time", 2) from None
+    actor = principal()
     row = _run(
-        lambda conn: wayleaves.transition(
-            conn, wayleave_id, to, CLI_ADMIN, expected_version=version, note=note, at=when
+        lambda conn, settings: wayleaves.transition(
+            conn, wayleave_id, to, actor, expected_version=version, note=note, at=when, settings=settings
         )
     )
     _console().print(f"wayleave {row['id']}: {row['status']} (version {row['version']})")
@@ -160,10 +163,10 @@ def edit(
         options = ", ".join("--" + k.replace("_", "-") for k in given)
         raise fail(f"nothing to change: give one or more of {options}", 2)
 
-    async def work(conn: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        before = await wayleaves.get_wayleave(conn, wayleave_id, CLI_ADMIN)
+    async def work(conn: Any, settings: WayleaveSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+        before = await wayleaves.get_wayleave(conn, wayleave_id, principal(), settings)
         after = await wayleaves.update_wayleave(
-            conn, wayleave_id, changes, CLI_ADMIN, expected_version=version
+            conn, wayleave_id, changes, principal(), expected_version=version, settings=settings
         )
         return before, after
 
@@ -181,10 +184,12 @@ def edit(
 def history_command(wayleave_id: Annotated[int, typer.Argument(help="The wayleave's id")]) -> None:
     """The wayleave's status events, then the edits of its details, oldest first."""
 
-    async def work(conn: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    async def work(
+        conn: Any, settings: WayleaveSettings
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         return (
-            await wayleaves.history(conn, wayleave_id, CLI_ADMIN),
-            await wayleaves.changes(conn, wayleave_id, CLI_ADMIN),
+            await wayleaves.history(conn, wayleave_id, principal()),
+            await wayleaves.changes(conn, wayleave_id, principal()),
         )
 
     events, edits = _run(work)
@@ -211,9 +216,9 @@ def history_command(wayleave_id: Annotated[int, typer.Argument(help="The wayleav
 @wayleaves_app.command("kpis")
 def kpis_command(csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout")] = False) -> None:
     """KPIs per borough and operator."""
-    result = _run(lambda conn: wayleave_kpis.wayleave_kpis(conn, CLI_ADMIN))
+    result = _run(lambda conn, settings: wayleaves.wayleave_kpis(conn, principal(), settings))
     if csv:
-        typer.echo(wayleave_kpis.kpis_csv(result), nl=False)
+        typer.echo(wayleaves.kpis_csv(result), nl=False)
         return
     table = Table("scope", "key", "total", "overdue", "signed", "median days", "p90 days", "share ≤30d")
     for scope, key, groups in (
@@ -251,10 +256,12 @@ def bulk(
         raise fail(f"{file}: {exc}", 2) from exc
     with progress_bar(f"checking {len(rows)} rows") as report:
         report("checking and applying", 0, len(rows))
-        result = _run(lambda conn: wayleaves.bulk_transition(conn, CLI_ADMIN, rows, dry_run=dry_run))
+        result = _run(
+            lambda conn, settings: wayleaves.bulk_transition(conn, principal(), rows, dry_run=dry_run)
+        )
         report("done", len(rows), len(rows))
     if result.errors:
-        typer.echo(wayleaves.errors_csv(result.errors), nl=False)
+        typer.echo(errors_csv(result.errors), nl=False)
         raise fail(f"{len(result.errors)} row errors: nothing applied")
     verb = "would apply" if dry_run else "applied"
     _console().print(f"{verb} {len(rows) if dry_run else result.applied} status changes")
@@ -266,5 +273,5 @@ def bind_key(
     operator: Annotated[str, typer.Argument(help="The operator name its wayleaves carry")],
 ) -> None:
     """Bind an operator key to an operator, so it sees that operator's wayleaves."""
-    _run(lambda conn: access.bind_operator(conn, key_id, operator, actor=CLI_ADMIN))
+    _run(lambda conn, settings: access.bind_operator(conn, key_id, operator, actor=principal()))
     _console().print(f"key {key_id} bound to operator {operator!r}")

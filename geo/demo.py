@@ -368,6 +368,46 @@ def _new_load(
     return int(row[0])
 
 
+def _refuse_if_loaded(conn: psycopg.Connection[Any]) -> None:
+    """Raise :class:`DemoAlreadyLoaded` when the database holds any asset."""
+    existing = conn.execute("SELECT count(*) FROM assets").fetchone()
+    if existing and existing[0]:
+        raise DemoAlreadyLoaded(
+            f"the database already holds {existing[0]} assets; the demo loads only into an empty database"
+        )
+
+
+def _copy_demo_assets(
+    conn: psycopg.Connection[Any], scale: str, progress: Progress, steps: int
+) -> tuple[dict[str, int], int, int]:
+    """Copy the TfL bus stops and the synthetic assets in: the rows per kind and the two loads' ids."""
+    boroughs = borough_frame(conn)
+    rng = np.random.default_rng(SEED)
+    postcodes = read_postcodes()
+    params = SCALES[scale]
+    progress("TfL bus stops", 1, steps)
+    tfl_load = _new_load(conn, "TfL bus stops (real open data; Powered by TfL Open Data)", False, {})
+    counts = {"street_furniture": copy_assets(conn, _bus_stops(boroughs), tfl_load, "demo: TfL open data")}
+    synthetic_load = _new_load(
+        conn,
+        f"Synthetic demonstration assets (scale {scale}, seed {SEED}): not real assets",
+        True,
+        {"scale": scale, "seed": SEED},
+    )
+    by = "demo: synthetic"
+    progress("synthetic street furniture", 2, steps)
+    counts["street_furniture"] += copy_assets(
+        conn, _street_furniture(rng, postcodes, boroughs, params), synthetic_load, by
+    )
+    progress("synthetic public buildings", 3, steps)
+    counts["public_building"] = copy_assets(
+        conn, _public_buildings(rng, postcodes, boroughs, params), synthetic_load, by
+    )
+    progress("synthetic duct routes", 4, steps)
+    counts["duct"] = copy_assets(conn, _ducts(rng, postcodes, boroughs, params), synthetic_load, by)
+    return counts, tfl_load, synthetic_load
+
+
 def load_demo(
     conn: psycopg.Connection[Any],
     scale: str = "default",
@@ -407,37 +447,8 @@ def load_demo(
     with conn.transaction():
         progress("boroughs", 0, steps)
         load_boroughs(conn)
-        existing = conn.execute("SELECT count(*) FROM assets").fetchone()
-        if existing and existing[0]:
-            raise DemoAlreadyLoaded(
-                f"the database already holds {existing[0]} assets; the demo loads only into an empty database"
-            )
-        boroughs = borough_frame(conn)
-        rng = np.random.default_rng(SEED)
-        postcodes = read_postcodes()
-        params = SCALES[scale]
-        progress("TfL bus stops", 1, steps)
-        tfl_load = _new_load(conn, "TfL bus stops (real open data; Powered by TfL Open Data)", False, {})
-        counts = {
-            "street_furniture": copy_assets(conn, _bus_stops(boroughs), tfl_load, "demo: TfL open data")
-        }
-        synthetic_load = _new_load(
-            conn,
-            f"Synthetic demonstration assets (scale {scale}, seed {SEED}): not real assets",
-            True,
-            {"scale": scale, "seed": SEED},
-        )
-        by = "demo: synthetic"
-        progress("synthetic street furniture", 2, steps)
-        counts["street_furniture"] += copy_assets(
-            conn, _street_furniture(rng, postcodes, boroughs, params), synthetic_load, by
-        )
-        progress("synthetic public buildings", 3, steps)
-        counts["public_building"] = copy_assets(
-            conn, _public_buildings(rng, postcodes, boroughs, params), synthetic_load, by
-        )
-        progress("synthetic duct routes", 4, steps)
-        counts["duct"] = copy_assets(conn, _ducts(rng, postcodes, boroughs, params), synthetic_load, by)
+        _refuse_if_loaded(conn)
+        counts, tfl_load, synthetic_load = _copy_demo_assets(conn, scale, progress, steps)
         for load_id in (tfl_load, synthetic_load):
             conn.execute("UPDATE loads SET finished_at = now() WHERE id = %s", [load_id])
         progress("tile summaries", 5, steps)

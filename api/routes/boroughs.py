@@ -5,21 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from api.deps import Conn, Reader
 from api.schemas import problems
+from geo.reference import boroughs
 
 router = APIRouter(tags=["boroughs"])
-
-SQL = """
-SELECT b.code, b.name, b.inner_london,
-       round((ST_Area(b.geom) / 1e6)::numeric, 3)::float AS area_km2,
-       ST_AsGeoJSON(ST_Transform(ST_Envelope(b.geom), 4326), 6)::json -> 'coordinates' AS bbox_ring,
-       (SELECT count(*) FROM assets a WHERE a.borough_code = b.code AND a.retired_at IS NULL) AS assets
-FROM boroughs b ORDER BY b.code
-"""
 
 
 class Borough(BaseModel):
@@ -43,11 +35,4 @@ class Borough(BaseModel):
 )
 async def list_boroughs(conn: Conn, reader: Reader) -> list[dict[str, Any]]:
     """Code, name, inner/outer London, area, WGS84 bounding box and live asset count of each authority."""
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SQL)
-        rows = await cur.fetchall()
-    for row in rows:
-        ring = row.pop("bbox_ring")[0]
-        xs, ys = [p[0] for p in ring], [p[1] for p in ring]
-        row["bbox"] = [min(xs), min(ys), max(xs), max(ys)]
-    return rows
+    return await boroughs.list_boroughs(conn)

@@ -17,9 +17,9 @@ from pydantic import MISSING, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from api.deps import AppSettings, Caller, Conn, Reader, RequireRoles
 from api.errors import BodyTooLarge
+from api.params import JsonGeojsonOrCsv, ListBbox
 from api.schemas import IsoDatetime, problems
 from geo import projects
-from geo.core.errors import InvalidParameter
 from geo.core.row_errors import errors_csv
 from geo.db.database import connect
 
@@ -263,9 +263,10 @@ async def import_errors_csv(import_id: int, conn: Conn, caller: Caller) -> Respo
     },
 )
 async def list_projects(
-    request: Request,
     conn: Conn,
     reader: Reader,
+    bbox: ListBbox,
+    format: JsonGeojsonOrCsv,
     status: Annotated[
         str | None, Query(description="Concept, Discovery, Alpha, Beta, Live, Decommissioned")
     ] = None,
@@ -273,25 +274,21 @@ async def list_projects(
     tag: Annotated[str | None, Query(description="Tags, comma-separated (any of them)")] = None,
     start: Annotated[str | None, Query(description="Running on or after this date (YYYY-MM-DD)")] = None,
     end: Annotated[str | None, Query(description="Running on or before this date (YYYY-MM-DD)")] = None,
-    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (CRS84 unless bbox-crs)")] = None,
-    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description="CRS84 or EPSG:27700")] = None,
     borough: Annotated[str | None, Query(description="GSS codes, comma-separated")] = None,
     placement: Annotated[str | None, Query(description="exact, borough, london, unplaced")] = None,
     london_wide: Annotated[bool, Query(description="With bbox: also London-wide projects")] = False,
-    format: Annotated[str | None, Query(description="json (default), geojson or csv")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     after: Annotated[int | None, Query(description="Cursor of the next page")] = None,
 ) -> Any:
     """Projects in id order. With ``bbox``, a project matches by its site, else by its borough."""
     query = projects.parse_query(
-        status=status, phase=phase, tag=tag, start=start, end=end, bbox=bbox, bbox_crs=bbox_crs,
+        status=status, phase=phase, tag=tag, start=start, end=end, bbox=bbox,
         borough=borough, placement=placement, include_london_wide=london_wide, limit=limit, after=after,
     )  # fmt: skip
     rows, next_after = await projects.list_projects(conn, query, reader)
-    kind = format or ("geojson" if GEOJSON in request.headers.get("accept", "") else "json")
-    if kind == "csv":
+    if format == "csv":
         return Response(projects.to_csv(rows), media_type=CSV)
-    if kind == "geojson":
+    if format == "geojson":
         body = {
             "type": "FeatureCollection",
             "numberReturned": len(rows),
@@ -299,8 +296,6 @@ async def list_projects(
             "features": [projects.to_feature(r) for r in rows],
         }
         return Response(json.dumps(jsonable_encoder(body)), media_type=GEOJSON)
-    if kind != "json":
-        raise InvalidParameter(f"format: {format!r} is not json, geojson or csv")
     return {"count": len(rows), "next_after": next_after, "projects": rows}
 
 

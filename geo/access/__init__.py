@@ -1,15 +1,18 @@
 """Who may do what and who did what: API keys, roles and principals, the operator a key speaks
-for, the audit trail (:mod:`~geo.access.audit`) and personal data (:mod:`~geo.access.personal_data`).
+for, who a key is (:func:`describe_caller`, behind ``GET /me``), the audit trail
+(:mod:`~geo.access.audit`) and personal data (:mod:`~geo.access.personal_data`).
 """
 
 from geo.access.keys import (
     KEY_PREFIX,
     PREFIX_LENGTH,
     InvalidKey,
+    KeyNotFound,
     NewKey,
     authenticate,
     bind_operator,
     create_key,
+    describe_caller,
     hash_key,
     key_operator,
     list_keys,
@@ -35,6 +38,7 @@ __all__ = [
     "SYSTEM",
     "AuthenticationFailed",
     "InvalidKey",
+    "KeyNotFound",
     "NewKey",
     "PermissionDenied",
     "Principal",
@@ -43,6 +47,7 @@ __all__ = [
     "bind_operator",
     "cli_principal",
     "create_key",
+    "describe_caller",
     "hash_key",
     "key_operator",
     "list_keys",

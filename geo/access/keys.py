@@ -1,4 +1,4 @@
-"""API keys and what each role may do.
+"""API keys: creation, rotation, revocation, the operator a key is bound to, and who a key is.
 
 Roles: ``admin`` (the GLA connectivity team: everything), ``borough`` (bound to one GSS
 code: writes only its own borough's data) and ``operator`` (reads, requests reports).
@@ -19,7 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from geo.access.principals import ROLES, AuthenticationFailed, Principal, Role
-from geo.core.errors import InvalidInput
+from geo.core.errors import InvalidInput, NotFound
 from geo.reference.boroughs import check_code
 
 KEY_PREFIX = "cx_"
@@ -44,6 +44,14 @@ class NewKey:
     expires_at: dt.datetime | None = None
 
 
+class InvalidKey(InvalidInput):
+    """A key that cannot be created or bound as asked: role, borough, expiry, no such key (422)."""
+
+
+class KeyNotFound(NotFound):
+    """No live key has that id (404)."""
+
+
 def _secret() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
@@ -60,20 +68,21 @@ async def create_key(
     """Create a key; a ``borough`` key must name its borough, other roles must not.
 
     ``expires_at``: after it the key is refused (no expiry by default). The creation is
-    recorded in the audit trail with ``actor``.
+    recorded in the audit trail with ``actor``. Raises :class:`InvalidKey` for a role, borough
+    or expiry that cannot be used.
     """
     from geo.access.audit import record_async
 
     if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+        raise InvalidKey(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
     if role == "borough":
         if not borough_code:
-            raise ValueError("a borough key needs --borough with the borough's GSS code")
+            raise InvalidKey("a borough key needs --borough with the borough's GSS code")
         borough_code = check_code(borough_code)
     elif borough_code:
-        raise ValueError(f"only borough keys are bound to a borough, not {role} keys")
+        raise InvalidKey(f"only borough keys are bound to a borough, not {role} keys")
     if expires_at is not None and expires_at <= dt.datetime.now(dt.UTC):
-        raise ValueError(f"the expiry {expires_at.isoformat()} is not in the future")
+        raise InvalidKey(f"the expiry {expires_at.isoformat()} is not in the future")
     key = _secret()
     async with conn.transaction():
         cur = await conn.execute(
@@ -119,7 +128,7 @@ async def revoke_key(conn: psycopg.AsyncConnection[Any], key_id: int, *, actor: 
 async def rotate_key(conn: psycopg.AsyncConnection[Any], key_id: int, *, actor: Principal) -> NewKey:
     """Give a live key a new secret, at once: the old one stops working; id, role and bindings stay.
 
-    Raises :class:`LookupError` when no live key has that id.
+    Raises :class:`KeyNotFound` when no live key has that id.
     """
     from geo.access.audit import record_async
 
@@ -132,7 +141,7 @@ async def rotate_key(conn: psycopg.AsyncConnection[Any], key_id: int, *, actor: 
         )
         row = await cur.fetchone()
         if row is None:
-            raise LookupError(f"no live key has id {key_id}")
+            raise KeyNotFound(f"no live key has id {key_id}")
         await record_async(conn, actor, "key.rotate", "api_key", key_id)
     role, borough_code, label, expires_at = row
     return NewKey(key_id, key, role, borough_code, label, expires_at)
@@ -166,8 +175,22 @@ async def key_operator(conn: psycopg.AsyncConnection[Any], key_id: int) -> str |
     return row[0] if row else None
 
 
-class InvalidKey(InvalidInput):
-    """A key operation that cannot be done (no such key, not an operator key) (422)."""
+async def describe_caller(conn: psycopg.AsyncConnection[Any], principal: Principal) -> dict[str, Any]:
+    """Who a key is (``GET /me``): its id, label, role, borough and, for operator keys, operator.
+
+    Never the key or its hash. Raises :class:`~geo.access.principals.AuthenticationFailed` without a key.
+    """
+    principal.require_key()
+    operator = None
+    if principal.role == "operator" and principal.key_id is not None:
+        operator = await key_operator(conn, principal.key_id)
+    return {
+        "key_id": principal.key_id,
+        "label": principal.label,
+        "role": principal.role,
+        "borough_code": principal.borough_code,
+        "operator": operator,
+    }
 
 
 async def authenticate(conn: psycopg.AsyncConnection[Any], key: str) -> Principal:

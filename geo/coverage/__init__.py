@@ -15,8 +15,9 @@ analysis loads scipy, pandas and geopandas.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from geo.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from geo.coverage.area import parse_area
@@ -179,12 +180,4 @@ __all__ = [
     "wayleave_view_exists",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name from its module on first use (PEP 562)."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _HOMES)

@@ -12,54 +12,40 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import shapely
 from pydantic import BaseModel, ConfigDict, Field
-from pyproj import Transformer
 
+from geo.core import crs as crs_names
+from geo.core.crs import BNG, WGS84, guess_srid, to_bng, touches_london
+from geo.core.errors import InvalidParameter
 from geo.coverage.errors import InvalidArea
 from geo.reference.boroughs import UnknownBorough, check_code
 
 CRS = "EPSG:27700"
-WGS84 = "EPSG:4326"
-#: Where London is, with a margin (EPSG:27700): an area outside it is almost surely a CRS mistake.
-LONDON_BOX = shapely.box(490_000, 145_000, 575_000, 210_000)
-_TO_WGS84 = Transformer.from_crs(CRS, WGS84, always_xy=True)
-_TO_BNG = Transformer.from_crs(WGS84, CRS, always_xy=True)
 
 
-def crs_of(name: str, value: Any) -> str | None:
-    """WGS84 or British National Grid as a CRS name says (None for none); :class:`InvalidArea` otherwise."""
-    if value is None:
-        return None
-    text = str(value).strip().upper()
-    if text in ("4326", "EPSG:4326", "OGC:CRS84", "CRS84", "URN:OGC:DEF:CRS:OGC:1.3:CRS84", "WGS84"):
-        return WGS84
-    if text in ("27700", "EPSG:27700", "URN:OGC:DEF:CRS:EPSG::27700", "BNG"):
-        return CRS
-    if text.startswith("HTTP") and text.endswith(("/4326", "/CRS84")):
-        return WGS84
-    if text.startswith("HTTP") and text.endswith("/27700"):
-        return CRS
-    raise InvalidArea(f"{name}: {value!r} is not EPSG:4326 (WGS84) or EPSG:27700 (British National Grid)")
+def crs_of(name: str, value: Any) -> int | None:
+    """The EPSG code (4326 or 27700) a CRS name gives (None for none); :class:`InvalidArea` otherwise.
+
+    Any name :func:`geo.core.crs.parse_crs` knows; coordinates stay longitude first (GeoJSON's order)
+    whichever name is used.
+    """
+    try:
+        crs = crs_names.parse_crs(value, name, (WGS84, BNG), default=None)
+    except InvalidParameter as exc:  # a body field: 422, not a query parameter's 400
+        raise InvalidArea(str(exc)) from None
+    return None if crs is None else crs.srid
 
 
-def guess_crs(name: str, xy: np.ndarray) -> str:
-    """WGS84 or British National Grid, from the coordinates' ranges."""
+def guess_crs(name: str, xy: np.ndarray) -> int:
+    """WGS84 or British National Grid, from the coordinates' ranges (:func:`geo.core.crs.guess_srid`)."""
     if xy.size == 0:
         raise InvalidArea(f"{name}: has no coordinates")
-    x, y = xy[:, 0], xy[:, 1]
-    if (np.abs(x) <= 180).all() and (np.abs(y) <= 90).all():
-        return WGS84
-    if (x >= 0).all() and (x <= 700_000).all() and (y >= 0).all() and (y <= 1_300_000).all():
-        return CRS
-    raise InvalidArea(
-        f"{name}: coordinates such as ({x[0]:g}, {y[0]:g}) are neither longitude/latitude (WGS84) "
-        "nor British National Grid metres; give 'crs'"
-    )
-
-
-def _to_bng(geometry: shapely.Geometry, crs: str) -> shapely.Geometry:
-    if crs == CRS:
-        return geometry
-    return shapely.transform(geometry, lambda xy: np.column_stack(_TO_BNG.transform(xy[:, 0], xy[:, 1])))
+    srid = guess_srid(xy)
+    if srid is None:
+        raise InvalidArea(
+            f"{name}: coordinates such as ({xy[0, 0]:g}, {xy[0, 1]:g}) are neither longitude/latitude (WGS84) "
+            "nor British National Grid metres; give 'crs'"
+        )
+    return srid
 
 
 def _polygonal(name: str, geometry: shapely.Geometry) -> shapely.Geometry:
@@ -70,7 +56,7 @@ def _polygonal(name: str, geometry: shapely.Geometry) -> shapely.Geometry:
         geometry = shapely.union_all(parts) if parts else shapely.Polygon()
     if geometry.geom_type not in ("Polygon", "MultiPolygon") or geometry.is_empty or geometry.area <= 0:
         raise InvalidArea(f"{name}: is not a polygon with an area")
-    if not geometry.intersects(LONDON_BOX):
+    if not touches_london(geometry):
         raise InvalidArea(
             f"{name}: lies outside London (bounds {', '.join(f'{b:.0f}' for b in geometry.bounds)} in "
             "EPSG:27700); check the coordinate order (longitude first) and 'crs'"
@@ -88,7 +74,7 @@ def _boroughs_area(value: Any) -> dict[str, Any]:
         raise InvalidArea(f"area.boroughs: {exc}") from exc
 
 
-def _bbox_area(bbox: Any, crs: str | None) -> tuple[dict[str, Any], shapely.Geometry]:
+def _bbox_area(bbox: Any, crs: int | None) -> tuple[dict[str, Any], shapely.Geometry]:
     if (
         not isinstance(bbox, list | tuple)
         or len(bbox) != 4
@@ -102,10 +88,10 @@ def _bbox_area(bbox: Any, crs: str | None) -> tuple[dict[str, Any], shapely.Geom
     box = shapely.box(x0, y0, x1, y1)
     if crs == WGS84:  # the box's edges follow parallels and meridians: densify before projecting
         box = shapely.segmentize(box, max(x1 - x0, y1 - y0) / 32)
-    return {"bbox": [x0, y0, x1, y1], "crs": crs}, _polygonal("area.bbox", _to_bng(box, crs))
+    return {"bbox": [x0, y0, x1, y1], "crs": f"EPSG:{crs}"}, _polygonal("area.bbox", to_bng(box, crs))
 
 
-def _geometry_area(raw: Any, crs: str | None) -> tuple[dict[str, Any], shapely.Geometry]:
+def _geometry_area(raw: Any, crs: int | None) -> tuple[dict[str, Any], shapely.Geometry]:
     if not isinstance(raw, dict) or raw.get("type") not in ("Polygon", "MultiPolygon"):
         kind = raw.get("type") if isinstance(raw, dict) else raw
         raise InvalidArea(f"area.geometry: {kind!r} is not a GeoJSON Polygon or MultiPolygon")
@@ -116,10 +102,10 @@ def _geometry_area(raw: Any, crs: str | None) -> tuple[dict[str, Any], shapely.G
     except (shapely.errors.GEOSException, ValueError, TypeError) as exc:
         raise InvalidArea(f"area.geometry: not valid GeoJSON coordinates ({exc})") from exc
     crs = crs or guess_crs("area.geometry", shapely.get_coordinates(geometry))
-    geometry = _polygonal("area.geometry", _to_bng(geometry, crs))
+    geometry = _polygonal("area.geometry", to_bng(geometry, crs))
     normalised = {
         "geometry": json.loads(shapely.to_geojson(shapely.from_geojson(json.dumps(raw)))),
-        "crs": crs,
+        "crs": f"EPSG:{crs}",
     }
     return normalised, geometry
 
@@ -177,7 +163,7 @@ AreaCrs = Annotated[
     Field(
         description="EPSG:4326 (WGS84 longitude/latitude, also 4326, OGC:CRS84, CRS84 or its URI) or "
         "EPSG:27700 (British National Grid metres, also 27700, BNG or its URI); without it the "
-        "coordinates' ranges decide.",
+        "coordinates' ranges decide. Coordinates are longitude first whichever name is used.",
         examples=["EPSG:4326"],
     ),
 ]

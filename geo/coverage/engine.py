@@ -187,6 +187,43 @@ def _cell_squares(
     return np.asarray(geoms), bounds[:, 0], bounds[:, 1], float(np.max(bounds[:, 2] - bounds[:, 0]))
 
 
+def _label_gaps(x0: np.ndarray, y0: np.ndarray, size: float) -> tuple[np.ndarray, int]:
+    """The gap (from 0) of each cell, given by its lower-left corner, and the number of gaps."""
+    col = np.rint(x0 / size).astype(np.int64)
+    row = np.rint(y0 / size).astype(np.int64)
+    col -= col.min()
+    row -= row.min()
+    mask = np.zeros((row.max() + 1, col.max() + 1), dtype=bool)
+    mask[row, col] = True
+    labels, n_gaps = ndimage.label(mask)  # 4-connectivity: shared edges only
+    return labels[row, col] - 1, n_gaps
+
+
+def _gap_polygons(geoms: np.ndarray, label: np.ndarray, gap_cells: np.ndarray) -> np.ndarray:
+    """The polygon of each gap: its cells' squares merged (a gap of one cell is its square)."""
+    shapes = np.full(len(gap_cells), None, dtype=object)
+    order = np.argsort(label, kind="stable")
+    splits = np.cumsum(gap_cells)[:-1]
+    # One C call per gap of two or more cells (one call for all gaps is far slower); the
+    # cells of a gap tile it exactly, so a coverage union is valid.
+    single = gap_cells == 1
+    shapes[single] = geoms[order][np.concatenate([[0], splits])[single]]
+    groups = np.split(geoms[order], splits)
+    shapes[~single] = [shapely.coverage_union_all(groups[i]) for i in np.flatnonzero(~single)]
+    return shapes
+
+
+def _largest_first(gaps: gpd.GeoDataFrame, label: np.ndarray, uncovered: np.ndarray) -> gpd.GeoDataFrame:
+    """The gaps by households, then area, largest first (ties: the first cell), numbered from 1."""
+    first_cell = np.full(len(gaps), np.iinfo(np.int64).max)
+    np.minimum.at(first_cell, label, uncovered)
+    gaps["_first"] = first_cell
+    gaps = gaps.sort_values(["households", "area_m2", "_first"], ascending=[False, False, True])
+    gaps = gaps.drop(columns="_first").reset_index(drop=True)
+    gaps.insert(0, "gap_id", np.arange(1, len(gaps) + 1))
+    return gaps
+
+
 def find_gaps(
     cells: gpd.GeoDataFrame,
     distance: np.ndarray,
@@ -246,14 +283,7 @@ def find_gaps(
     if uncovered.size == 0:
         return gpd.GeoDataFrame({c: [] for c in columns[:-1]}, geometry=[], crs=cells.crs)
     geoms, x0, y0, size = _cell_squares(cells, uncovered, squares=polygons)
-    col = np.rint(x0 / size).astype(np.int64)
-    row = np.rint(y0 / size).astype(np.int64)
-    col -= col.min()
-    row -= row.min()
-    mask = np.zeros((row.max() + 1, col.max() + 1), dtype=bool)
-    mask[row, col] = True
-    labels, n_gaps = ndimage.label(mask)  # 4-connectivity: shared edges only
-    label = labels[row, col] - 1
+    label, n_gaps = _label_gaps(x0, y0, size)
     # The full cells: as summed in coverage_summary. Without squares, the area GEOS would give
     # an axis-aligned box (the same products of the same differences).
     area = shapely.area(geoms) if geoms is not None else (x0 + size - x0) * (y0 + size - y0)
@@ -263,26 +293,13 @@ def find_gaps(
     shapes = np.full(n_gaps, None, dtype=object)
     if polygons:
         assert geoms is not None  # squares=True: _cell_squares always returns the squares
-        order = np.argsort(label, kind="stable")
-        splits = np.cumsum(gap_cells)[:-1]
-        # One C call per gap of two or more cells (one call for all gaps is far slower); the
-        # cells of a gap tile it exactly, so a coverage union is valid.
-        single = gap_cells == 1
-        shapes[single] = geoms[order][np.concatenate([[0], splits])[single]]
-        groups = np.split(geoms[order], splits)
-        shapes[~single] = [shapely.coverage_union_all(groups[i]) for i in np.flatnonzero(~single)]
+        shapes = _gap_polygons(geoms, label, gap_cells)
     gaps = gpd.GeoDataFrame(
         {"cells": gap_cells, "area_m2": gap_area, "households": gap_households},
         geometry=gpd.GeoSeries(shapes, crs=cells.crs),
         crs=cells.crs,
     )
-    first_cell = np.full(n_gaps, np.iinfo(np.int64).max)
-    np.minimum.at(first_cell, label, uncovered)
-    gaps["_first"] = first_cell
-    gaps = gaps.sort_values(["households", "area_m2", "_first"], ascending=[False, False, True])
-    gaps = gaps.drop(columns="_first").reset_index(drop=True)
-    gaps.insert(0, "gap_id", np.arange(1, len(gaps) + 1))
-    return gaps
+    return _largest_first(gaps, label, uncovered)
 
 
 def _reach_matrix(
@@ -306,6 +323,54 @@ def _reach_matrix(
     )
     matrix.data[:] = 1.0  # several segments of one line reaching one point count once
     return matrix
+
+
+def _greedy_choice(
+    reach: sparse.csr_matrix, open_households: np.ndarray, asset_ids: np.ndarray, k: int
+) -> list[tuple[Any, float]]:
+    """Up to ``k`` ``(asset id, gain)`` in the order chosen, each the asset adding the most households.
+
+    ``reach`` is the (assets x open demand) matrix of :func:`_reach_matrix`, ``open_households``
+    the households of those demand points and ``asset_ids`` the sorted ids of its rows.
+    """
+    reach_csc = reach.tocsc()
+    weight = open_households.copy()
+    gains = reach @ weight
+    chosen: list[tuple[Any, float]] = []
+    for _ in range(k):
+        if gains.size == 0:
+            break
+        best = int(np.argmax(gains))  # first maximum: the smallest id, as ids are sorted
+        if gains[best] <= 0:
+            break
+        chosen.append((asset_ids[best], float(gains[best])))
+        newly = reach.indices[reach.indptr[best] : reach.indptr[best + 1]]
+        newly = newly[weight[newly] > 0]
+        weight[newly] = 0.0
+        # Only candidates sharing a newly covered point change; recompute theirs exactly.
+        affected = np.unique(reach_csc[:, newly].indices)
+        gains[affected] = reach[affected] @ weight
+    return chosen
+
+
+def _priority_table(
+    chosen: list[tuple[Any, float]], households: np.ndarray, covered: np.ndarray, id_dtype: np.dtype[Any]
+) -> pd.DataFrame:
+    """The rows of :func:`prioritise` for the assets ``chosen``, given what was already ``covered``."""
+    already = float(households[covered].sum())
+    total = float(households.sum())
+    gain = np.array([g for _, g in chosen], dtype=float)
+    cumulative = np.cumsum(gain)
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(chosen) + 1),
+            "asset_id": np.array([a for a, _ in chosen], dtype=id_dtype),
+            "gain": gain,
+            "cumulative": cumulative,
+            "covered_households": already + cumulative,
+            "household_share": (already + cumulative) / total if total > 0 else np.nan,
+        }
+    )
 
 
 def prioritise(
@@ -382,34 +447,5 @@ def prioritise(
     asset_ids, asset_index = np.unique(cands.ids, return_inverse=True)
     open_ = np.flatnonzero(~covered & (households > 0))
     reach = _reach_matrix(demand_xy[open_], cands, asset_index, len(asset_ids), float(radius))
-    reach_csc = reach.tocsc()
-    weight = households[open_].copy()
-    gains = reach @ weight
-    chosen: list[tuple[Any, float]] = []
-    for _ in range(k):
-        if gains.size == 0:
-            break
-        best = int(np.argmax(gains))  # first maximum: the smallest id, as ids are sorted
-        if gains[best] <= 0:
-            break
-        chosen.append((asset_ids[best], float(gains[best])))
-        newly = reach.indices[reach.indptr[best] : reach.indptr[best + 1]]
-        newly = newly[weight[newly] > 0]
-        weight[newly] = 0.0
-        # Only candidates sharing a newly covered point change; recompute theirs exactly.
-        affected = np.unique(reach_csc[:, newly].indices)
-        gains[affected] = reach[affected] @ weight
-    already = float(households[covered].sum())
-    total = float(households.sum())
-    gain = np.array([g for _, g in chosen], dtype=float)
-    cumulative = np.cumsum(gain)
-    return pd.DataFrame(
-        {
-            "rank": np.arange(1, len(chosen) + 1),
-            "asset_id": np.array([a for a, _ in chosen], dtype=asset_ids.dtype),
-            "gain": gain,
-            "cumulative": cumulative,
-            "covered_households": already + cumulative,
-            "household_share": (already + cumulative) / total if total > 0 else np.nan,
-        }
-    )
+    chosen = _greedy_choice(reach, households[open_], asset_ids, k)
+    return _priority_table(chosen, households, covered, asset_ids.dtype)

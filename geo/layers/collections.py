@@ -57,7 +57,7 @@ class Collection:
 
 
 def _wayleave_statuses() -> set[str]:
-    from geo.wayleaves.store import STATUSES
+    from geo.wayleaves import STATUSES
 
     return set(STATUSES)
 

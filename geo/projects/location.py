@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from geo.core import crs
 from geo.projects.model import InvalidLocation
 from geo.projects.values import text_or_none
-
-if TYPE_CHECKING:
-    from pyproj import Transformer
-
-# A generous box around London in British National Grid: explicit locations must fall in it.
-LONDON_BNG = (480_000.0, 140_000.0, 580_000.0, 220_000.0)
-
-
-@functools.cache
-def _transformer(source: int, target: int) -> Transformer:
-    # Made on first use: building one costs 0.1-0.2 s, paid otherwise by every CLI command.
-    from pyproj import Transformer
-
-    return Transformer.from_crs(source, target, always_xy=True)
 
 
 def _round(geom: BaseGeometry) -> BaseGeometry:
@@ -42,36 +28,31 @@ def to_bng(geom: BaseGeometry, srid: int | None = None) -> BaseGeometry:
         raise InvalidLocation("the location is empty")
     x0, y0, x1, y1 = geom.bounds
     if srid is None:
-        if -180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90:
-            srid = 4326
-        else:
-            srid = 27700
-    if srid == 4326:
+        lonlat = -180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90
+        srid = crs.WGS84 if lonlat else crs.BNG
+    if srid == crs.WGS84:
         if 49 <= x0 <= 53 and -1 <= y0 <= 1:
             raise InvalidLocation(
                 f"the location ({x0:g}, {y0:g}) has latitude first: give longitude, latitude"
             )
-        geom = shapely.transform(
-            geom, lambda c: np.column_stack(_transformer(4326, 27700).transform(c[:, 0], c[:, 1]))
-        )
-    elif srid != 27700:
+        geom = crs.to_bng(geom, srid)
+    elif srid != crs.BNG:
         raise InvalidLocation(
             f"EPSG:{srid} is not supported; give WGS84 (4326) or British National Grid (27700)"
         )
     geom = _round(geom)
     if not geom.is_valid:
         raise InvalidLocation(f"the location is not a valid geometry: {shapely.is_valid_reason(geom)}")
-    bx0, by0, bx1, by1 = geom.bounds
-    if not (LONDON_BNG[0] <= bx0 and bx1 <= LONDON_BNG[2] and LONDON_BNG[1] <= by0 and by1 <= LONDON_BNG[3]):
+    if not crs.within_london(geom.bounds):
+        bx0, by0 = geom.bounds[:2]
         raise InvalidLocation(f"the location ({bx0:.0f}, {by0:.0f} in EPSG:27700) is not in London")
     return geom
 
 
 def to_wgs84(geom: BaseGeometry) -> BaseGeometry:
     """A 27700 geometry in WGS84 lon/lat (for tests and maps)."""
-    return shapely.transform(
-        geom, lambda c: np.column_stack(_transformer(27700, 4326).transform(c[:, 0], c[:, 1]))
-    )
+    move = crs.transformer(crs.BNG, crs.WGS84)
+    return shapely.transform(geom, lambda c: np.column_stack(move.transform(c[:, 0], c[:, 1])))
 
 
 def geometry_from_geojson(value: Any, srid: int | None = None) -> BaseGeometry:

@@ -20,7 +20,7 @@ from geo.access.audit import record_reads
 from geo.access.principals import Principal
 from geo.core.csv_out import write_records
 from geo.core.errors import InvalidParameter
-from geo.core.query import parse_bbox
+from geo.core.query import ENVELOPE_SQL, Bbox
 from geo.projects.model import PERSONAL, PLACEMENTS, ProjectNotFound, redact
 from geo.projects.values import parse_day, parse_phase, parse_status
 from geo.reference.boroughs import UnknownBorough, check_code
@@ -35,8 +35,7 @@ class ProjectQuery:
     tag: tuple[str, ...] = ()
     start: dt.date | None = None
     end: dt.date | None = None
-    bbox: tuple[float, float, float, float] | None = None
-    bbox_srid: int = 4326
+    bbox: Bbox | None = None
     borough: tuple[str, ...] = ()
     placement: tuple[str, ...] = ()
     include_london_wide: bool = False
@@ -55,8 +54,7 @@ def parse_query(
     tag: str | None = None,
     start: str | None = None,
     end: str | None = None,
-    bbox: str | None = None,
-    bbox_crs: str | None = None,
+    bbox: Bbox | None = None,
     borough: str | None = None,
     placement: str | None = None,
     include_london_wide: bool = False,
@@ -66,8 +64,7 @@ def parse_query(
     """Check the filters of a project list; raises :class:`~geo.core.errors.InvalidParameter` naming the bad one.
 
     ``start``/``end`` select projects whose [project start, project end] overlaps them (open ends
-    overlap everything); ``bbox`` is ``minx,miny,maxx,maxy`` in WGS84, or British National Grid with
-    ``bbox_crs`` 27700 (or its EPSG URI).
+    overlap everything); ``bbox`` comes parsed (:func:`geo.core.query.read_bbox`).
     """
     checked: dict[str, tuple[str, ...]] = {}
     for name, value, parse in (("status", status, parse_status), ("phase", phase, parse_phase)):
@@ -83,16 +80,6 @@ def parse_query(
             raise InvalidParameter(f"{name}: {exc}") from None
     if days["start"] and days["end"] and days["end"] < days["start"]:
         raise InvalidParameter(f"end: {end!r} is before start {start!r}")
-    srid = 4326
-    if bbox_crs and bbox_crs.strip():
-        crs = bbox_crs.strip().strip("<>")
-        if crs in ("27700", "EPSG:27700", "http://www.opengis.net/def/crs/EPSG/0/27700"):
-            srid = 27700
-        elif crs not in ("4326", "EPSG:4326", "http://www.opengis.net/def/crs/OGC/1.3/CRS84"):
-            raise InvalidParameter(
-                f"bbox-crs: {bbox_crs!r} is not supported; use CRS84 (default) or EPSG:27700"
-            )
-    box = parse_bbox(bbox, srid, False)
     try:
         boroughs = tuple(check_code(b) for b in _split(borough))
     except UnknownBorough as exc:
@@ -102,7 +89,7 @@ def parse_query(
         if p not in PLACEMENTS:
             raise InvalidParameter(f"placement: {p!r} is not exact, borough, london or unplaced")
     return ProjectQuery(
-        checked["status"], checked["phase"], _split(tag), days["start"], days["end"], box, srid, boroughs, placements,
+        checked["status"], checked["phase"], _split(tag), days["start"], days["end"], bbox, boroughs, placements,
         include_london_wide, min(max(limit, 1), 10_000), after,
     )  # fmt: skip
 
@@ -128,8 +115,7 @@ AREA_CONDITION = """(
         (SELECT b.code FROM boroughs b WHERE b.geom && a.area AND ST_Intersects(b.geom, a.area)))
     OR (%(wide)s AND p.placement = 'london' AND EXISTS
         (SELECT 1 FROM boroughs b WHERE b.geom && a.area AND ST_Intersects(b.geom, a.area))))"""
-BBOX_AREA = """(SELECT ST_Transform(ST_Segmentize(ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, %(bbox_srid)s),
-                CASE WHEN %(bbox_srid)s = 4326 THEN 0.001 ELSE 100 END), 27700) AS area) a"""
+BBOX_AREA = f"(SELECT {ENVELOPE_SQL} AS area) a"
 
 
 def _where(query: ProjectQuery) -> tuple[sql.Composable, dict[str, Any], sql.Composable]:
@@ -164,8 +150,7 @@ def _where(query: ProjectQuery) -> tuple[sql.Composable, dict[str, Any], sql.Com
     if query.bbox is not None:
         area = sql.SQL(", " + BBOX_AREA)  # type: ignore[arg-type]
         conds.append(AREA_CONDITION)
-        params.update(dict(zip(("b0", "b1", "b2", "b3"), query.bbox, strict=True)))
-        params["bbox_srid"] = query.bbox_srid
+        params.update(query.bbox.params())
     return sql.SQL(" AND ".join(conds)), params, area  # type: ignore[arg-type]
 
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import shapely
+from psycopg.rows import dict_row
 
 from geo.core.errors import InvalidInput
 from geo.core.settings import DATA_DIR
@@ -104,3 +105,31 @@ def borough_frame(conn: psycopg.Connection[Any]) -> gpd.GeoDataFrame:
         geometry=shapely.from_wkb([bytes(r[3]) for r in rows]),
         crs=27700,
     )
+
+
+_LIST_SQL = """
+SELECT b.code, b.name, b.inner_london,
+       round((ST_Area(b.geom) / 1e6)::numeric, 3)::float AS area_km2,
+       ST_AsGeoJSON(ST_Transform(ST_Envelope(b.geom), 4326), 6)::json -> 'coordinates' AS bbox_ring,
+       (SELECT count(*) FROM assets a WHERE a.borough_code = b.code AND a.retired_at IS NULL) AS assets
+FROM boroughs b ORDER BY b.code
+"""
+
+
+async def list_boroughs(conn: psycopg.AsyncConnection[Any]) -> list[dict[str, Any]]:
+    """Each authority with its area, live asset count and WGS84 bounding box, sorted by code.
+
+    Returns
+    -------
+    list of dict
+        ``code``, ``name``, ``inner_london``, ``area_km2`` (3 decimals), ``assets`` (not retired)
+        and ``bbox`` (west, south, east, north; 6 decimals).
+    """
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_LIST_SQL)
+        rows = await cur.fetchall()
+    for row in rows:
+        ring = row.pop("bbox_ring")[0]
+        xs, ys = [p[0] for p in ring], [p[1] for p in ring]
+        row["bbox"] = [min(xs), min(ys), max(xs), max(ys)]
+    return rows

@@ -14,8 +14,9 @@ readers load pandas, pyogrio and GDAL.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from geo.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from geo.uploads.batches import SourceBatch, iter_batches
@@ -119,12 +120,4 @@ __all__ = [
     "upload_errors_sync",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name from its module on first use (PEP 562)."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _HOMES)

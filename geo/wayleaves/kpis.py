@@ -21,7 +21,10 @@ import psycopg
 from geo.access.principals import Principal
 from geo.core.csv_out import write_csv
 from geo.core.settings import WayleaveSettings
-from geo.wayleaves.store import OPEN, STATUSES, WayleaveQuery, _select_rows, _with_clock, viewer_for
+from geo.wayleaves.calendar import with_clock
+from geo.wayleaves.queries import WayleaveQuery, select_rows
+from geo.wayleaves.statuses import OPEN, STATUSES
+from geo.wayleaves.visibility import viewer_for
 
 GROUP_FIELDS = (
     "total", "overdue", "signed", "median_days_to_sign", "p90_days_to_sign", "signed_within_share",
@@ -59,14 +62,13 @@ def _groups(rows: Sequence[dict[str, Any]], key: str, within: int, now: dt.datet
 async def wayleave_kpis(
     conn: psycopg.AsyncConnection[Any],
     principal: Principal,
-    settings: WayleaveSettings | None = None,
+    settings: WayleaveSettings,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """KPIs over the wayleaves the caller may see (operators: their own), overall, per borough and per operator."""
-    settings = settings or WayleaveSettings()
     now = now or dt.datetime.now(dt.UTC)
     viewer = await viewer_for(conn, principal)
-    rows = [_with_clock(r, settings, now) for r in await _select_rows(conn, viewer, WayleaveQuery())]
+    rows = [with_clock(r, settings, now) for r in await select_rows(conn, viewer, WayleaveQuery())]
     cur = await conn.execute(
         """SELECT wayleave_id, min(at) FILTER (WHERE to_status = 'requested'),
                   min(at) FILTER (WHERE to_status = 'signed')

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from geo import access
-from geo.wayleaves import store as wl
+from geo import wayleaves as wl
 
 CAMDEN, HACKNEY = "E09000007", "E09000012"
 SECRETS = ("Jane Landlord", "jane@example.org", "020 7946 0000", "secret note about the caretaker")
@@ -262,7 +262,7 @@ def test_list_filters(client, auth, assets):
     assert ids(operator="Filter Fibre", bbox="500000,150000,600000,200000", **{"bbox-crs": 27700}) == [
         row["id"]
     ]
-    assert client.get("/wayleaves", params={"status": "nope"}, headers=auth("admin")).status_code == 422
+    assert client.get("/wayleaves", params={"status": "nope"}, headers=auth("admin")).status_code == 400
     assert moved["version"] == 2
 
 
@@ -531,6 +531,7 @@ def test_edit_validation_names_the_field_and_value_and_writes_nothing(client, au
     bad_email = refused(422, contact_email="jane at example.org")
     assert bad_email["errors"] == [
         {
+            "where": "body.contact_email",
             "field": "contact_email",
             "value": "jane at example.org",
             "message": "'jane at example.org' is not an email address",
@@ -547,6 +548,7 @@ def test_edit_validation_names_the_field_and_value_and_writes_nothing(client, au
     assert "operator: not editable" in refused(422, operator="Someone Else")["detail"]
     unknown = refused(422, colour="red")
     assert unknown["errors"][0] == {
+        "where": "body.colour",
         "field": "colour",
         "value": "red",
         "message": unknown["errors"][0]["message"],
@@ -689,3 +691,40 @@ def test_me_says_who_the_key_is_and_never_the_key(client, keys, auth, op_keys):
     assert anonymous.status_code == 401 and anonymous.headers["content-type"] == "application/problem+json"
     wrong = client.get("/me", headers={"Authorization": "Bearer cx_not-a-key"})
     assert wrong.status_code == 401 and "unknown or revoked" in wrong.json()["detail"]
+
+
+def test_the_response_models_hold_every_field_geo_answers(client, auth, db_url, assets):
+    """A field the models lacked would vanish from the answers silently: they hold exactly geo's fields."""
+    from api.routes.me import Me
+    from api.routes.wayleaves import Edit, Event, FieldChange, Kpis, KpiSummary, Stalled, Wayleave
+    from geo.core.settings import WayleaveSettings
+
+    admin = access.Principal(role="admin", label="models")
+    settings = WayleaveSettings()
+    ninety_days_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=90)).isoformat()
+    row = create(
+        client, auth("admin"), [assets["camden"][0][1]], notes="n", contact_name="Jane", note="why",
+        status="requested", at=ninety_days_ago,
+    )  # fmt: skip
+    assert edit(client, auth("admin"), row, notes="m").status_code == 200
+
+    async def answers():
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as c:
+            return (
+                await wl.get_wayleave(c, row["id"], admin, settings),
+                await wl.history(c, row["id"], admin),
+                await wl.changes(c, row["id"], admin),
+                await wl.wayleave_kpis(c, admin, settings),
+                await access.describe_caller(c, admin),
+            )
+
+    wayleave, events, edits, kpis, me = asyncio.run(answers())
+    assert set(wayleave) == set(Wayleave.model_fields)
+    assert all(set(e) == set(Event.model_fields) for e in events)
+    assert all(set(e) == set(Edit.model_fields) for e in edits)
+    assert all(set(f) == set(FieldChange.model_fields) for e in edits for f in e["fields"])
+    assert set(kpis) == set(Kpis.model_fields) and set(kpis["overall"]) == set(KpiSummary.model_fields)
+    assert set(kpis["by_borough"][0]) == {"borough_code", *KpiSummary.model_fields}
+    assert set(kpis["by_operator"][0]) == {"operator", *KpiSummary.model_fields}
+    assert kpis["stalled"] and all(set(s) == set(Stalled.model_fields) for s in kpis["stalled"])
+    assert set(me) == set(Me.model_fields)

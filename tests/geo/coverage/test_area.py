@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 import shapely
 
-from geo.coverage.area import _TO_WGS84, parse_area
+from geo.core.crs import transformer
+from geo.coverage.area import parse_area
 from geo.coverage.errors import InvalidArea
+
+_TO_WGS84 = transformer(27700, 4326)
 
 CAMDEN_BOX = [528000.0, 181000.0, 530000.0, 183000.0]
 

@@ -13,6 +13,7 @@ import shapely
 from geo import projects as pipeline
 from geo.access.principals import Principal
 from geo.core.errors import InvalidParameter
+from geo.core.query import read_bbox
 
 ADMIN = Principal(role="admin", label="test")
 OPERATOR = Principal(role="operator", label="op", key_id=None)
@@ -224,12 +225,12 @@ def test_bbox_queries_match_sql_in_both_crs(db, isolated):
     area = shapely.box(*box)
     expected = sql_in_area(db, area.wkt, False)
     assert expected
-    bng = pipeline.parse_query(bbox=",".join(map(str, box)), bbox_crs="EPSG:27700")
+    bng = pipeline.parse_query(bbox=read_bbox(",".join(map(str, box)), "EPSG:27700"))
     rows, _ = run(isolated.url, lambda c: pipeline.list_projects(c, bng, OPERATOR))
     assert {r["id"] for r in rows} == expected
     lon0, lat0, lon1, lat1 = pipeline.to_wgs84(area).bounds
     inner = shapely.box(*pipeline.to_bng(shapely.box(lon0, lat0, lon1, lat1)).bounds)
-    wgs = pipeline.parse_query(bbox=f"{lon0},{lat0},{lon1},{lat1}", include_london_wide=True)
+    wgs = pipeline.parse_query(bbox=read_bbox(f"{lon0},{lat0},{lon1},{lat1}", None), include_london_wide=True)
     rows, _ = run(isolated.url, lambda c: pipeline.list_projects(c, wgs, OPERATOR))
     assert {r["id"] for r in rows} == sql_in_area(db, inner.wkt, True)
     assert {r["placement"] for r in rows} >= {"borough", "london"}

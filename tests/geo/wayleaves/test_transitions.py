@@ -11,11 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from geo import wayleaves as wl
 from geo.access.principals import Principal
+from geo.assets import VersionConflict
 from geo.core.settings import DATA_DIR, PROJECT_ROOT, WayleaveSettings
-from geo.wayleaves import store as wl
 
 ADMIN = Principal(role="admin", key_id=None, label="test")
+SETTINGS = WayleaveSettings()
 CAMDEN = "E09000007"
 OPEN = [
     "identified", "requested", "survey_scheduled", "surveyed", "terms_issued", "in_negotiation", "approved",
@@ -80,9 +82,13 @@ def conn(db_url):
 
 
 async def new_wayleave(conn, asset, steps=(), operator="Matrix Fibre"):
-    row = await wl.create_wayleave(conn, ADMIN, operator=operator, asset_ids=[asset], site_name="matrix site")
+    row = await wl.create_wayleave(
+        conn, ADMIN, operator=operator, asset_ids=[asset], site_name="matrix site", settings=SETTINGS
+    )
     for to in steps:
-        row = await wl.transition(conn, row["id"], to, ADMIN, expected_version=row["version"])
+        row = await wl.transition(
+            conn, row["id"], to, ADMIN, expected_version=row["version"], settings=SETTINGS
+        )
     return row
 
 
@@ -109,14 +115,18 @@ def test_every_transition_from_a_status_allowed_and_forbidden(db_url, camden_ass
             if to in allowed:
                 continue
             with pytest.raises(wl.InvalidTransition) as info:
-                await wl.transition(conn, row["id"], to, ADMIN, expected_version=row["version"])
+                await wl.transition(
+                    conn, row["id"], to, ADMIN, expected_version=row["version"], settings=SETTINGS
+                )
             assert sorted(info.value.problem_extra["allowed"]) == sorted(allowed)
-        again = await wl.get_wayleave(conn, row["id"], ADMIN)
+        again = await wl.get_wayleave(conn, row["id"], ADMIN, SETTINGS)
         assert (again["status"], again["version"]) == (start, row["version"])
         # Allowed: each on a fresh wayleave.
         for to in allowed:
             fresh = await new_wayleave(conn, camden_asset, steps)
-            moved = await wl.transition(conn, fresh["id"], to, ADMIN, expected_version=fresh["version"])
+            moved = await wl.transition(
+                conn, fresh["id"], to, ADMIN, expected_version=fresh["version"], settings=SETTINGS
+            )
             assert moved["status"] == to and moved["version"] == fresh["version"] + 1
 
     run(db_url, work)
@@ -125,9 +135,13 @@ def test_every_transition_from_a_status_allowed_and_forbidden(db_url, camden_ass
 def test_stale_version_is_a_conflict_and_writes_nothing(db_url, camden_asset):
     async def work(conn):
         row = await new_wayleave(conn, camden_asset)
-        await wl.transition(conn, row["id"], "requested", ADMIN, expected_version=row["version"])
-        with pytest.raises(wl.VersionConflict):
-            await wl.transition(conn, row["id"], "withdrawn", ADMIN, expected_version=row["version"])
+        await wl.transition(
+            conn, row["id"], "requested", ADMIN, expected_version=row["version"], settings=SETTINGS
+        )
+        with pytest.raises(VersionConflict):
+            await wl.transition(
+                conn, row["id"], "withdrawn", ADMIN, expected_version=row["version"], settings=SETTINGS
+            )
         return await wl.history(conn, row["id"], ADMIN)
 
     events = run(db_url, work)
@@ -142,14 +156,16 @@ def test_status_is_always_the_replay_of_the_events(db_url, camden_asset, attempt
         model, resume = "identified", None
         for to in attempts:
             try:
-                row = await wl.transition(conn, row["id"], to, ADMIN, expected_version=row["version"])
+                row = await wl.transition(
+                    conn, row["id"], to, ADMIN, expected_version=row["version"], settings=SETTINGS
+                )
             except wl.InvalidTransition:
                 assert to not in wl.allowed_next(model, resume)
             else:
                 resume = model if to == "on_hold" else None
                 model = to
             events = await wl.history(conn, row["id"], ADMIN)
-            current = await wl.get_wayleave(conn, row["id"], ADMIN)
+            current = await wl.get_wayleave(conn, row["id"], ADMIN, SETTINGS)
             assert wl.replay(events) == (current["status"], current["resume_status"]) == (model, resume)
             assert current["version"] == len(events)
 
@@ -271,7 +287,12 @@ def test_every_detail_update_is_recorded_by_the_database_and_changes_are_append_
         conn.execute("SELECT set_config('connectivity.actor', 'key 99 (named actor)', true)")
         conn.execute("UPDATE wayleaves SET expires_on = NULL WHERE id = %s", [row["id"]])
     # Status changes and writes that change no detail record nothing.
-    run(db_url, lambda c: wl.transition(c, row["id"], "survey_scheduled", ADMIN, expected_version=4))
+    run(
+        db_url,
+        lambda c: wl.transition(
+            c, row["id"], "survey_scheduled", ADMIN, expected_version=4, settings=SETTINGS
+        ),
+    )
     conn.execute("UPDATE wayleaves SET notes = notes WHERE id = %s", [row["id"]])
     recorded = conn.execute(
         """SELECT version, by, field, old_value, new_value FROM wayleave_changes
@@ -284,7 +305,7 @@ def test_every_detail_update_is_recorded_by_the_database_and_changes_are_append_
         (4, "expires_on", "2031-01-31", None),
     ]
     assert recorded[0][1].startswith("database user ") and recorded[2][1] == "key 99 (named actor)"
-    current = run(db_url, lambda c: wl.get_wayleave(c, row["id"], ADMIN))
+    current = run(db_url, lambda c: wl.get_wayleave(c, row["id"], ADMIN, SETTINGS))
     assert current["version"] == 5 and current["status"] == "survey_scheduled"
 
     with pytest.raises(psycopg.errors.RestrictViolation):
@@ -311,9 +332,15 @@ def test_edits_refuse_the_status_and_key_dates_and_write_nothing(db_url, camden_
         row = await new_wayleave(conn, camden_asset, ["requested"])
         for changes in ({"status": "live"}, {"requested_on": "2020-01-01"}, {"site_id": 1}, {"version": 9}):
             with pytest.raises(wl.InvalidChange) as info:
-                await wl.update_wayleave(conn, row["id"], changes, ADMIN, expected_version=row["version"])
+                await wl.update_wayleave(
+                    conn, row["id"], changes, ADMIN, expected_version=row["version"], settings=SETTINGS
+                )
             assert info.value.errors[0][0] == next(iter(changes))
-        return row, await wl.get_wayleave(conn, row["id"], ADMIN), await wl.changes(conn, row["id"], ADMIN)
+        return (
+            row,
+            await wl.get_wayleave(conn, row["id"], ADMIN, SETTINGS),
+            await wl.changes(conn, row["id"], ADMIN),
+        )
 
     before, after, edits = run(db_url, work)
     assert (after["version"], after["requested_on"], edits) == (before["version"], before["requested_on"], [])
@@ -389,7 +416,9 @@ def test_details_are_the_replay_of_their_changes(db_url, camden_asset, edits, da
         start = {f: row[f] for f in wl.EDITABLE}
         for plan in plans:
             before = row
-            row = await wl.update_wayleave(conn, row["id"], plan, ADMIN, expected_version=before["version"])
+            row = await wl.update_wayleave(
+                conn, row["id"], plan, ADMIN, expected_version=before["version"], settings=SETTINGS
+            )
             # A version per edit that changed something, none for one that did not.
             differs = any(wl.check_details({f: v})[f] != before[f] for f, v in plan.items())
             assert row["version"] == before["version"] + differs
@@ -399,7 +428,7 @@ def test_details_are_the_replay_of_their_changes(db_url, camden_asset, edits, da
             for f in e["fields"]:
                 assert replayed[f["field"]] == f["old"]
                 replayed[f["field"]] = f["new"]
-        current = await wl.get_wayleave(conn, row["id"], ADMIN)
+        current = await wl.get_wayleave(conn, row["id"], ADMIN, SETTINGS)
         assert replayed == {f: None if current[f] is None else str(current[f]) for f in wl.EDITABLE}
         assert current["version"] == 1 + len(edits_seen)
         assert [e["version"] for e in edits_seen] == list(range(2, current["version"] + 1))
