@@ -32,6 +32,7 @@ from api.routes import (
     gdpr,
     health,
     me,
+    pages,
     pipeline,
     tiles,
     uploads,
@@ -236,7 +237,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
 
 ROUTE_MODULES = (
     features, health, me, boroughs, assets, tiles, uploads, wayleaves, web_map, coverage, pipeline, docs, audit,
-    gdpr,
+    gdpr, pages,
 )  # fmt: skip
 
 

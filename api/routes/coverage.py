@@ -35,25 +35,27 @@ class ReportLinks(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    cells_geojson: str = Field(alias="cells.geojson")
-    gaps_geojson: str = Field(alias="gaps.geojson")
-    demand_csv: str = Field(alias="demand.csv")
-    priorities_csv: str = Field(alias="priorities.csv")
-    report_html: str = Field(alias="report.html")
+    cells_geojson: str = Field(
+        alias="cells.geojson", description="The grid cells with their distances (GeoJSON)."
+    )
+    gaps_geojson: str = Field(alias="gaps.geojson", description="The gaps as polygons (GeoJSON).")
+    demand_csv: str = Field(alias="demand.csv", description="Every demand point and its distance (CSV).")
+    priorities_csv: str = Field(alias="priorities.csv", description="The prioritised candidate assets (CSV).")
+    report_html: str = Field(alias="report.html", description="The report as a page to read and print.")
 
 
 class ReportAnswer(ReportRecord):
     """A coverage report as the API answers it: its record, its progress and its downloads."""
 
-    progress: JobProgress
-    links: ReportLinks
+    progress: JobProgress = Field(description="Steps done of all.")
+    links: ReportLinks = Field(description="The report's downloads.")
 
 
 class ListedReport(ReportListItem):
     """A coverage report in the list: its record without the per-borough rows, progress, downloads."""
 
-    progress: JobProgress
-    links: ReportLinks
+    progress: JobProgress = Field(description="Steps done of all.")
+    links: ReportLinks = Field(description="The report's downloads.")
 
 
 def get_coverage_settings(request: Request) -> CoverageSettings:

@@ -205,13 +205,13 @@ class BboxArea(BaseModel):
 class PolygonArea(BaseModel):
     """A bare GeoJSON Polygon or MultiPolygon, taken as ``{"geometry": ...}``."""
 
-    type: Literal["Polygon", "MultiPolygon"]
-    coordinates: list[Any]
+    type: Literal["Polygon", "MultiPolygon"] = Field(description="Polygon or MultiPolygon.")
+    coordinates: list[Any] = Field(description="The GeoJSON coordinates, longitude first.")
 
 
 class FeatureArea(BaseModel):
     """A GeoJSON Feature holding a Polygon or MultiPolygon, and an optional ``crs``."""
 
-    type: Literal["Feature"]
-    geometry: dict[str, Any]
+    type: Literal["Feature"] = Field(description="Feature.")
+    geometry: dict[str, Any] = Field(description="A GeoJSON Polygon or MultiPolygon geometry.")
     crs: AreaCrs = None

@@ -161,7 +161,7 @@ def _listed(value: Any) -> Any:
 class PremisesFeature(BaseModel):
     """One premises point; its ``households`` (or ``weight``) property is its weight, 1 by default."""
 
-    type: Literal["Feature"]
+    type: Literal["Feature"] = Field(description="Feature.")
     geometry: dict[str, Any] = Field(description="A GeoJSON Point.")
     properties: dict[str, Any] | None = Field(
         None, description="``households`` or ``weight`` (>= 0); ``id``."
@@ -171,8 +171,8 @@ class PremisesFeature(BaseModel):
 class PremisesCollection(BaseModel):
     """A GeoJSON FeatureCollection of premises points, in WGS84 or British National Grid."""
 
-    type: Literal["FeatureCollection"]
-    features: list[PremisesFeature] = Field(min_length=1)
+    type: Literal["FeatureCollection"] = Field(description="FeatureCollection.")
+    features: list[PremisesFeature] = Field(min_length=1, description="The premises points (at least one).")
 
 
 Distance = Annotated[float, Field(ge=1, le=5000, allow_inf_nan=False)]

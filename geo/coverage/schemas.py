@@ -30,7 +30,9 @@ class ReportParameters(_Schema):
     area: dict[str, Any] = Field(
         description="``{boroughs}``, ``{geometry, crs}`` or ``{bbox, crs}``, the CRS resolved."
     )
-    demand: Literal["postcodes", "grid", "premises"]
+    demand: Literal["postcodes", "grid", "premises"] = Field(
+        description="What coverage is measured over: postcode centroids, grid cells or the premises sent."
+    )
     cell_size: float = Field(description="Grid cell edge in metres.")
     thresholds: list[float] = Field(description="Coverage distances in metres, ascending.")
     gap_threshold: float = Field(description="Distance beyond which cells are gaps, in metres.")
@@ -58,33 +60,37 @@ class SummaryRow(_Schema):
     """Coverage at one threshold, of the whole area (``borough_code`` ``all``) or of one borough."""
 
     borough_code: str = Field(description="``all``, a GSS code, or ``outside`` (outside every borough).")
-    threshold_m: float
-    demand_points: int
+    threshold_m: float = Field(description="The distance this row measures, in metres.")
+    demand_points: int = Field(description="Demand points (postcodes, cells or premises) in it.")
     covered_points: int = Field(description="Demand points within the threshold of a counted asset.")
-    households: float | None
-    covered_households: float | None
+    households: float | None = Field(description="Households of its demand points; null for a grid demand.")
+    covered_households: float | None = Field(
+        description="Households within the threshold of a counted asset."
+    )
     household_share: float | None = Field(description="covered / all households; null for none.")
     area_m2: float | None = Field(description="Area of the grid cells.")
-    covered_area_m2: float | None
+    covered_area_m2: float | None = Field(description="Area of the cells within the threshold, in m².")
     area_share: float | None = Field(description="covered / all area; null for none.")
 
 
 class AssetCounts(_Schema):
     """The assets read: qualifying (they count) and candidates (not yet usable; the prioritisation's)."""
 
-    qualifying_points: int
-    qualifying_lines: int
-    candidate_points: int
-    candidate_lines: int
+    qualifying_points: int = Field(description="Point assets (buildings, street furniture) that count.")
+    qualifying_lines: int = Field(description="Line assets (ducts) that count.")
+    candidate_points: int = Field(description="Point assets not yet usable: the candidates to prioritise.")
+    candidate_lines: int = Field(description="Line assets not yet usable.")
 
 
 class GapSummary(_Schema):
     """The gaps: uncovered cells at ``threshold_m``, merged where they share an edge."""
 
-    threshold_m: float
-    count: int
-    households: float
-    area_m2: float
+    threshold_m: float = Field(
+        description="Cells farther than this from any counted asset are gaps (metres)."
+    )
+    count: int = Field(description="Gaps: groups of uncovered cells that share an edge.")
+    households: float = Field(description="Households in the gaps.")
+    area_m2: float = Field(description="Area of the gaps in m².")
 
 
 class CoverageProfile(_Schema):
@@ -97,17 +103,17 @@ class CoverageProfile(_Schema):
 class SummaryHeadline(_Schema):
     """A report's summary as the list shows it: the whole area's numbers."""
 
-    thresholds: list[float]
+    thresholds: list[float] = Field(description="Coverage distances in metres, ascending.")
     whole_area: list[SummaryRow] = Field(description="One row per threshold.")
-    demand_points: int
+    demand_points: int = Field(description="Demand points in the area.")
     cells: int = Field(description="Grid cells (the demand itself for a grid demand).")
-    households: float
-    area_m2: float | None
+    households: float = Field(description="Households of the demand (0 for a grid demand).")
+    area_m2: float | None = Field(description="Area of the report's grid cells in m².")
     mean_distance_m: float | None = Field(description="Mean distance of the demand within reach.")
     beyond_reach_points: int = Field(description="Demand points with no counted asset within reach_m.")
     reach_m: float = Field(description="The largest distance measured exactly (thresholds, gaps, radius).")
-    assets: AssetCounts
-    gaps: GapSummary
+    assets: AssetCounts = Field(description="The assets read, by whether they count.")
+    gaps: GapSummary = Field(description="The gaps at the gap threshold.")
     pipeline_projects: list[dict[str, Any]] = Field(
         description="The Pipeline projects in or touching the area (no personal data)."
     )
@@ -117,33 +123,35 @@ class ReportSummary(SummaryHeadline):
     """A report's whole summary."""
 
     boroughs: list[SummaryRow] = Field(description="One row per borough and threshold.")
-    profile: CoverageProfile
+    profile: CoverageProfile = Field(description="The coverage curves of households and area.")
 
 
 class JobProgress(_Schema):
     """Steps done of all (:func:`geo.core.jobs.with_progress`)."""
 
-    done: int
-    total: int | None
-    fraction: float | None
+    done: int = Field(description="Steps done.")
+    total: int | None = Field(description="Steps in all; null until known.")
+    fraction: float | None = Field(description="done / total, 0 to 1; null until known.")
 
 
 class ReportRecord(_Schema):
     """One coverage report: its state and progress, parameters, data version, summary and timings."""
 
-    id: int
-    parameters: ReportParameters
+    id: int = Field(description="The report's id.")
+    parameters: ReportParameters = Field(description="The request as understood, defaults filled in.")
     data_version: DataVersion | dict[str, Any] = Field(description="Empty until the report is done.")
-    state: Literal["queued", "running", "done", "failed", "interrupted"]
-    progress_done: int
-    progress_total: int | None
+    state: Literal["queued", "running", "done", "failed", "interrupted"] = Field(
+        description="queued, running, done, failed (see message) or interrupted (the server stopped; ask again)."
+    )
+    progress_done: int = Field(description="Steps done (as progress.done).")
+    progress_total: int | None = Field(description="Steps in all (as progress.total).")
     summary: ReportSummary | None = Field(description="Once done.")
     timings: dict[str, float] = Field(description="Seconds per step, ``store`` and ``total``, once done.")
     message: str | None = Field(description="Why it failed.")
-    created_by: str
-    created_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
+    created_by: str = Field(description="Who asked for it (the key's label).")
+    created_at: dt.datetime = Field(description="When it was asked for.")
+    started_at: dt.datetime | None = Field(description="When its computation started.")
+    finished_at: dt.datetime | None = Field(description="When it finished or failed.")
 
 
 class ReportListItem(ReportRecord):

@@ -133,3 +133,10 @@ async def list_boroughs(conn: psycopg.AsyncConnection[Any]) -> list[dict[str, An
         xs, ys = [p[0] for p in ring], [p[1] for p in ring]
         row["bbox"] = [min(xs), min(ys), max(xs), max(ys)]
     return rows
+
+
+async def borough_names(conn: psycopg.AsyncConnection[Any]) -> dict[str, str]:
+    """GSS code -> name of the 33 authorities, in name order (as pages list them)."""
+    async with conn.cursor() as cur:
+        await cur.execute(b"SELECT code, name FROM boroughs ORDER BY name")
+        return dict(await cur.fetchall())

@@ -41,6 +41,8 @@ MATRIX: dict[tuple[str, str], tuple[object, ...]] = {
     ("GET", "/boroughs"): PUBLIC,
     ("GET", "/health"): PUBLIC,
     ("GET", "/map"): PUBLIC,
+    ("GET", "/app"): PUBLIC,
+    ("GET", "/app/"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/assets/{asset_id}"): PUBLIC,
     ("GET", "/assets/{asset_id}/history"): PUBLIC,

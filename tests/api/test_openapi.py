@@ -83,3 +83,14 @@ def test_every_error_answer_is_a_problem_document(client):
                         missing.append(f"{method.upper()} {path} {status}")
     assert not missing, f"error answers not documented as application/problem+json: {missing}"
     assert "HTTPValidationError" not in spec["components"]["schemas"]  # FastAPI's own 422, never answered
+
+
+def test_every_field_of_every_schema_is_described(client):
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    undescribed = [
+        f"{name}.{field}"
+        for name, schema in schemas.items()
+        for field, spec in schema.get("properties", {}).items()
+        if not spec.get("description")
+    ]
+    assert not undescribed, f"fields without a description in /openapi.json: {undescribed}"

@@ -1,0 +1,37 @@
+"""The web app's pages under ``/app/`` (HTML; the data comes from the API, called by the page)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from api.deps import Conn
+from geo.reference.boroughs import borough_names
+from maps import pages
+
+router = APIRouter(tags=["web app"], include_in_schema=False)
+
+
+async def page(request: Request, conn: Conn, template: str, current: str, title: str) -> HTMLResponse:
+    """``template`` as a page: the borough names for its scripts, the links under the app's root path."""
+    names = await borough_names(conn)
+    html = pages.render(
+        template,
+        prefix=request.scope.get("root_path", ""),
+        current=current,
+        title=title,
+        borough_names=names,
+    )
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/app", response_class=RedirectResponse)
+async def app_root(request: Request) -> RedirectResponse:
+    """``/app`` is ``/app/``."""
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/app/", status_code=308)
+
+
+@router.get("/app/", response_class=HTMLResponse)
+async def home(request: Request, conn: Conn) -> HTMLResponse:
+    """The home page: every page, who it is for, and what each role may do."""
+    return await page(request, conn, "home.html", "/app/", "Home")
