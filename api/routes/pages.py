@@ -35,3 +35,9 @@ async def app_root(request: Request) -> RedirectResponse:
 async def home(request: Request, conn: Conn) -> HTMLResponse:
     """The home page: every page, who it is for, and what each role may do."""
     return await page(request, conn, "home.html", "/app/", "Home")
+
+
+@router.get("/app/coverage", response_class=HTMLResponse)
+async def coverage_page(request: Request, conn: Conn) -> HTMLResponse:
+    """Coverage: request a report (boroughs or a drawn area), follow it, read it; the key's reports."""
+    return await page(request, conn, "coverage.html", "/app/coverage", "Coverage")

@@ -41,6 +41,12 @@ class Page:
 PAGES: tuple[Page, ...] = (
     Page("/map", "Map", "Assets, wayleaves and Pipeline projects on a map of London.", "Everyone"),
     Page(
+        "/app/coverage",
+        "Coverage",
+        "Request a coverage report for boroughs or an area you draw, and read its gaps and priorities.",
+        "The GLA and operators",
+    ),
+    Page(
         "/docs", "API", "Every endpoint, its parameters and its answers, to try in the browser.", "Developers"
     ),
 )

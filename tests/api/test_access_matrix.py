@@ -43,6 +43,7 @@ MATRIX: dict[tuple[str, str], tuple[object, ...]] = {
     ("GET", "/map"): PUBLIC,
     ("GET", "/app"): PUBLIC,
     ("GET", "/app/"): PUBLIC,
+    ("GET", "/app/coverage"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/assets/{asset_id}"): PUBLIC,
     ("GET", "/assets/{asset_id}/history"): PUBLIC,
