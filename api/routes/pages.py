@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import Conn
+from geo.projects import model as project_model
 from geo.reference.boroughs import borough_names
 from maps import pages
 
 router = APIRouter(tags=["web app"], include_in_schema=False)
 
 
-async def page(request: Request, conn: Conn, template: str, current: str, title: str) -> HTMLResponse:
+async def page(
+    request: Request, conn: Conn, template: str, current: str, title: str, **context: Any
+) -> HTMLResponse:
     """``template`` as a page: the borough names for its scripts, the links under the app's root path."""
     names = await borough_names(conn)
     html = pages.render(
@@ -21,6 +26,7 @@ async def page(request: Request, conn: Conn, template: str, current: str, title:
         current=current,
         title=title,
         borough_names=names,
+        **context,
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
@@ -41,3 +47,12 @@ async def home(request: Request, conn: Conn) -> HTMLResponse:
 async def coverage_page(request: Request, conn: Conn) -> HTMLResponse:
     """Coverage: request a report (boroughs or a drawn area), follow it, read it; the key's reports."""
     return await page(request, conn, "coverage.html", "/app/coverage", "Coverage")
+
+
+@router.get("/app/projects", response_class=HTMLResponse)
+async def projects_page(request: Request, conn: Conn) -> HTMLResponse:
+    """Pipeline projects: on a map and in a table, filtered; the unplaced ones with their reasons (admins)."""
+    return await page(
+        request, conn, "projects.html", "/app/projects", "Pipeline projects",
+        statuses=project_model.STATUSES, phases=project_model.PHASES,
+    )  # fmt: skip

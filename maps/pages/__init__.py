@@ -47,6 +47,12 @@ PAGES: tuple[Page, ...] = (
         "The GLA and operators",
     ),
     Page(
+        "/app/projects",
+        "Pipeline projects",
+        "Council digital projects by place, with filters; the ones not placed, with the reason.",
+        "The GLA and boroughs",
+    ),
+    Page(
         "/docs", "API", "Every endpoint, its parameters and its answers, to try in the browser.", "Developers"
     ),
 )

@@ -44,6 +44,7 @@ MATRIX: dict[tuple[str, str], tuple[object, ...]] = {
     ("GET", "/app"): PUBLIC,
     ("GET", "/app/"): PUBLIC,
     ("GET", "/app/coverage"): PUBLIC,
+    ("GET", "/app/projects"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/assets/{asset_id}"): PUBLIC,
     ("GET", "/assets/{asset_id}/history"): PUBLIC,
