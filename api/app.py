@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
@@ -22,6 +22,7 @@ from api import errors
 from api.deps import DatabaseHealth
 from api.jobs import Jobs
 from api.middleware import AccessLog, Guard, SecurityHeaders, route_roles
+from api.params import reject_unknown_query
 from api.routes import (
     assets,
     audit,
@@ -261,6 +262,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="connectivity", version="0.1.0", description=DESCRIPTION, lifespan=_lifespan(settings),
         docs_url=None, redoc_url=None,  # /docs is served with the app's own Swagger UI files (api.routes.docs)
+        dependencies=[Depends(reject_unknown_query)],
     )  # fmt: skip
     app.state.settings = settings
     app.state.extent_cache = {}

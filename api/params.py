@@ -8,15 +8,16 @@ mistake gets the same answer on every endpoint: a bad query parameter or header 
 """
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query, Request
+from fastapi.responses import HTMLResponse
 
 from geo.core import crs as crs_names
 from geo.core.crs import BNG, WEB_MERCATOR, WGS84, Crs
 from geo.core.errors import InvalidParameter
 from geo.core.query import Bbox, read_bbox
-from geo.layers.collections import Collection, get_collection
+from geo.layers.collections import COLLECTIONS, Collection, get_collection
 
 BBOX_HELP = "minx,miny,maxx,maxy in bbox-crs (longitude/latitude, CRS84, by default)"
 CRS_HELP = (
@@ -120,3 +121,52 @@ def output_format(allowed: tuple[str, ...]):  # type: ignore[no-untyped-def]
 JsonOrCsv = Annotated[str, Depends(output_format(("json", "csv")))]
 #: ``format`` (or ``Accept``) of the Pipeline project list: json, geojson or csv.
 JsonGeojsonOrCsv = Annotated[str, Depends(output_format(("json", "geojson", "csv")))]
+
+
+#: id(route) -> (route, the query parameters it declares); routes live as long as the app.
+_DECLARED: dict[int, tuple[Any, frozenset[str]]] = {}
+
+
+def _declared_query(route: Any) -> frozenset[str]:
+    if id(route) not in _DECLARED:
+        names: set[str] = set()
+        todo = [route.dependant]
+        while todo:
+            dependant = todo.pop()
+            names.update(p.alias for p in dependant.query_params)
+            todo.extend(dependant.dependencies)
+        _DECLARED[id(route)] = (route, frozenset(names))
+    return _DECLARED[id(route)][1]
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """A query parameter the endpoint does not take is a 400, never silently ignored.
+
+    (OGC API Features, /req/core/query-param-unknown: ``?f=csv`` or ``?filter=…`` ignored would
+    give a script an unfiltered answer it cannot tell from the one it asked for.) The parameters
+    are those the route declares, and on a collection's paths that collection's own filters. Web
+    pages (HTML) are left alone: their query is the page's state, read by its script.
+    """
+    route = request.scope.get("route")
+    if route is None or getattr(route, "response_class", None) is HTMLResponse or not request.query_params:
+        return
+    known = set(_declared_query(route))
+    collection = COLLECTIONS.get(str(request.path_params.get("collection_id", "")))
+    if collection is not None:
+        known |= set(collection.filters) | {"borough", "subtype", "status"}
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "no query parameters"
+        raise InvalidParameter(f"{unknown[0]}: not a parameter of this endpoint (it takes {takes})")
+
+
+def json_only(
+    f: Annotated[
+        str | None, Query(description="Output format: json (GeoJSON for features), the only one for now")
+    ] = None,
+) -> None:
+    """OGC API's ``f``: ``json`` (or ``geojson``) is the one format these endpoints write, so any other is a 400."""
+    if f is not None and f.lower() not in ("json", "geojson"):
+        raise InvalidParameter(
+            f"f: {f!r} is not a format of this endpoint; it answers json (GeoJSON for features)"
+        )

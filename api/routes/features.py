@@ -6,18 +6,18 @@ import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.deps import Conn, Reader
-from api.params import CollectionPath, FeaturesBbox, OutputCrs
+from api.params import CollectionPath, FeaturesBbox, OutputCrs, json_only
 from geo.core.crs import CRS84, EPSG, Crs
 from geo.core.query import SUPPORTED_CRS
 from geo.layers import features
 from geo.layers.collections import COLLECTIONS, Collection
 from geo.layers.features import ItemsQuery
 
-router = APIRouter(tags=["OGC API Features"])
+router = APIRouter(tags=["OGC API Features"], dependencies=[Depends(json_only)])
 GEOJSON = "application/geo+json"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
