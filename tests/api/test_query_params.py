@@ -29,7 +29,10 @@ def test_unknown_parameters_are_a_400_naming_them(client, auth, url, name):
 
 def test_known_parameters_still_work(client, auth):
     assert client.get("/collections?f=json").status_code == 200
-    assert client.get("/collections/street_furniture/items?f=geojson&limit=1&subtype=lamp_post").status_code == 200
+    assert (
+        client.get("/collections/street_furniture/items?f=geojson&limit=1&subtype=lamp_post").status_code
+        == 200
+    )
     assert client.get("/collections/pipeline_projects/items?phase=Build&limit=1").status_code == 200
     assert client.get("/wayleaves?borough=E09000007&bbox-crs=27700", headers=auth("admin")).status_code == 200
 
