@@ -10,6 +10,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from api.deps import Conn
 from geo.projects import model as project_model
 from geo.reference.boroughs import borough_names
+from geo.reference.model import load_model
+from geo.wayleaves import statuses as wayleave_statuses
 from maps import pages
 
 router = APIRouter(tags=["web app"], include_in_schema=False)
@@ -55,4 +57,37 @@ async def projects_page(request: Request, conn: Conn) -> HTMLResponse:
     return await page(
         request, conn, "projects.html", "/app/projects", "Pipeline projects",
         statuses=project_model.STATUSES, phases=project_model.PHASES,
+    )  # fmt: skip
+
+
+@router.get("/app/uploads", response_class=HTMLResponse)
+async def uploads_page(request: Request, conn: Conn) -> HTMLResponse:
+    """Uploads: send a borough's file, watch it checked, read the dry run's preview, apply it; earlier uploads."""
+    return await page(
+        request, conn, "uploads.html", "/app/uploads", "Upload assets",
+        asset_kinds={code: kind["label"] for code, kind in load_model().kinds.items()},
+        asset_fields=[
+            {"name": f.name, "description": f.description, "kinds": list(f.kinds)}
+            for f in load_model().attribute_fields()
+        ],
+    )  # fmt: skip
+
+
+@router.get("/app/wayleaves", response_class=HTMLResponse)
+async def wayleaves_page(request: Request, conn: Conn) -> HTMLResponse:
+    """Wayleaves: the board by status, filters, the status changes the key may make, history and KPIs."""
+    groups = {
+        "main": wayleave_statuses.MAIN_ROUTE,
+        "code": wayleave_statuses.CODE_ROUTE,
+        "other": tuple(
+            s for s in wayleave_statuses.STATUSES
+            if s not in (*wayleave_statuses.MAIN_ROUTE, *wayleave_statuses.CODE_ROUTE)
+        ),
+    }  # fmt: skip
+    return await page(
+        request, conn, "wayleaves.html", "/app/wayleaves", "Wayleaves",
+        statuses=[
+            {"code": s, "label": s.replace("_", " ").capitalize(), "group": g}
+            for g, members in groups.items() for s in members
+        ],
     )  # fmt: skip

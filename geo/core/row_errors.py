@@ -73,6 +73,15 @@ class UploadRejected(InvalidInput):
         # sends its rejection back to the service).
         return (_rejected, (self._message, self.file, self.layer, self.column, self.value, self.candidates))
 
+    @property
+    def problem_extra(self) -> dict[str, Any]:
+        """The pieces a problem document adds to its detail: file, layer, column, value, candidate layers."""
+        pieces = {"file": self.file, "layer": self.layer, "column": self.column, "value": self.value}
+        extra: dict[str, Any] = {k: v for k, v in pieces.items() if v is not None}
+        if self.candidates:
+            extra["candidates"] = self.candidates
+        return extra
+
     def to_dict(self) -> dict[str, Any]:
         """The error as plain values, for a JSON answer."""
         return {

@@ -41,6 +41,18 @@ class Page:
 PAGES: tuple[Page, ...] = (
     Page("/map", "Map", "Assets, wayleaves and Pipeline projects on a map of London.", "Everyone"),
     Page(
+        "/app/uploads",
+        "Uploads",
+        "Send a borough's asset file, preview what it would change, fix its errors and apply it.",
+        "Borough GIS and asset officers",
+    ),
+    Page(
+        "/app/wayleaves",
+        "Wayleaves",
+        "Every site's wayleave by status: days in status, due dates, overdue flags, status changes and KPIs.",
+        "Boroughs, operators and the GLA",
+    ),
+    Page(
         "/app/coverage",
         "Coverage",
         "Request a coverage report for boroughs or an area you draw, and read its gaps and priorities.",

@@ -45,6 +45,8 @@ MATRIX: dict[tuple[str, str], tuple[object, ...]] = {
     ("GET", "/app/"): PUBLIC,
     ("GET", "/app/coverage"): PUBLIC,
     ("GET", "/app/projects"): PUBLIC,
+    ("GET", "/app/uploads"): PUBLIC,
+    ("GET", "/app/wayleaves"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/assets/{asset_id}"): PUBLIC,
     ("GET", "/assets/{asset_id}/history"): PUBLIC,

@@ -148,6 +148,7 @@ async function submit(event) {
 
 // A report: progress, then its figures --------------------------------------------------------------
 function describeArea(area) {
+  if (!area) return 'not recorded';
   if (area.boroughs) return area.boroughs.map(boroughName).join(', ');
   if (area.bbox) return `box ${area.bbox.map((v) => num(v, 4)).join(', ')}`;
   return 'a drawn area';
@@ -238,7 +239,7 @@ async function listReports() {
   if (!caller()) return;
   const reports = await api('/coverage/reports?limit=50');
   const rows = reports.map((r) => {
-    const share = r.summary?.whole_area.find((w) => w.threshold_m === r.parameters.gap_threshold)?.household_share;
+    const share = r.summary?.whole_area?.find((w) => w.threshold_m === r.parameters?.gap_threshold)?.household_share;
     const open = el('button', {type: 'button', class: 'govuk-button govuk-button--secondary'}, 'Open', el('span', {class: 'govuk-visually-hidden'}, ` report ${r.id}`));
     open.addEventListener('click', async () => {
       follow(await api(`/coverage/reports/${r.id}`));
@@ -246,10 +247,10 @@ async function listReports() {
     });
     return el('tr', {class: 'govuk-table__row'},
       el('td', {class: 'govuk-table__cell'}, `${r.id}, ${new Date(r.created_at).toLocaleString('en-GB')}`),
-      el('td', {class: 'govuk-table__cell'}, describeArea(r.parameters.area)),
+      el('td', {class: 'govuk-table__cell'}, describeArea(r.parameters?.area)),
       el('td', {class: 'govuk-table__cell'}, r.created_by),
       el('td', {class: 'govuk-table__cell'}, r.state),
-      el('td', {class: 'govuk-table__cell govuk-table__cell--numeric'}, share === undefined ? '–' : `${pct(share)} within ${num(r.parameters.gap_threshold)} m`),
+      el('td', {class: 'govuk-table__cell govuk-table__cell--numeric'}, share === undefined ? '–' : `${pct(share)} within ${num(r.parameters?.gap_threshold)} m`),
       el('td', {class: 'govuk-table__cell'}, open));
   });
   $('[data-list-rows]').replaceChildren(...rows);
