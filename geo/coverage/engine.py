@@ -317,7 +317,8 @@ def _reach_matrix(
     ci, di = pairs["i"].astype(np.intp), pairs["j"].astype(np.intp)
     exact = cands.distance(demand_xy[di], ci, pairs["v"])
     keep = exact <= radius
-    ci, di = ci[keep], di[keep]
+    inside, entry = cands.inside(demand_xy)  # a building reaches what is inside it
+    ci, di = np.concatenate([ci[keep], entry]), np.concatenate([di[keep], inside])
     matrix = sparse.csr_matrix(
         (np.ones(len(ci)), (asset_index[ci], di)), shape=(n_assets, len(demand_xy)), dtype=np.float64
     )

@@ -1,4 +1,4 @@
-"""The exact nearest-asset search of coverage: one kd-tree over points and densified lines.
+"""The exact nearest-asset search of coverage: one kd-tree over points and densified lines and rings.
 
 Pure numpy and scipy over arrays in EPSG:27700 metres; :mod:`geo.coverage.engine` (summaries, gaps,
 priorities) and the reports (:mod:`geo.coverage.cache`) build on :class:`AssetIndex`. No database
@@ -25,6 +25,11 @@ times larger (rarely: near a straight duct the second-nearest vertex already pas
 
 The result equals a brute-force ``shapely.distance`` to every asset (to ~1e-9 m, and exactly
 for a point lying on a threshold) for every demand point, not only near the thresholds.
+Polygons (buildings given as footprints) are measured the same way to their rings, the
+boundary, and a demand point inside or on one is at 0: after the search, the points that can
+be inside a polygon (those in a 50 m grid cell its box touches) are tested against an STRtree
+of the polygons. So a building is measured as a building, not as one point on its surface.
+
 It is tighter than densifying and re-checking the threshold bands (PERFORMANCE.md, Target 2),
 whose densified distance over-estimates a line by up to ``sqrt(d^2 + h^2) - d`` (5 m at
 ``d = 0``), for about the same cost. With ``max_distance``, the tree search stops at
@@ -41,6 +46,8 @@ import shapely
 from scipy.spatial import cKDTree
 
 DEFAULT_SPACING = 10.0
+#: shapely's type ids of the polygon assets (public buildings as footprints).
+POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
 #: Demand points per thread below which one thread searches (threads cost more than they save).
 PARALLEL_CHUNK = 50_000
 
@@ -105,6 +112,30 @@ def _segment_distance(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray
     return np.where(degenerate | (r <= 0), to_a, np.where(r >= 1, to_b, across))
 
 
+#: Edge of the grid cells that pre-select the demand points tested against polygons, in metres.
+POLYGON_CELL = 50.0
+
+
+def _cell_keys(xy: np.ndarray) -> np.ndarray:
+    """One int64 per point naming its :data:`POLYGON_CELL` grid cell."""
+    i = np.floor(xy / POLYGON_CELL).astype(np.int64)
+    return (i[:, 0] << 32) + i[:, 1]
+
+
+def _box_cells(bounds: np.ndarray) -> np.ndarray:
+    """The sorted keys (as :func:`_cell_keys`) of every grid cell that one of the boxes touches."""
+    if not len(bounds):
+        return np.empty(0, np.int64)
+    lo = np.floor(bounds[:, :2] / POLYGON_CELL).astype(np.int64)
+    hi = np.floor(bounds[:, 2:] / POLYGON_CELL).astype(np.int64)
+    nx, ny = (hi - lo + 1).T
+    count = nx * ny
+    box = np.repeat(np.arange(len(bounds)), count)
+    step = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    ix, iy = lo[box, 0] + step // ny[box], lo[box, 1] + step % ny[box]
+    return np.unique((ix << 32) + iy)
+
+
 class AssetIndex:
     """Point assets and line vertices in one kd-tree, with the segments to measure exactly.
 
@@ -146,8 +177,13 @@ class AssetIndex:
         line_ids = np.asarray([] if line_ids is None else line_ids).reshape(-1)
         if len(line_ids) != len(lines):
             raise ValueError("lines and line_ids differ in length")
-        xy, self.seg_a, self.seg_b, self.prev, self.next, line, self.half = _line_vertices(lines, spacing)
+        # A polygon is measured to its rings (the boundary: exact, as a line is) and is 0 inside.
+        polygonal = np.isin(shapely.get_type_id(lines), POLYGONAL)
+        edges = lines.copy()
+        edges[polygonal] = shapely.boundary(lines[polygonal])
+        xy, self.seg_a, self.seg_b, self.prev, self.next, line, self.half = _line_vertices(edges, spacing)
         self.n_points = len(points_xy)
+        self._index_polygons(lines, polygonal, line)
         self.ids = np.concatenate([point_ids, line_ids[line]]) if len(line) else point_ids
         self.n = len(self.ids)
         # Faster to build, as fast to query (PERFORMANCE.md, Target 2).
@@ -156,6 +192,47 @@ class AssetIndex:
             if self.n
             else None
         )
+
+    def _index_polygons(self, lines: np.ndarray, polygonal: np.ndarray, line_of_vertex: np.ndarray) -> None:
+        rows = np.flatnonzero(polygonal)
+        #: The polygons, an STRtree over them, and for each the tree entry of one of its vertices
+        #: (what :meth:`inside` answers, so callers map it to an asset as any other entry).
+        self.polygons = lines[rows]
+        self.polygon_tree = shapely.STRtree(self.polygons) if len(rows) else None
+        order = np.argsort(line_of_vertex, kind="stable")
+        self.polygon_entry = self.n_points + order[np.searchsorted(line_of_vertex[order], rows)]
+        # The grid cells the polygons' boxes touch: a point in no such cell is inside no polygon.
+        self.polygon_cells = _box_cells(shapely.bounds(self.polygons).reshape(-1, 4))
+
+    def inside(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs (row of ``q``, tree entry of a polygon) for the points ``q`` inside or on a polygon asset."""
+        if self.polygon_tree is None or len(q) == 0:
+            return np.empty(0, np.intp), np.empty(0, np.intp)
+        point, polygon = self.polygon_tree.query(shapely.points(q), predicate="intersects")
+        return point.astype(np.intp), self.polygon_entry[polygon]
+
+    def _inside_is_zero(self, demand_xy: np.ndarray, distance: np.ndarray, asset_id: np.ndarray) -> None:
+        """Set ``distance`` to 0 (and ``asset_id`` to the smallest such polygon's) inside polygon assets.
+
+        Only the points in a grid cell that a polygon's box touches can be inside one, so only
+        they are tested (a few per cent of the demand where buildings are footprints).
+        """
+        if self.polygon_tree is None:
+            return
+        keys = _cell_keys(demand_xy)
+        at = np.minimum(np.searchsorted(self.polygon_cells, keys), len(self.polygon_cells) - 1)
+        maybe = np.flatnonzero(self.polygon_cells[at] == keys)
+        point, entry = self.inside(demand_xy[maybe])
+        if not len(point):
+            return
+        ids = self.ids[entry]
+        order = np.lexsort((ids, point))  # by point, then smallest asset id first
+        point, ids = point[order], ids[order]
+        first = np.ones(len(point), dtype=bool)
+        first[1:] = point[1:] != point[:-1]
+        hit = maybe[point[first]]
+        distance[hit] = 0.0
+        asset_id[hit] = ids[first]
 
     def reach(self, distance: float) -> float:
         """Tree radius that finds every asset within ``distance``.
@@ -237,6 +314,7 @@ class AssetIndex:
             asset_id[hit] = np.where(np.isfinite(best[done]), cands.ids[jj[rows, col]][done], -1)
             todo = todo[~done]
             k *= 8
+        cands._inside_is_zero(demand_xy, distance, asset_id)
         if max_distance is not None:
             beyond = distance > max_distance
             distance[beyond] = np.inf
@@ -265,10 +343,11 @@ def nearest_assets(
         Point assets (street furniture, building points) in EPSG:27700.
     point_ids : numpy.ndarray of int, shape (m,)
         Asset id of each point.
-    lines : numpy.ndarray of shapely LineString or MultiLineString, optional
-        Line assets (ducts) in EPSG:27700.
+    lines : numpy.ndarray of shapely LineString, MultiLineString, Polygon or MultiPolygon, optional
+        Line assets (ducts) and polygon assets (building footprints) in EPSG:27700: lines are
+        measured to their segments, polygons to their rings, and are at 0 inside.
     line_ids : numpy.ndarray of int, optional
-        Asset id of each line.
+        Asset id of each line or polygon.
     max_distance : float, optional
         Search radius. Demand points with no asset within it get ``inf`` and id -1. Bounding
         the search makes it faster. ``None`` searches without limit.

@@ -20,6 +20,7 @@ from psycopg import sql
 
 from geo.coverage.area import CRS
 from geo.coverage.errors import InvalidArea, WayleavesUnavailable
+from geo.coverage.nearest import POLYGONAL
 from geo.coverage.request import ReportRequest
 
 #: Statuses never offered as candidates for prioritisation: the asset is gone for good.
@@ -109,7 +110,8 @@ def check_wayleaves(conn: psycopg.Connection[Any], request: ReportRequest) -> No
 
 
 # One row, one bytea: id (int8), x, y (float8) and a flag byte (1 qualifying, 2 candidate) per
-# asset, read straight into a numpy structured array. Polygons count by a point on their surface.
+# point asset, read straight into a numpy structured array. Lines and polygons (building
+# footprints) come as WKB, measured as what they are (geo.coverage.nearest).
 ASSET_FILTER = """
 FROM assets a {join}
 WHERE a.retired_at IS NULL AND a.kind = ANY(%(kinds)s) AND {geometry_kind}
@@ -122,12 +124,12 @@ QUALIFIES = "a.status = ANY(%(statuses)s)"
 READY = " AND coalesce(w.ready_now, false)"
 WAYLEAVE_JOIN = "LEFT JOIN asset_wayleave_status w ON w.asset_id = a.id"
 POINTS_SQL = """
-SELECT coalesce(string_agg(int8send(a.id)
-         || float8send(ST_X(CASE WHEN GeometryType(a.geom) = 'POINT' THEN a.geom ELSE ST_PointOnSurface(a.geom) END))
-         || float8send(ST_Y(CASE WHEN GeometryType(a.geom) = 'POINT' THEN a.geom ELSE ST_PointOnSurface(a.geom) END))
+SELECT coalesce(string_agg(int8send(a.id) || float8send(ST_X(a.geom)) || float8send(ST_Y(a.geom))
          || CASE WHEN {qualifies} THEN '\\x01'::bytea ELSE '\\x02'::bytea END, ''::bytea), ''::bytea)
 """
 LINES_SQL = "SELECT a.id, ST_AsBinary(a.geom), {qualifies}"
+POINTS = "GeometryType(a.geom) = 'POINT'"
+SHAPES = "GeometryType(a.geom) <> 'POINT'"  # ducts' lines and buildings' polygons
 POINT_DTYPE = np.dtype([("id", ">i8"), ("x", ">f8"), ("y", ">f8"), ("flag", "u1")])
 
 
@@ -156,12 +158,14 @@ class Assets:
         return self.points_xy[p], self.point_ids[p], self.lines[ln], self.line_ids[ln]
 
     def counts(self) -> dict[str, int]:
-        """How many of each."""
+        """How many of each: points and polygons (buildings, street furniture), and lines (ducts)."""
+        polygon = np.isin(shapely.get_type_id(self.lines), POLYGONAL)
+        line = ~polygon
         return {
-            "qualifying_points": int(self.point_ok.sum()),
-            "qualifying_lines": int(self.line_ok.sum()),
-            "candidate_points": int((~self.point_ok).sum()),
-            "candidate_lines": int((~self.line_ok).sum()),
+            "qualifying_points": int(self.point_ok.sum() + (self.line_ok & polygon).sum()),
+            "qualifying_lines": int((self.line_ok & line).sum()),
+            "candidate_points": int((~self.point_ok).sum() + (~self.line_ok & polygon).sum()),
+            "candidate_lines": int((~self.line_ok & line).sum()),
         }
 
 
@@ -194,7 +198,7 @@ def read_assets(url: str, request: ReportRequest) -> Assets:
     Returns
     -------
     Assets
-        Points (point assets, and polygons by a point on their surface) and lines (ducts).
+        Points (point assets) and shapes: lines (ducts) and polygons (building footprints).
 
     Raises
     ------
@@ -229,13 +233,13 @@ def read_assets(url: str, request: ReportRequest) -> Assets:
             with psycopg.connect(url) as second:
                 second.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 second.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-                query = _asset_sql(LINES_SQL, request.ready_now, "a.kind = 'duct'")
+                query = _asset_sql(LINES_SQL, request.ready_now, SHAPES)
                 return second.cursor(binary=True).execute(query, params).fetchall()
 
         with ThreadPoolExecutor(1) as pool:
-            future = pool.submit(lines) if "duct" in request.kinds else None
+            future = pool.submit(lines) if request.kinds else None
             if set(request.kinds) - {"duct"}:
-                query = _asset_sql(POINTS_SQL, request.ready_now, "a.kind <> 'duct'")
+                query = _asset_sql(POINTS_SQL, request.ready_now, POINTS)
                 blob = first.cursor(binary=True).execute(query, params).fetchone()
                 raw = np.frombuffer(bytes(blob[0]) if blob else b"", dtype=POINT_DTYPE)
             else:

@@ -357,3 +357,68 @@ def test_prioritise_no_candidates():
         np.array([[0.0, 0.0]]), np.array([1.0]), np.array([False]), np.empty((0, 2)), np.empty(0)
     )
     assert len(got) == 0
+
+
+# Polygon assets (buildings as footprints): measured to their rings, 0 inside ------------------------
+@st.composite
+def polygons(draw):
+    """A box, a concave L, a box with a courtyard (a hole) or two boxes as one MultiPolygon."""
+    x, y = draw(coord), draw(coord)
+    w, h = draw(st.floats(5, 200)), draw(st.floats(5, 200))
+    box = shapely.box(x, y, x + w, y + h)
+    shape = draw(st.sampled_from(["box", "l", "courtyard", "multi"]))
+    if shape == "l":
+        return box.difference(shapely.box(x + w / 3, y + h / 3, x + w + 1, y + h + 1))
+    if shape == "courtyard":
+        return box.difference(shapely.box(x + w / 4, y + h / 4, x + 3 * w / 4, y + 3 * h / 4))
+    if shape == "multi":
+        return shapely.MultiPolygon([box, shapely.box(x + w + 10, y, x + w + 30, y + 20)])
+    return box
+
+
+@st.composite
+def polygon_scenes(draw):
+    shapes = draw(st.lists(polygons(), min_size=1, max_size=6))
+    demand = draw(st.lists(xy, min_size=1, max_size=30))
+    # Points inside each building and on its walls, where a single interior point would be wrong.
+    demand += [tuple(shapely.get_coordinates(shapely.point_on_surface(s))[0]) for s in shapes]
+    demand += [tuple(c) for s in shapes for c in shapely.get_coordinates(s)[:2]]
+    points = np.array(draw(st.lists(xy, max_size=5)), dtype=float).reshape(-1, 2)
+    duct = [shapely.LineString(draw(st.lists(xy, min_size=2, max_size=3)))] if draw(st.booleans()) else []
+    return np.array(demand, dtype=float), points, duct + shapes, draw(st.none() | st.floats(0, 300))
+
+
+@settings(max_examples=150, deadline=None)
+@given(polygon_scenes())
+def test_polygons_are_measured_to_their_walls_and_zero_inside(scene):
+    demand, points, assets, max_distance = scene
+    ids = np.arange(len(points)) + 100, np.arange(len(assets)) + 1000
+    check_against_brute(demand, points, ids[0], np.array(assets, dtype=object), ids[1], max_distance)
+    check_against_brute(demand, points, ids[0], np.array(assets, dtype=object), ids[1], None, spacing=3.0)
+
+
+def test_the_door_of_a_long_school_is_two_metres_away_not_sixty():
+    school = shapely.box(0, 0, 120, 40)  # 120 m long: its point on the surface is ~60 m from the ends
+    at_the_door = np.array([[118.0, -2.0], [60.0, 20.0], [-30.0, 20.0]])  # outside, inside, beyond
+    d, ids = nearest_assets(
+        at_the_door, np.zeros((0, 2)), np.array([], dtype=int), np.array([school]), np.array([7])
+    )
+    assert d.tolist() == [2.0, 0.0, 30.0] and ids.tolist() == [7, 7, 7]
+    inside_only, _ = nearest_assets(at_the_door[1:2], np.zeros((0, 2)), np.array([], dtype=int),
+                                    np.array([school]), np.array([7]), max_distance=5.0)  # fmt: skip
+    assert inside_only.tolist() == [0.0]  # 20 m from every wall, but inside: within any threshold
+
+
+@settings(max_examples=80, deadline=None)
+@given(polygon_scenes(), st.floats(1, 150), st.integers(1, 4), st.data())
+def test_prioritise_counts_what_a_building_holds(scene, radius, k, data):
+    demand, cand_xy, shapes, _ = scene
+    n = len(demand)
+    households = np.array(data.draw(st.lists(st.integers(0, 5), min_size=n, max_size=n)), dtype=float)
+    covered = np.zeros(n, dtype=bool)
+    cand_ids = np.arange(len(cand_xy))
+    shape_ids = np.arange(len(shapes)) + 50
+    shapes = np.array(shapes, dtype=object)
+    got = prioritise(demand, households, covered, cand_xy, cand_ids, shapes, shape_ids, radius=radius, k=k)
+    expected = brute_greedy(demand, households, covered, cand_xy, cand_ids, shapes, shape_ids, radius, k)
+    assert list(zip(got["asset_id"].tolist(), got["gain"].tolist(), strict=True)) == expected
