@@ -1,48 +1,55 @@
-"""The GLA web map: a folium page over the borough outlines and the asset vector tiles.
+"""The GLA web map (``/map``): a page of the web app over the vector tiles, readable at every zoom.
 
-The page is a list of layers (:data:`ASSET_LAYERS`, one :class:`LayerSpec` each), drawn from
-``/tiles/{collection}/{z}/{x}/{y}.mvt`` with Leaflet.VectorGrid, so no asset is ever embedded
-in the HTML. Only the 33 borough outlines (simplified) and the counts travel with the page.
-Styles, popups, the legend and the borough selector live in ``maps/static/connectivity-map.js``;
-every script and stylesheet is served by the app (:mod:`maps.static_files`).
+The page (``maps/pages/templates/map.html``) shares the app's header, navigation and sign-in; its
+script (``maps/static/connectivity-map.js`` and the modules in ``maps/static/map/``) draws:
 
-A layer is a few lines: :data:`WAYLEAVE_LAYER` colours wayleaves by status from the
-``wayleaves`` tiles; a later layer (Pipeline projects, coverage gaps) is one more
-:class:`LayerSpec` over its tile collection, added to :data:`MAP_LAYERS`.
+- place context from the data the product ships, offline: the 33 borough outlines with their
+  names (embedded in the page), the wards with theirs from zoom 12 (``/map/wards.geojson``), and
+  a raster basemap underneath only when ``CONNECTIVITY_MAP_TILE_URL`` is set;
+- the assets by zoom: a borough choropleth (assets per km², with a count label) to zoom 11, grid
+  clusters of at most one labelled symbol per 128 px cell at zoom 12
+  (``/tiles/{collection}/clusters/...``), and from the raw zoom (13) each asset from
+  ``/tiles/{collection}/{z}/{x}/{y}.mvt``, styled by kind and subtype;
+- wayleaves by status group and Pipeline projects (both public tiles), coverage reports of the
+  signed-in key (gaps, covered share by borough, numbered priorities);
+- search (``/places``), filters, a legend of the layers that are on, a details panel, and the
+  view in the URL's hash.
 
-The tiles are public, so they carry no operator. A **Sign in** control takes an API key (kept
-in the tab's ``sessionStorage`` only, checked against ``GET /me``); popups of layers whose
-details need a key (``detail_needs_key``: wayleaves) then fetch them with it, and say what
-signing in would show otherwise.
+No asset is ever embedded in the HTML: only the outlines, the counts the choropleth is shaded by
+and the vocabularies travel with the page. Every script and stylesheet is served by the app.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import folium
-import folium.plugins
-from branca.element import Element, Figure
-from folium.elements import JSCSSMixin
-from folium.template import Template
 from psycopg import AsyncConnection
 
 from geo.core.settings import MapSettings
 from geo.layers import mapdata
+from geo.projects import STATUSES as PIPELINE_STATUSES
 from geo.reference.boroughs import check_code
 from geo.reference.model import load_model
-from maps.static_files import check_static_files, render_page
+from geo.wayleaves import STATUSES as WAYLEAVE_STATUSES
+from maps import pages
+from maps.static_files import check_static_files
 
 #: First zoom at which the tiles carry raw features (the tile service's default,
-#: ``CONNECTIVITY_TILES_RAW_MIN_ZOOM``); below it
-#: point layers carry clusters with ``count`` and ducts merged lines with ``length_m``.
+#: ``CONNECTIVITY_TILES_RAW_MIN_ZOOM``); below it point layers are drawn as clusters.
 RAW_ZOOM = 13
+#: Up to this zoom the assets are a borough choropleth; between it and the raw zoom, grid clusters.
+CHOROPLETH_MAX_ZOOM = 11
+#: From this zoom the wards are drawn, with their names.
+WARD_MIN_ZOOM = 12
 LONDON_CENTRE = (51.4893, -0.0880)
 TILE_URL = "/tiles/{collection}/{{z}}/{{x}}/{{y}}.mvt"
+CLUSTER_URL = "/tiles/{collection}/clusters/{{z}}/{{x}}/{{y}}.json"
+BOUNDARY_ATTRIBUTION = (
+    "Boundaries, postcodes: © Crown copyright and database right 2012–14 (OS, ONS); © Royal Mail 2014; OGL"
+)
 
 
 @dataclass(frozen=True)
@@ -52,10 +59,10 @@ class LayerSpec:
     ``collection`` is both the tile collection id and the MVT layer name inside its tiles.
     ``kind`` names the asset kind whose live count labels the layer (None: no count).
     With ``color_by``, features take their colour from ``palette`` by that property
-    (for instance ``status``), falling back to ``color``. A clicked feature's popup shows its
-    tile properties, then adds owner and survey from ``detail_url`` (``{id}``: the feature id).
-    With ``detail_needs_key``, the details are fetched only for a signed-in user, with their
-    key (the popup says to sign in otherwise). ``id_label`` names the feature in the popup.
+    (``subtype``, ``status``, ``placement``), falling back to ``color``. A clicked feature's details
+    come from ``detail_url`` (``{id}``: the feature id); with ``detail_needs_key``, only for a
+    signed-in user, with their key. ``clusters``: point layers, drawn as grid clusters below the
+    raw zoom. ``min_zoom``: the first zoom it is drawn at.
     """
 
     collection: str
@@ -63,7 +70,6 @@ class LayerSpec:
     geometry: Literal["point", "line", "polygon"]
     color: str
     kind: str | None = None
-    fill: str | None = None
     weight: float | None = None
     radius: float | None = None
     color_by: str | None = None
@@ -72,69 +78,55 @@ class LayerSpec:
     detail_needs_key: bool = False
     id_label: str = "Asset"
     show: bool = True
+    clusters: bool = False
+    min_zoom: int = 0
 
     def to_js(self, count: int | None) -> dict[str, Any]:
         """The spec as the page's script reads it, with the layer's feature count."""
         return {**dataclasses.asdict(self), "palette": dict(self.palette), "count": count}
 
 
+#: Okabe-Ito's colour-blind-safe hues, one per kind of street furniture (the subtype is also named in the details).
+FURNITURE = {
+    "lamp_post": "#e69f00", "bus_stop": "#0072b2", "bus_shelter": "#56b4e9", "cctv_column": "#cc79a7",
+    "traffic_signal": "#009e73", "street_cabinet": "#8c510a", "access_chamber": "#737373",
+    "feeder_pillar": "#6a3d9a", "sign_post": "#999933", "other": "#3d3d3d",
+}  # fmt: skip
+BUILDINGS = {
+    "library": "#0072b2", "school": "#0072b2", "town_hall": "#6a3d9a", "office": "#6a3d9a", "depot": "#6a3d9a",
+    "community_centre": "#6a3d9a", "housing_block": "#d55e00", "leisure_centre": "#009e73",
+    "health_centre": "#009e73", "fire_station": "#b2182b", "police_station": "#b2182b", "other": "#4d4d4d",
+}  # fmt: skip
+DUCTS = {"duct": "#c2410c", "sub_duct": "#ea580c", "trough": "#7c2d12", "other": "#9a3412"}
 ASSET_LAYERS: tuple[LayerSpec, ...] = (
-    LayerSpec("public_buildings", "Public buildings", "polygon", "#7b2cbf", kind="public_building"),
-    LayerSpec("ducts", "Ducts", "line", "#e76f51", kind="duct", weight=3),
-    LayerSpec("street_furniture", "Street furniture", "point", "#0077b6", kind="street_furniture", radius=4),
-)
-#: Wayleaves by status: grey before the request, amber while it waits, green once building may
-#: start, red when it ended without rights, blue on the Electronic Communications Code route.
+    LayerSpec("public_buildings", "Public buildings", "polygon", "#6a3d9a", kind="public_building",
+              color_by="subtype", palette=BUILDINGS, clusters=True),
+    LayerSpec("ducts", "Ducts", "line", "#c2410c", kind="duct", weight=3, color_by="subtype", palette=DUCTS,
+              min_zoom=CHOROPLETH_MAX_ZOOM + 1),
+    LayerSpec("street_furniture", "Street furniture", "point", "#0072b2", kind="street_furniture", radius=4,
+              color_by="subtype", palette=FURNITURE, clusters=True),
+)  # fmt: skip
+#: Wayleaves by status group: grey before the request, amber while it waits, green once agreed,
+#: red when paused or ended, blue on the Electronic Communications Code route.
+WAYLEAVE_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("Not yet requested", "#6c757d", ("identified",)),
+    ("Requested, being surveyed or negotiated", "#e8a202",
+     ("requested", "survey_scheduled", "surveyed", "terms_issued", "in_negotiation")),
+    ("Agreed, building or live", "#2b8a3e", ("approved", "signed", "installing", "live")),
+    ("On hold or ended without rights", "#c92a2a", ("on_hold", "refused", "withdrawn", "expired")),
+    ("On the statutory (Code) route", "#1c64d6", ("code_notice_served", "tribunal", "rights_imposed")),
+)  # fmt: skip
 WAYLEAVE_LAYER = LayerSpec(
     "wayleaves", "Wayleaves (by status)", "polygon", "#6c757d", radius=7, weight=3, detail_url="/wayleaves/{id}",
     detail_needs_key=True, id_label="Wayleave", color_by="status",
-    palette={
-        "identified": "#adb5bd", "requested": "#ffd166", "survey_scheduled": "#ffd166", "surveyed": "#f4a261",
-        "terms_issued": "#f4a261", "in_negotiation": "#f4a261", "approved": "#90be6d", "signed": "#43aa8b",
-        "installing": "#2a9d8f", "live": "#1b7f5b", "on_hold": "#9d4edd", "refused": "#e63946",
-        "withdrawn": "#c1121f", "expired": "#6c757d", "code_notice_served": "#4895ef", "tribunal": "#3a0ca3",
-        "rights_imposed": "#4361ee",
-    },
+    palette={status: color for _, color, statuses in WAYLEAVE_GROUPS for status in statuses},
 )  # fmt: skip
 #: Pipeline projects: at their site when one is known, else at a point spread inside their borough.
 PIPELINE_LAYER = LayerSpec(
-    "pipeline_projects", "Pipeline projects", "point", "#d00070", radius=6, detail_url=None, id_label="Project",
-    color_by="placement", palette={"exact": "#d00070", "borough": "#f08cc0"},
+    "pipeline_projects", "Pipeline projects", "point", "#b5006b", radius=6, detail_url="/pipeline/projects/{id}",
+    id_label="Project", color_by="placement", palette={"exact": "#b5006b", "borough": "#e87bb7"},
 )  # fmt: skip
 MAP_LAYERS: tuple[LayerSpec, ...] = (*ASSET_LAYERS, WAYLEAVE_LAYER, PIPELINE_LAYER)
-
-
-class MapSetup(JSCSSMixin):
-    """Loads the page's own script and stylesheet and wires legend, selector and popups.
-
-    Added last, so every layer variable it refers to is already defined when it runs.
-    """
-
-    _template = Template(
-        """
-        {% macro script(this, kwargs) %}
-        ConnectivityMap.init(
-            {{ this._parent.get_name() }},
-            {{ this.context_json }},
-            { {%- for collection, layer in this.layers %}
-                {{ collection|tojson }}: {{ layer.get_name() }},
-            {%- endfor %} },
-            {{ this.boroughs.get_name() }}
-        );
-        {% endmacro %}
-        """
-    )
-    default_js = [("connectivity_map", "connectivity-map.js")]
-    default_css = [("connectivity_map_css", "connectivity-map.css")]
-
-    def __init__(
-        self, context: dict[str, Any], layers: Sequence[tuple[str, Element]], boroughs: Element
-    ) -> None:
-        super().__init__()
-        self._name = "MapSetup"
-        self.context_json = _json(context)
-        self.layers = layers
-        self.boroughs = boroughs
 
 
 def london_bounds(boroughs: Mapping[str, Any]) -> list[float]:
@@ -148,9 +140,65 @@ def london_bounds(boroughs: Mapping[str, Any]) -> list[float]:
     ]
 
 
+def vocabulary() -> dict[str, Any]:
+    """The codes and labels the filters, legend and details name things by."""
+    model = load_model()
+    return {
+        "subtypes": {kind: dict(codes) for kind, codes in model.subtypes.items()},
+        "statuses": {code: s["label"] for code, s in model.statuses.items()},
+        "wayleaveStatuses": {code: code.replace("_", " ").capitalize() for code in WAYLEAVE_STATUSES},
+        "wayleaveGroups": [
+            {"label": label, "color": color, "statuses": list(statuses)}
+            for label, color, statuses in WAYLEAVE_GROUPS
+        ],
+        "pipelineStatuses": list(PIPELINE_STATUSES),
+    }
+
+
+def map_config(
+    boroughs: Mapping[str, Any],
+    counts: Mapping[str, int],
+    matrix: Mapping[str, Any] | None,
+    *,
+    selected: str | None,
+    settings: MapSettings,
+    layers: Sequence[LayerSpec],
+    prefix: str,
+    raw_zoom: int,
+    max_zoom: int,
+) -> dict[str, Any]:
+    """What the page's script is given, as one JSON document (see the module docstring)."""
+    by_code = {f["properties"]["code"]: f for f in boroughs["features"]}
+    return {
+        "prefix": prefix,
+        "specs": [spec.to_js(counts.get(spec.kind) if spec.kind else None) for spec in layers],
+        "tileUrl": prefix + TILE_URL.format(collection="{collection}"),
+        "clusterUrl": prefix + CLUSTER_URL.format(collection="{collection}"),
+        "boroughs": dict(boroughs),
+        "boroughCount": len(by_code),
+        "counts": dict(matrix) if matrix is not None else None,
+        "selected": selected,
+        "frame": by_code[selected]["properties"]["bounds"] if selected else london_bounds(boroughs),
+        "londonBounds": london_bounds(boroughs),
+        "centre": list(LONDON_CENTRE),
+        "rawZoom": raw_zoom,
+        "choroplethMaxZoom": min(CHOROPLETH_MAX_ZOOM, raw_zoom - 1),
+        "wardMinZoom": WARD_MIN_ZOOM,
+        "maxZoom": min(max_zoom, 20),
+        "maxNativeZoom": max_zoom,
+        "plain": not settings.tile_url,
+        "basemap": {"url": settings.tile_url, "attribution": settings.tile_attribution or ""}
+        if settings.tile_url
+        else None,
+        "attribution": BOUNDARY_ATTRIBUTION,
+        "vocabulary": vocabulary(),
+    }
+
+
 def render_map(
     boroughs: Mapping[str, Any],
     counts: Mapping[str, int],
+    matrix: Mapping[str, Any] | None = None,
     *,
     selected: str | None = None,
     settings: MapSettings | None = None,
@@ -158,6 +206,7 @@ def render_map(
     prefix: str = "",
     raw_zoom: int = RAW_ZOOM,
     max_zoom: int = 22,
+    names: Mapping[str, str] | None = None,
 ) -> str:
     """The map page as HTML.
 
@@ -166,9 +215,12 @@ def render_map(
     boroughs
         The borough FeatureCollection of :func:`geo.layers.mapdata.borough_features`.
     counts
-        Live assets per kind (:func:`geo.layers.mapdata.asset_counts`), shown in the legend and layer names.
+        Live assets per kind (:func:`geo.layers.mapdata.asset_counts`), shown in the layer names.
+    matrix
+        Live assets per borough, kind, subtype and status (:func:`geo.layers.mapdata.count_matrix`):
+        what the borough choropleth is shaded by, whatever the filters.
     selected
-        A GSS code already checked; the map opens framed to that borough.
+        A GSS code already checked; the map opens framed to that borough, filtered to it.
     settings
         The background; without a tile URL the map is drawn on a plain light background.
     layers
@@ -176,78 +228,24 @@ def render_map(
     prefix
         Path the app is mounted under ("" at the root), put before every local URL.
     raw_zoom
-        First zoom of raw features in the tiles (for the legend's note).
+        First zoom of raw features in the tiles.
     max_zoom
         Deepest zoom the tile service serves; the map enlarges its tiles beyond it.
+    names
+        GSS code -> borough name, in name order (the borough filter lists them so); from the outlines if not given.
     """
     settings = settings or MapSettings()
-    by_code = {f["properties"]["code"]: f for f in boroughs["features"]}
-    frame = by_code[selected]["properties"]["bounds"] if selected else london_bounds(boroughs)
-
-    figure = Figure(title="London connectivity map")
-    fmap = folium.Map(
-        location=LONDON_CENTRE, zoom_start=10, min_zoom=8, max_zoom=20, tiles=None, control_scale=False
-    )
-    fmap.add_to(figure)
-    figure.header.add_child(Element('<meta name="robots" content="noindex">'), name="robots")
-    figure.header.add_child(Element('<link rel="icon" href="data:,">'), name="favicon")  # no /favicon.ico 404
-    if settings.tile_url:
-        folium.TileLayer(
-            tiles=settings.tile_url, attr=settings.tile_attribution or " ", name="Background", control=False
-        ).add_to(fmap)
-
-    borough_layer = folium.GeoJson(
-        dict(boroughs),
-        name=f"London boroughs ({len(by_code)})",
-        popup=folium.GeoJsonPopup(
-            fields=["name", "code", "assets"], aliases=["Borough", "GSS code", "Assets"]
-        ),
-        tooltip=folium.GeoJsonTooltip(fields=["name"], labels=False),
-        zoom_on_click=False,
-    ).add_to(fmap)
-
-    # Asset tiles go in a pane above the borough polygons (overlay pane, z 400), or the
-    # boroughs' fill would take every click meant for an asset.
-    folium.map.CustomPane("assets", z_index=450, pointer_events=False).add_to(fmap)
-    tile_layers = []
-    specs = []
-    for spec in layers:
-        count = counts.get(spec.kind) if spec.kind else None
-        name = spec.label if count is None else f"{spec.label} ({count:,})"
-        options = (
-            f"{{interactive: true, pane: 'assets', maxNativeZoom: {max_zoom:d}, "
-            f"vectorTileLayerStyles: {{{_js_string(spec.collection)}: "
-            f"ConnectivityMap.vectorStyle({_json(spec.to_js(count))})}}}}"
-        )
-        url = prefix + TILE_URL.format(collection=spec.collection)
-        layer = folium.plugins.VectorGridProtobuf(url, name=name, options=options, show=spec.show)
-        layer.add_to(fmap)
-        tile_layers.append((spec.collection, layer))
-        specs.append(spec.to_js(count))
-
-    folium.LayerControl(position="topright", collapsed=False).add_to(fmap)
-    fmap.fit_bounds([[frame[0], frame[1]], [frame[2], frame[3]]])
-
-    model = load_model()
-    context = {
-        "specs": specs,
-        "boroughs": [
-            {"code": code, "name": f["properties"]["name"], "bounds": f["properties"]["bounds"]}
-            for code, f in by_code.items()
-        ],
-        "boroughCount": len(by_code),
-        "selected": selected,
-        "londonBounds": london_bounds(boroughs),
-        "rawZoom": raw_zoom,
-        "prefix": prefix,
-        "plain": not settings.tile_url,
-        "vocabulary": {
-            "subtypes": {kind: dict(codes) for kind, codes in model.subtypes.items()},
-            "statuses": {code: s["label"] for code, s in model.statuses.items()},
-        },
-    }
-    MapSetup(context, tile_layers, borough_layer).add_to(fmap)
-    return render_page(figure, prefix)
+    config = map_config(
+        boroughs, counts, matrix, selected=selected, settings=settings, layers=layers, prefix=prefix,
+        raw_zoom=raw_zoom, max_zoom=max_zoom,
+    )  # fmt: skip
+    if names is None:
+        pairs = [(f["properties"]["code"], f["properties"]["name"]) for f in boroughs["features"]]
+        names = dict(sorted(pairs, key=lambda p: p[1]))
+    return pages.render(
+        "map.html", prefix=prefix, current="/map", title="Map", borough_names=dict(names),
+        config=config, specs=config["specs"], vocabulary=config["vocabulary"], selected=selected,
+    )  # fmt: skip
 
 
 async def map_page(
@@ -258,6 +256,7 @@ async def map_page(
     prefix: str = "",
     raw_zoom: int = RAW_ZOOM,
     max_zoom: int = 22,
+    names: Mapping[str, str] | None = None,
 ) -> str:
     """The map page for a request: checks the borough code, reads outlines and counts, renders.
 
@@ -266,23 +265,8 @@ async def map_page(
     """
     selected = check_code(borough) if borough else None
     check_static_files()
-    boroughs = await mapdata.borough_features(conn)
-    counts = await mapdata.asset_counts(conn)
+    boroughs, counts, matrix = await mapdata.map_data(conn)
     return render_map(
-        boroughs,
-        counts,
-        selected=selected,
-        settings=settings,
-        prefix=prefix,
-        raw_zoom=raw_zoom,
-        max_zoom=max_zoom,
-    )
-
-
-def _json(value: Any) -> str:
-    # "</" would end the <script> element the options are written into.
-    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
-
-
-def _js_string(value: str) -> str:
-    return _json(value)
+        boroughs, counts, matrix, selected=selected, settings=settings, prefix=prefix, raw_zoom=raw_zoom,
+        max_zoom=max_zoom, names=names,
+    )  # fmt: skip

@@ -235,6 +235,6 @@ async def priorities_csv(report_id: int, conn: Conn, caller: Caller) -> Response
     },
 )
 async def report_html(request: Request, report_id: int, conn: Conn, caller: Caller) -> HTMLResponse:
-    """Map, coverage chart, borough bars and tables; scripts served from ``/static``."""
+    """Map, coverage chart, borough bars and tables in one file that opens from disk and prints to A4."""
     html = await report_page(conn, report_id, caller, prefix=request.scope.get("root_path", ""))
     return HTMLResponse(html)

@@ -1,19 +1,20 @@
-"""OGC API - Features (Part 1 Core, GeoJSON; Part 2 CRS): landing page, conformance, collections, items."""
+"""OGC API - Features (Part 1 Core, GeoJSON; Part 2 CRS; Part 3 filtering): landing page, conformance,
+collections, queryables, items."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.deps import Conn, Reader
-from api.params import CollectionPath, FeaturesBbox, OutputCrs, json_only
+from api.params import CRS_HELP, CollectionPath, FeaturesBbox, OutputCrs, json_only
 from geo.core.crs import CRS84, EPSG, Crs
 from geo.core.query import SUPPORTED_CRS
-from geo.layers import features
+from geo.layers import features, filtering
 from geo.layers.collections import COLLECTIONS, Collection
 from geo.layers.features import ItemsQuery
 
@@ -24,7 +25,15 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    *filtering.CONFORMANCE,
 ]
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+SCHEMA_JSON = "application/schema+json"
+FILTER_HELP = (
+    "A CQL2 filter over the collection's queryables (see its /queryables), for example "
+    "status = 'in_service' AND S_DWITHIN(geometry, POINT(-0.1246 51.5007), 500). "
+    f"At most {filtering.MAX_BYTES} bytes and {filtering.MAX_DEPTH} levels deep."
+)
 
 
 def base_url(request: Request) -> str:
@@ -91,6 +100,9 @@ async def describe(request: Request, conn: Any, collection: Collection) -> dict[
         "links": [
             link(f"{base}/collections/{collection.id}", "self", "application/json"),
             link(items, "items", GEOJSON, "Features"),
+            link(f"{base}/collections/{collection.id}/queryables", QUERYABLES_REL, SCHEMA_JSON, "Queryables"),
+            # The same, under the name GDAL's OAPIF driver looks for.
+            link(f"{base}/collections/{collection.id}/queryables", "queryables", SCHEMA_JSON, "Queryables"),
             link(f"{base}/tiles/{collection.id}.json", "tiles", "application/json", "TileJSON"),
         ],
     }
@@ -111,6 +123,25 @@ async def collections(request: Request, conn: Conn, reader: Reader) -> dict[str,
 async def collection(coll: CollectionPath, request: Request, conn: Conn, reader: Reader) -> dict[str, Any]:
     """A collection's metadata."""
     return await describe(request, conn, coll)
+
+
+@router.get(
+    "/collections/{collection_id}/queryables",
+    summary="What a filter may name",
+    response_class=Response,
+    responses={200: {"content": {SCHEMA_JSON: {"schema": {"type": "object"}}}, "description": "JSON Schema"}},
+)
+async def queryables(coll: CollectionPath, request: Request, conn: Conn, reader: Reader) -> Response:
+    """The properties ``filter`` may name, with their types, as JSON Schema; for this key's role (nothing it cannot see)."""
+    url = f"{base_url(request)}/collections/{coll.id}/queryables"
+    public_extra = request.app.state.settings.assets.public_extra
+    body = await features.get_queryables(conn, coll, reader, url, public_extra)
+    # Plain JSON to a client that asks for it and not for JSON Schema (GDAL's OAPIF driver).
+    accept = request.headers.get("accept", "")
+    media_type = (
+        "application/json" if "application/json" in accept and SCHEMA_JSON not in accept else SCHEMA_JSON
+    )
+    return Response(json.dumps(body), media_type=media_type)
 
 
 def _crs_header(crs: Crs) -> str:
@@ -136,9 +167,23 @@ async def items(
     status: Annotated[str | None, Query(description="Operational statuses, comma-separated")] = None,
     properties: Annotated[str | None, Query(description="Properties to return, comma-separated")] = None,
     after: Annotated[str | None, Query(description="Cursor of the next page (from the next link)")] = None,
+    filter_: Annotated[str | None, Query(alias="filter", description=FILTER_HELP)] = None,
+    filter_lang: Annotated[
+        Literal["cql2-text", "cql2-json", "cql-text"] | None,
+        Query(alias="filter-lang", description="cql2-text (default) or cql2-json; cql-text is cql2-text"),
+    ] = None,
+    filter_crs: Annotated[
+        str | None,
+        Query(
+            alias="filter-crs", description=f"CRS of the filter's geometries: CRS84 or EPSG:27700. {CRS_HELP}"
+        ),
+    ] = None,
 ) -> Response:
     """GeoJSON features in id order; follow the ``next`` link for the following page."""
     dt_from, dt_to = features.parse_datetime(datetime)
+    where = await features.read_filter(
+        conn, coll, reader, filter_, filter_lang, filter_crs, request.app.state.settings.assets.public_extra
+    )
     query = ItemsQuery(
         limit=limit,
         after=features.parse_after(coll, after),
@@ -148,6 +193,7 @@ async def items(
         datetime_to=dt_to,
         properties=features.parse_properties(coll, properties),
         crs=crs,
+        where=where,
     )
     page = await features.get_items(conn, coll, query)
     here = f"{base_url(request)}/collections/{coll.id}/items"

@@ -1,4 +1,4 @@
-"""Vector tiles (``/tiles/{collection}/{z}/{x}/{y}.mvt``) and their TileJSON."""
+"""Vector tiles (``/tiles/{collection}/{z}/{x}/{y}.mvt``), their TileJSON, and grid clusters for web maps."""
 
 from __future__ import annotations
 
@@ -142,3 +142,79 @@ async def tile(
     if gzipped and body:
         headers["Content-Encoding"] = "gzip"
     return Response(body, media_type=MVT, headers=headers)
+
+
+class ClusterCell(BaseModel):
+    """One cell of a tile's cluster grid."""
+
+    i: int = Field(description="The cell's column in the tile's grid, 0 at the west edge.")
+    j: int = Field(description="The cell's row, 0 at the north edge.")
+    count: int = Field(description="Live features in the cell that match the filters.")
+    x: float = Field(description="Their mean position, in pixels of a 256-pixel tile from its west edge.")
+    y: float = Field(description="Their mean position, in pixels of a 256-pixel tile from its north edge.")
+
+
+class ClusterTile(BaseModel):
+    """Grid clusters of one tile: for a map that draws one labelled symbol per cell."""
+
+    collection: str = Field(description="The point layer counted.")
+    z: int = Field(description="The tile's zoom.")
+    x: int = Field(description="The tile's column.")
+    y: int = Field(description="The tile's row.")
+    cells_per_side: int = Field(
+        description="Cells per side of the tile's grid (each 256 / cells_per_side px)."
+    )
+    cells: list[ClusterCell] = Field(description="The cells holding at least one feature.")
+
+
+@router.get(
+    "/tiles/{collection_id}/clusters/{z}/{x}/{y}.json",
+    summary="Grid clusters of a tile, for web maps",
+    response_model=ClusterTile,
+    responses={
+        304: {"description": "The clusters have not changed since the ETag of If-None-Match."},
+        **problems(
+            (
+                400,
+                "A filter is invalid, or z is at or above the raw zoom (the tiles carry each feature there).",
+            ),
+            401,
+            (404, "No such collection, it is not a point layer, or x/y is outside the tile matrix."),
+        ),
+    },
+)
+async def clusters(
+    collection_id: str,
+    z: int,
+    x: int,
+    y: int,
+    request: Request,
+    lazy: Lazy,
+    reader: LazyReader,
+    settings: AppSettings,
+    borough: Annotated[str | None, Query(description="GSS codes, comma-separated")] = None,
+    subtype: Annotated[str | None, Query(description="Subtypes, comma-separated")] = None,
+    status: Annotated[str | None, Query(description="Operational statuses, comma-separated")] = None,
+) -> Response:
+    """Counts of a point layer on a 4 x 4 grid a tile (cells of 64 px), below the raw zoom.
+
+    Made from the same summaries as the tiles and cached the same way (``ETag`` follows their build).
+    """
+    coll = get_collection(collection_id)
+    raw = settings.tiles.raw_min_zoom
+    tiles.check_clusters(coll, z, raw)
+    tiles.check_tile(z, x, y, settings.tiles.max_zoom)
+    filters = features.parse_filters(coll, features.filter_values(coll, dict(request.query_params)))
+    version = await tiles.known_tile_version(request.app.state.versions, lazy.get, coll, z, raw)
+    etag = f'W/"{coll.id}-clusters-{version}"'
+    headers = {
+        "Cache-Control": f"public, max-age={settings.tiles.cache_max_age}",
+        "Vary": "Authorization",
+        "ETag": etag,
+    }
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    body = await tiles.cached_clusters(
+        request.app.state.tile_cache, version, lazy.get, coll, z, x, y, filters
+    )
+    return Response(body, media_type="application/json", headers=headers)

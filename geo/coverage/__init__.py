@@ -53,7 +53,6 @@ if TYPE_CHECKING:
         get_report,
         list_reports,
         priority_rows,
-        serving_assets,
     )
     from geo.coverage.schemas import JobProgress, ReportListItem, ReportRecord
     from geo.coverage.sources import Assets, area_m2, read_assets, resolve_area, wayleave_view_exists
@@ -114,7 +113,6 @@ _HOMES = {
     "resolve_area": "sources",
     "run_new_report": "store",
     "run_report": "store",
-    "serving_assets": "results",
     "store_result": "store",
     "summary_columns": "engine",
     "wayleave_view_exists": "sources",
@@ -174,7 +172,6 @@ __all__ = [
     "resolve_area",
     "run_new_report",
     "run_report",
-    "serving_assets",
     "store_result",
     "summary_columns",
     "wayleave_view_exists",

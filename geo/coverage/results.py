@@ -121,13 +121,18 @@ async def cell_features(conn: psycopg.AsyncConnection[Any], report_id: int) -> l
 
 
 async def gap_features(
-    conn: psycopg.AsyncConnection[Any], report_id: int, limit: int | None = None
+    conn: psycopg.AsyncConnection[Any], report_id: int, limit: int | None = None, *, digits: int = 7
 ) -> list[dict[str, Any]]:
-    """The gaps of a report, largest first, as GeoJSON Features in WGS84."""
+    """The gaps of a report, largest first, as GeoJSON Features in WGS84.
+
+    ``digits``: decimals of a degree (7, about a centimetre, for the download; the page's map
+    takes 5, about a metre). The polygons are as stored: their edges are the cells' own, which
+    simplifying would not shorten.
+    """
     cur = await conn.execute(
-        """SELECT gap_id, cells, area_m2, households, ST_AsGeoJSON(ST_Transform(geom, 4326), 7)
+        """SELECT gap_id, cells, area_m2, households, ST_AsGeoJSON(ST_Transform(geom, 4326), %s)
            FROM coverage_report_gaps WHERE report_id = %s ORDER BY gap_id LIMIT %s""",
-        [report_id, limit],
+        [digits, report_id, limit],
     )
     return [
         {
@@ -145,16 +150,110 @@ PRIORITY_COLUMNS = [
 ]  # fmt: skip
 
 
+#: What :func:`priority_rows` adds to :data:`PRIORITY_COLUMNS` (the CSV keeps to those).
+PRIORITY_DETAILS = [
+    "x", "y", "source_id", "name", "subtype", "subtype_label", "status_label", "borough_code", "borough",
+    "postcode", "postcode_distance_m",
+]  # fmt: skip
+
+PRIORITIES_SQL = """
+SELECT p.rank, p.asset_id, p.kind, p.status, p.gain, p.cumulative, p.covered_households, p.household_share,
+       ST_X(w.pt) AS lon, ST_Y(w.pt) AS lat, p.x, p.y, a.source_id, nullif(btrim(a.name), '') AS name,
+       a.subtype, st.label AS subtype_label, ss.label AS status_label,
+       coalesce(a.borough_code, here.code) AS borough_code, b.name AS borough
+FROM coverage_report_priorities p
+LEFT JOIN assets a ON a.id = p.asset_id
+LEFT JOIN asset_subtypes st ON st.kind = a.kind AND st.code = a.subtype
+LEFT JOIN asset_statuses ss ON ss.code = p.status
+LEFT JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(p.x, p.y), 27700) AS bng) g ON true
+LEFT JOIN LATERAL (SELECT ST_Transform(g.bng, 4326) AS pt) w ON true
+-- The borough of an asset deleted since: the one its stored point lies in.
+LEFT JOIN LATERAL (SELECT code FROM boroughs WHERE a.id IS NULL AND geom && g.bng
+                   AND ST_Intersects(geom, g.bng) ORDER BY code LIMIT 1) here ON true
+LEFT JOIN boroughs b ON b.code = coalesce(a.borough_code, here.code)
+WHERE p.report_id = %s ORDER BY p.rank"""
+
+
+def nearest_postcodes(xy: list[tuple[float, float] | None]) -> list[dict[str, Any] | None]:
+    """The shipped postcode centroid nearest to each British National Grid point.
+
+    From the Code-Point Open centroids the product ships (:func:`geo.reference.places.postcodes`,
+    read once per process, then one vectorised distance a point): ``postcode``, ``distance_m``
+    and the postcode's ``borough_code``; None for a missing point.
+    """
+    if all(point is None for point in xy):
+        return [None] * len(xy)
+    from geo.reference.places import postcodes
+
+    index = postcodes()
+    out: list[dict[str, Any] | None] = []
+    for point in xy:
+        if point is None:
+            out.append(None)
+            continue
+        i, distance = index.nearest(*point)
+        code = str(index.borough[i]) or None
+        out.append({"postcode": str(index.codes[i]), "distance_m": round(distance, 1), "borough_code": code})
+    return out
+
+
 async def priority_rows(conn: psycopg.AsyncConnection[Any], report_id: int) -> list[dict[str, Any]]:
-    """The chosen candidate assets of a report in order (:data:`PRIORITY_COLUMNS`)."""
+    """The chosen candidate assets of a report in order: :data:`PRIORITY_COLUMNS` and :data:`PRIORITY_DETAILS`.
+
+    The details say which asset it is and where: its name (None for most street furniture),
+    source id, subtype and status labels and borough as the assets are now (the report stores
+    the kind, status and point chosen), and the postcode nearest to that point.
+    """
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(PRIORITIES_SQL, [report_id])
+        rows = await cur.fetchall()
+    places = nearest_postcodes([None if r["x"] is None else (r["x"], r["y"]) for r in rows])
+    for row, place in zip(rows, places, strict=True):
+        row["postcode"] = place["postcode"] if place else None
+        row["postcode_distance_m"] = place["distance_m"] if place else None
+    return rows
+
+
+async def gap_places(
+    conn: psycopg.AsyncConnection[Any], report_id: int, limit: int | None = None
+) -> dict[int, dict[str, Any]]:
+    """Where the largest gaps are: gap id -> the postcode nearest a point inside the gap, and its borough."""
+    cur = await conn.execute(
+        """SELECT gap_id, ST_X(pt), ST_Y(pt)
+           FROM coverage_report_gaps, LATERAL (SELECT ST_PointOnSurface(geom) AS pt) p
+           WHERE report_id = %s ORDER BY gap_id LIMIT %s""",
+        [report_id, limit],
+    )
+    rows = await cur.fetchall()
+    places = nearest_postcodes([(x, y) for _, x, y in rows])
+    return {int(g): place for (g, _, _), place in zip(rows, places, strict=True) if place is not None}
+
+
+async def context_boroughs(
+    conn: psycopg.AsyncConnection[Any], report_id: int, *, margin_m: float = 1000.0, simplify_m: float = 20.0
+) -> list[dict[str, Any]]:
+    """The boroughs around a report's area, for its map: code, name, label point and outline.
+
+    Every borough within ``margin_m`` of the area's box, its outline simplified by
+    ``simplify_m`` (WGS84, 5 decimals) and a point for its name (``lon``, ``lat``) inside its
+    part near the area; those whose name point is in the area first, then the largest (the map
+    names them first when names would overlap).
+    """
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            """SELECT rank, asset_id, kind, status, gain, cumulative, covered_households, household_share,
-                      ST_X(p) AS lon, ST_Y(p) AS lat
-               FROM coverage_report_priorities,
-                    LATERAL (SELECT ST_Transform(ST_SetSRID(ST_MakePoint(x, y), 27700), 4326) AS p) t
-               WHERE report_id = %s ORDER BY rank""",
-            [report_id],
+            """SELECT b.code, b.name, ST_X(l.pt) AS lon, ST_Y(l.pt) AS lat,
+                      ST_AsGeoJSON(ST_Transform(ST_SimplifyPreserveTopology(b.geom, %(tol)s), 4326), 5)::json
+                          AS geometry
+               FROM coverage_reports r
+               JOIN boroughs b ON b.geom && ST_Expand(r.area, %(margin)s)
+               -- The name goes on the part of the borough near the area (a neighbour's own
+               -- centre may be off the map).
+               CROSS JOIN LATERAL (SELECT ST_PointOnSurface(ST_MakeValid(ST_ClipByBox2D(
+                   b.geom, ST_Expand(r.area, %(margin)s)::box2d))) AS inside) i
+               CROSS JOIN LATERAL (SELECT ST_Transform(i.inside, 4326) AS pt) l
+               WHERE r.id = %(id)s
+               ORDER BY ST_Intersects(i.inside, r.area) DESC, ST_Area(b.geom) DESC, b.code""",
+            {"id": report_id, "margin": margin_m, "tol": simplify_m},
         )
         return await cur.fetchall()
 
@@ -167,40 +266,3 @@ async def area_feature(conn: psycopg.AsyncConnection[Any], report_id: int) -> di
     )
     row = await cur.fetchone()
     return json.loads(row[0]) if row and row[0] else None
-
-
-async def serving_assets(
-    conn: psycopg.AsyncConnection[Any], report_id: int, limit: int
-) -> dict[str, Any] | None:
-    """The assets nearest to some demand point or cell of a report, as WGS84 GeoJSON; None if more than ``limit``."""
-    cur = await conn.execute(
-        """WITH ids AS (SELECT DISTINCT asset_id FROM coverage_report_points
-                        WHERE report_id = %s AND asset_id IS NOT NULL)
-           SELECT (SELECT count(*) FROM ids), a.id, a.kind, a.subtype, a.status,
-                  ST_AsGeoJSON(ST_Transform(a.geom, 4326), 6)
-           FROM ids JOIN assets a ON a.id = ids.asset_id
-           WHERE (SELECT count(*) FROM ids) <= %s ORDER BY a.id""",
-        [report_id, limit],
-    )
-    rows = await cur.fetchall()
-    if not rows:
-        count = await (
-            await conn.execute(
-                "SELECT count(DISTINCT asset_id) FROM coverage_report_points WHERE report_id = %s",
-                [report_id],
-            )
-        ).fetchone()
-        if count and count[0] > limit:
-            return None
-    return {
-        "type": "FeatureCollection",
-        "features": [
-            {
-                "type": "Feature",
-                "id": i,
-                "geometry": json.loads(g),
-                "properties": {"id": i, "kind": k, "subtype": s, "status": st},
-            }
-            for _, i, k, s, st, g in rows
-        ],
-    }

@@ -1,5 +1,9 @@
 """OGC API Features queries: bbox (in CRS84 or British National Grid), filters, keyset paging.
 
+Filters are the collection's own parameters (``borough``, ``subtype``…) and CQL2 (Part 3), read
+and translated by :mod:`geo.layers.filtering` for the caller's role; both end as conditions of
+the same statement.
+
 The GeoJSON of each feature is written by PostGIS, and pages are joined as bytes, so a
 10,000-feature page is never parsed or re-serialised in Python.
 """
@@ -14,9 +18,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from geo.access.principals import Principal
 from geo.core.crs import Crs
 from geo.core.errors import InvalidParameter, NotFound
 from geo.core.query import BOX_SQL, Bbox, whole_number
+from geo.layers import filtering
 from geo.layers.collections import Collection
 from geo.reference.boroughs import UnknownBorough, check_code
 
@@ -40,6 +46,8 @@ class ItemsQuery:
     datetime_to: dt.datetime | None = None
     properties: tuple[str, ...] | None = None
     crs: Crs = Crs(4326)
+    #: A CQL2 filter (:func:`read_filter`).
+    where: filtering.Compiled | None = None
 
 
 def parse_id(value: str, name: str) -> int:
@@ -107,6 +115,31 @@ def _check_values(name: str, values: list[str], allowed: set[str]) -> None:
             raise InvalidParameter(f"{name}: {v!r} is not one of {', '.join(sorted(allowed))}")
 
 
+async def read_filter(
+    conn: psycopg.AsyncConnection[Any],
+    collection: Collection,
+    principal: Principal,
+    text: str | None,
+    language: str | None = None,
+    crs: str | None = None,
+    public_extra: tuple[str, ...] = (),
+) -> filtering.Compiled | None:
+    """``filter``, ``filter-lang`` and ``filter-crs`` as a condition over what ``principal`` may see (400 if bad)."""
+    return await filtering.compile_filter(conn, collection, principal, text, language, crs, public_extra)
+
+
+async def get_queryables(
+    conn: psycopg.AsyncConnection[Any],
+    collection: Collection,
+    principal: Principal,
+    url: str,
+    public_extra: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The collection's queryables for ``principal``, as the JSON Schema ``/queryables`` serves (``$id``: ``url``)."""
+    queryables = await filtering.queryables_for(conn, collection, principal, public_extra)
+    return await filtering.queryables_schema(conn, queryables, url)
+
+
 def parse_properties(collection: Collection, value: str | None) -> tuple[str, ...] | None:
     """The ``properties=`` selection, checked against the collection's properties."""
     if value is None:
@@ -157,6 +190,9 @@ def _conditions(collection: Collection, query: ItemsQuery) -> tuple[list[sql.Com
         if query.datetime_to:
             conds.append(sql.SQL("{} <= %(dt_to)s").format(dt_column))
             params["dt_to"] = query.datetime_to
+    if query.where is not None:
+        conds.append(query.where.sql)
+        params.update(query.where.params)
     return conds, params
 
 

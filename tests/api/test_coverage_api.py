@@ -74,7 +74,8 @@ def test_downloads_agree_with_the_summary(client, auth, camden):
     assert all(p["status"] not in ("in_service", "installed", "commissioned") for p in prio)
 
 
-def test_report_html_is_offline_and_its_static_files_exist(client, auth, camden):
+def test_report_html_stands_alone(client, auth, camden):
+    """report.html stands alone: Leaflet and the page's script and styles are in it, nothing is linked."""
     rid = camden.json()["id"]
     page = client.get(f"/coverage/reports/{rid}/report.html", headers=auth("operator"))
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -82,10 +83,54 @@ def test_report_html_is_offline_and_its_static_files_exist(client, auth, camden)
     assert not re.search(r"""(src|href)\s*=\s*["']https?://""", html)
     assert "<svg" in html and "@media print" in html and "Camden" in html
     assert '<html lang="en-GB">' in html and "user-scalable=no" not in html
-    static = set(re.findall(r"""(?:src|href)=["'](/static/[^"']+)""", html))
-    assert any("leaflet" in s for s in static)
-    for url in static:
-        assert client.get(url).status_code == 200, url
+    # Nothing to fetch: no script or stylesheet from /static or anywhere; only data: URLs.
+    assert not re.search(r"<script[^>]*\ssrc=", html) and not re.search(r"<link[^>]*stylesheet", html)
+    assert "/static/" not in html and "sourceMappingURL" not in html
+    assert set(re.findall(r"""(?:src|href)=["']([^"'#]+)""", html)) <= {"data:,"}
+    assert all(u.startswith("data:image/png;base64,") for u in re.findall(r"url\(([^)#][^)]*)\)", html))
+    assert "Leaflet 1.9.3" in html and "window.L=" in html  # Leaflet inlined
+    assert 'id="report-map"' in html and 'id="report-data"' in html
+
+
+def test_report_html_runs_under_the_apps_policy_and_its_own(client, auth, camden):
+    """The app's nonce policy and the page's own <meta> policy (its scripts' hashes, no fetch) both admit it."""
+    import base64
+    import hashlib
+
+    page = client.get(f"/coverage/reports/{camden.json()['id']}/report.html", headers=auth("operator"))
+    html = page.text
+    header = page.headers["content-security-policy"]
+    nonce = re.search(r"'nonce-([^']+)'", header).group(1)
+    assert "unsafe-eval" not in header and "unsafe-inline" not in header.split("script-src")[1].split(";")[0]
+    tags = re.findall(r"<script\b[^>]*>", html)
+    assert len(tags) == 3 and all(f'nonce="{nonce}"' in t for t in tags)
+    meta = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1)
+    meta = meta.replace("&#x27;", "'")
+    assert meta.startswith("default-src 'none';") and "img-src data:" in meta and "connect-src" not in meta
+    scripts = re.findall(r"<script nonce=\"[^\"]+\">(.*?)</script>", html, re.S)
+    assert len(scripts) == 2
+    for code in scripts:
+        digest = base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in meta
+    assert not re.search(r"\beval\(|new Function\(", scripts[1])
+
+
+def test_report_html_says_every_figure_in_words_and_tables(client, auth, camden):
+    """No raw dicts; timings in seconds and assets by kind as tables; priorities by name and place."""
+    report = camden.json()
+    html = client.get(f"/coverage/reports/{report['id']}/report.html", headers=auth("operator")).text
+    assert not re.search(r"\{'\w+': ", html) and "Timings (s)" not in html and "Assets: {" not in html
+    assert "Time taken, in seconds" in html and re.search(r"<td class=\"num\">\d+\.\d\d s</td>", html)
+    counts = report["summary"]["assets"]
+    assert f"{counts['qualifying_points']:,}" in html and "Lines (ducts)" in html
+    rows = client.get(f"/coverage/reports/{report['id']}/priorities.csv", headers=auth("operator")).text
+    ranks = [line.split(",")[0] for line in rows.splitlines()[1:]]
+    table = html.split('<table class="priorities">')[1].split("</table>")[0]
+    assert re.findall(r'<th scope="row" class="num">(\d+)</th>', table) == ranks
+    assert len(re.findall(r"[A-Z]{1,2}[0-9][0-9A-Z]? [0-9][A-Z]{2}<span", table)) == len(ranks)  # postcodes
+    for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1]):
+        cells = re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row)
+        assert len(cells) == 9 and "–" not in (cells[1], cells[2], cells[4]), cells  # name, subtype, borough
 
 
 def test_every_role_with_a_key_may_request_reports_anonymous_may_not(client, auth):
@@ -211,3 +256,38 @@ def test_a_bad_body_is_a_problem_naming_each_field_and_value(client, auth):
     )
     assert errors["body.k"]["value"] is True
     assert errors["body.area"]["message"] == "area.bbox: [1, 2, 3] is not [minx, miny, maxx, maxy]"
+
+
+def test_priorities_say_which_asset_where_and_the_nearest_postcode(camden, db_url):
+    """priority_rows adds the asset's name, subtype, borough and the shipped postcode nearest to it."""
+    import asyncio
+
+    import numpy as np
+    import pandas as pd
+    import psycopg
+
+    from geo.core.settings import DATA_DIR
+    from geo.coverage import PRIORITY_COLUMNS, priority_rows
+
+    async def read():
+        async with await psycopg.AsyncConnection.connect(db_url) as conn:
+            return await priority_rows(conn, camden.json()["id"])
+
+    rows = asyncio.run(read())
+    assert rows and all(set(PRIORITY_COLUMNS) <= r.keys() for r in rows)
+    postcodes = pd.read_csv(
+        DATA_DIR / "london_postcodes_codepoint_2014.csv", usecols=["POSTCODE", "EASTING", "NORTHING"]
+    )
+    with psycopg.connect(db_url) as conn:
+        for r in rows:
+            name, subtype, borough = conn.execute(
+                """SELECT nullif(btrim(a.name), ''), a.subtype, b.name FROM assets a
+                   JOIN boroughs b ON b.code = a.borough_code WHERE a.id = %s""",
+                [r["asset_id"]],
+            ).fetchone()
+            assert (r["name"], r["subtype"], r["borough"]) == (name, subtype, borough)
+            assert r["subtype_label"] and r["status_label"]
+            d = np.hypot(postcodes["EASTING"] - r["x"], postcodes["NORTHING"] - r["y"])
+            nearest = set(postcodes["POSTCODE"][d <= d.min() + 1e-9])  # postcodes may share a centroid
+            assert r["postcode"] in nearest
+            assert r["postcode_distance_m"] == pytest.approx(float(d.min()), abs=0.06)

@@ -13,7 +13,7 @@ import pytest
     ("url", "name"),
     [
         ("/conformance?lang=en", "lang"),
-        ("/collections/street_furniture/items?filter=subtype%3D%27lamp_post%27", "filter"),
+        ("/collections/street_furniture/items?sortby=id", "sortby"),
         ("/collections/street_furniture/items?phase=Build", "phase"),  # a Pipeline filter, not this layer's
         ("/boroughs?limit=3", "limit"),
         ("/health?verbose=1", "verbose"),

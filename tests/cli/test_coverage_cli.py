@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 from typer.testing import CliRunner
 
@@ -23,6 +24,10 @@ def test_coverage_writes_a_report_and_prints_the_summary(db_url, tmp_path):
     assert "100 m" in result.stdout and "%" in result.stdout
     html = out.read_text()
     assert "<svg" in html and "Coverage report" in html and "https://" not in html
+    # It stands alone: Leaflet and the page's own script and styles are inside, nothing is linked.
+    assert "Leaflet 1.9.3" in html and 'id="report-data"' in html and "/static/" not in html
+    assert not re.search(r"<script[^>]*\ssrc=|<link[^>]*stylesheet", html)
+    assert "Time taken, in seconds" in html and not re.search(r"\{'\w+': ", html)
 
 
 def test_coverage_json_and_csv_agree(db_url, tmp_path):

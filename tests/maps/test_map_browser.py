@@ -1,6 +1,8 @@
 """The web map in a real browser: Debian's Chromium, driven by Playwright, against the real app.
 
-The app runs under uvicorn in a thread on a free loopback port, on the session database.
+The app runs under uvicorn in a thread on a free loopback port, on the session database. The
+page shares the web app's sign-in (the key in the tab's sessionStorage); a clicked feature shows
+in the details panel.
 """
 
 from __future__ import annotations
@@ -19,26 +21,18 @@ from typing import Any
 
 import psycopg
 import pytest
+from browser import launch, screenshot
 from fastapi.testclient import TestClient
 
 from geo import access
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 CAMDEN, HACKNEY = "E09000007", "E09000012"
 SCREENSHOT_COPY = Path("/tmp/connectivity-map.png")
 ASSET_LAYERS = ("street_furniture", "public_buildings", "ducts")
+LABELS = {"street_furniture": "Street furniture", "public_buildings": "Public buildings", "ducts": "Ducts",
+          "wayleaves": "Wayleaves (by status)", "pipeline_projects": "Pipeline projects", "boroughs": "London boroughs"}  # fmt: skip
 NO_TILES = "the /tiles endpoint is not in the app yet (404): vector-tile assertions wait for it"
 
 
@@ -61,14 +55,8 @@ def tiles_ready(base_url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: scripts/install-system-packages installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with launch() as b:
         yield b
-        b.close()
 
 
 class MapPage:
@@ -76,7 +64,8 @@ class MapPage:
 
     def __init__(self, browser: Any, base_url: str) -> None:
         self.base_url = base_url
-        self.page = browser.new_page(viewport={"width": 1100, "height": 750})
+        self.context = browser.new_context(viewport={"width": 1200, "height": 900})
+        self.page = self.context.new_page()
         self.page.set_default_timeout(90_000)  # a loaded 2-core machine can be slow to draw tiles
         self.requests: list[str] = []
         self.failed: list[str] = []
@@ -112,7 +101,8 @@ class MapPage:
         self.page.wait_for_timeout(300)  # VectorGrid draws on the next animation frames
 
     def paths(self, layer: str) -> int:
-        """SVG paths drawn by one layer ("boroughs" or an asset collection)."""
+        """Features drawn by one layer: SVG paths ("boroughs", wayleaves, projects), or the features
+        of the asset layers' canvas tiles on the page."""
         return int(
             self.js(
                 """(name) => {
@@ -121,6 +111,8 @@ class MapPage:
                 if (!cm.map.hasLayer(layer)) return 0;
                 if (name === 'boroughs') return Object.keys(layer._layers).filter(
                     (k) => layer._layers[k]._path && layer._layers[k]._path.isConnected).length;
+                if (layer._vectorTiles) return Object.values(layer._vectorTiles).filter(
+                    (r) => r.getContainer().isConnected).reduce((n, r) => n + Object.keys(r._features).length, 0);
                 return layer.getContainer() ? layer.getContainer().querySelectorAll('path').length : 0;
             }""",
                 layer,
@@ -136,31 +128,42 @@ class MapPage:
             )
         )
 
-    def toggle(self, label: str) -> None:
-        self.page.locator(".leaflet-control-layers-overlays label", has_text=label).locator("input").click()
+    def checkbox(self, collection: str) -> Any:
+        return self.page.locator(f"[data-layers] input[value='{collection}']")
+
+    def toggle(self, collection: str) -> None:
+        self.checkbox(collection).click()
         self.settle()
 
     def select_borough(self, code: str) -> None:
-        """Choose in the borough selector and wait until the map has finished moving."""
+        """Choose in the borough filter and wait until the map has finished moving."""
         self.js(
             "() => { window.__moved = false; window.connectivityMap.map.once('moveend', () => { window.__moved = true; }); }"
         )
-        self.page.select_option("#cm-borough", code)
+        self.page.select_option("#filter-borough", code)
         self.until("() => window.__moved === true")
 
     def outside_requests(self) -> list[str]:
         return [u for u in self.requests if not (u.startswith(self.base_url + "/") or u.startswith("data:"))]
 
+    def close(self) -> None:
+        self.context.close()
+
 
 def borough_bounds(page: MapPage, code: str) -> list[float]:
-    return list(page.js("(c) => window.connectivityMap.ctx.boroughs.find((b) => b.code === c).bounds", code))
+    return list(
+        page.js(
+            "(c) => window.connectivityMap.config.boroughs.features.find((f) => f.properties.code === c).properties.bounds",
+            code,
+        )
+    )
 
 
 @pytest.fixture
 def map_page(browser: Any, base_url: str) -> Iterator[MapPage]:
     page = MapPage(browser, base_url)
     yield page
-    page.page.close()
+    page.close()
 
 
 def test_map_loads_offline_and_draws_every_layer(
@@ -170,13 +173,13 @@ def test_map_loads_offline_and_draws_every_layer(
     assert page.js("L.version") == "1.9.3"
     assert page.js("typeof L.vectorGrid.protobuf") == "function"
     assert page.paths("boroughs") == 33
-    assert page.page.locator(".cm-legend li").count() >= 4
+    assert page.page.locator("[data-legend] li").count() >= 4
     assert page.page.locator(".leaflet-control-scale-line").count() == 1
     assert "km" in page.page.inner_text(".leaflet-control-scale-line") or "m" in page.page.inner_text(
         ".leaflet-control-scale-line"
     )
-    assert page.page.locator("#cm-borough option").count() == 34  # All London + 33
-    labels = page.page.inner_text(".leaflet-control-layers-overlays")
+    assert page.page.locator("#filter-borough option").count() == 34  # All London + 33
+    labels = page.page.inner_text("[data-layers]")
     for name in ("London boroughs (33)", "Street furniture (", "Public buildings (", "Ducts ("):
         assert name in labels
     assert page.errors == []
@@ -188,9 +191,12 @@ def test_map_loads_offline_and_draws_every_layer(
     if not tiles_ready:
         pytest.xfail(NO_TILES)
     assert page.failed == []
-    # London at z10-11: clusters for points, merged lines for ducts.
-    for layer in ASSET_LAYERS:
-        assert page.paths(layer) > 0, layer
+    # London at zoom 10 is the borough choropleth; at zoom 12 the points are clusters, ducts merged lines.
+    assert page.js("document.getElementById('map').dataset.mode") == "boroughs"
+    page.js("() => window.connectivityMap.map.setView([51.535, -0.14], 12, {animate: false})")
+    page.settle()
+    page.until("() => document.querySelectorAll('#map .app-cluster').length > 0")
+    assert page.paths("ducts") > 0
     page.open(f"?borough={CAMDEN}")
     page.js("window.connectivityMap.map.setZoom(15, {animate: false})")
     page.settle()
@@ -209,12 +215,12 @@ def test_borough_parameter_frames_the_map(map_page: MapPage) -> None:
     assert view["south"] <= south and view["north"] >= north
     assert view["west"] <= west and view["east"] >= east
     assert south < view["lat"] < north and west < view["lng"] < east
-    assert page.js("document.getElementById('cm-borough').value") == CAMDEN
-    london = page.js("window.connectivityMap.ctx.londonBounds")
+    assert page.js("document.getElementById('filter-borough').value") == CAMDEN
+    london = page.js("window.connectivityMap.config.londonBounds")
     assert view["north"] - view["south"] < (london[2] - london[0]) / 2  # a borough, not all London
 
 
-def test_borough_selector_moves_the_view(map_page: MapPage) -> None:
+def test_borough_filter_moves_the_view(map_page: MapPage) -> None:
     page = map_page.open()
     before = page.view()
     page.select_borough(HACKNEY)
@@ -223,96 +229,116 @@ def test_borough_selector_moves_the_view(map_page: MapPage) -> None:
     assert south < after["lat"] < north and west < after["lng"] < east
     assert after["south"] <= south and after["north"] >= north
     assert after["zoom"] > before["zoom"]
-    assert page.page.url.endswith(f"/map?borough={HACKNEY}")
+    assert f"borough={HACKNEY}" in page.js("location.hash")
     page.select_borough("")
     assert page.view()["zoom"] == before["zoom"]
-    assert page.page.url.endswith("/map")
+    assert "borough=" not in page.js("location.hash")
     assert page.errors == []
 
 
 def test_layers_toggle_off_and_on(map_page: MapPage, tiles_ready: bool) -> None:
     page = map_page.open(f"?borough={CAMDEN}")
     assert page.paths("boroughs") == 33
-    page.toggle("London boroughs")
+    page.toggle("boroughs")
     assert page.paths("boroughs") == 0
-    page.toggle("London boroughs")
+    page.toggle("boroughs")
     assert page.paths("boroughs") == 33
 
     if not tiles_ready:
         pytest.xfail(NO_TILES)
-    for layer, label in (("street_furniture", "Street furniture"), ("ducts", "Ducts")):
+    for layer in ("street_furniture", "ducts"):
         assert page.paths(layer) > 0, layer
-        page.toggle(label)
+        page.toggle(layer)
         assert page.paths(layer) == 0, layer
-        assert (
-            page.page.locator(
-                f".leaflet-control-layers-overlays label:has-text('{label}') input"
-            ).is_checked()
-            is False
-        )
-        page.toggle(label)
-        page.until(
-            "(n) => { const l = window.connectivityMap.layers[n];"
-            " return l.getContainer() && l.getContainer().querySelectorAll('path').length > 0; }",
-            layer,
-        )
+        assert page.checkbox(layer).is_checked() is False
+        assert page.page.locator(f"[data-legend] [data-legend='{layer}']").count() == 0  # the legend follows
+        page.toggle(layer)
+        deadline = time.monotonic() + 90
+        while page.paths(layer) == 0:
+            assert time.monotonic() < deadline, f"{layer} was not drawn again"
+            page.page.wait_for_timeout(100)
+        assert page.page.locator(f"[data-legend] [data-legend='{layer}']").count() == 1
     assert page.errors == []
 
 
 FIND_TARGET = """(name) => {
-    // The centre of a small drawn feature of this layer that nothing else covers.
+    // Where a small drawn point of this canvas layer is on the page, nothing covering it.
     const cm = window.connectivityMap;
     const box = cm.map.getContainer().getBoundingClientRect();
-    const container = name === 'boroughs' ? null : cm.layers[name].getContainer();
-    const paths = [...container.querySelectorAll('path')];
-    for (const el of paths) {
-        const r = el.getBoundingClientRect();
-        const x = r.left + r.width / 2, y = r.top + r.height / 2;
-        if (r.width < 2 || r.width > 16 || x < box.left + 250 || x > box.right - 300
-            || y < box.top + 150 || y > box.bottom - 200) continue;
-        if (document.elementFromPoint(x, y) === el) return {x: x, y: y, width: r.width};
+    for (const renderer of Object.values(cm.layers[name]._vectorTiles || {})) {
+        const canvas = renderer.getContainer();
+        if (!renderer._map || !canvas.isConnected) continue;
+        const origin = renderer.getOffset();
+        for (const [id, f] of Object.entries(renderer._features)) {
+            const p = f.feature._point;
+            if (!p) continue;
+            const c = cm.map.layerPointToContainerPoint(origin.add(p));
+            const x = box.left + c.x, y = box.top + c.y;
+            if (x < box.left + 150 || x > box.right - 150 || y < box.top + 100 || y > box.bottom - 100) continue;
+            if (document.elementFromPoint(x, y) === canvas) return {x: x, y: y, id: Number(id), radius: f.feature._radius};
+        }
     }
     return null;
 }"""
 
 
-def test_click_asset_shows_popup(map_page: MapPage, tiles_ready: bool) -> None:
+def test_click_shows_the_details_of_a_borough_and_of_an_asset(map_page: MapPage, tiles_ready: bool) -> None:
     page = map_page.open(f"?borough={CAMDEN}")
-    # Without asset layers, a click on the map lands on a borough and shows its popup.
-    for label in ("Street furniture", "Public buildings", "Ducts"):
-        page.toggle(label)
+    # Without asset layers, a click on the map lands on a borough and shows its details.
+    for layer in ("street_furniture", "public_buildings", "ducts", "wards"):
+        page.toggle(layer)
     south, west, north, east = borough_bounds(page, CAMDEN)
     page.js("(c) => window.connectivityMap.map.setView(c, 14, {animate: false})", [51.5455, -0.1627])
     point = page.js("() => window.connectivityMap.map.latLngToContainerPoint([51.5455, -0.1627])")
-    box = page.page.locator(".folium-map").bounding_box()
+    box = page.page.locator("#map").bounding_box()
     page.page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
-    popup = page.page.wait_for_selector(".leaflet-popup-content")
-    assert "Camden" in popup.inner_text() and CAMDEN in popup.inner_text()
+    panel = page.page.wait_for_selector("[data-details]:not([hidden])")
+    assert "Camden" in panel.inner_text() and CAMDEN in panel.inner_text()
     assert south < 51.5455 < north and west < -0.1627 < east
-    page.js("() => window.connectivityMap.map.closePopup()")
+    page.page.click("[data-details-close]")
 
     if not tiles_ready:
         pytest.xfail(NO_TILES)
-    page.toggle("Street furniture")
+    page.toggle("street_furniture")
     page.js("() => window.connectivityMap.map.setZoom(17, {animate: false})")
     # Poll until a small point is drawn and uncovered, rather than wait for the network to idle.
     target = page.until(f"() => ({FIND_TARGET})('street_furniture')")
-    assert target["width"] <= 12  # a small point: the case VectorGrid's click bug broke
+    assert target["radius"] <= 10  # a small point: the case VectorGrid's click bug broke
     page.page.mouse.click(target["x"], target["y"])
-    popup = page.page.wait_for_selector(".leaflet-popup-content .cm-popup[data-asset-id]")
-    asset_id = popup.get_attribute("data-asset-id")
-    assert asset_id and asset_id.isdigit()
-    page.page.wait_for_selector(".leaflet-popup-content .cm-detail tr")  # owner etc. from /assets/{id}
-    text = page.page.inner_text(".leaflet-popup-content")
-    for field in ("Type", "Status", "Borough", "Source id", f"Asset {asset_id}"):
+    panel = page.page.wait_for_selector("[data-details]:not([hidden])[data-asset-id]")
+    asset_id = panel.get_attribute("data-asset-id")
+    assert asset_id == str(target["id"])  # the point clicked, found by the canvas' own hit test
+    assert page.page.locator("#map .app-chosen").count() == 1  # and ringed on the map
+    page.page.wait_for_selector("[data-details] dl .govuk-summary-list__row")  # owner etc. from /assets/{id}
+    page.page.wait_for_selector("[data-details] h3")  # the wayleave summary
+    text = page.page.inner_text("[data-details]")
+    for field in (
+        "Type",
+        "Status",
+        "Borough",
+        "Source id",
+        "Owner",
+        f"asset {asset_id}",
+        "Wayleaves",
+        "History",
+    ):
         assert field in text, (field, text)
     asset = page.js("(u) => fetch(u).then((r) => r.json())", f"{page.base_url}/assets/{asset_id}")
-    assert asset["source_id"] in text
+    assert asset["source_id"] in text and asset["owner"] in text
+    screenshot(page.page, "map-details", full_page=False)
     assert asset["kind"] == "street_furniture"
+    links = page.js(
+        "() => [...document.querySelectorAll('[data-details-links] a')].map((a) => a.getAttribute('href'))"
+    )
+    assert links == [
+        f"/assets/{asset_id}/history",
+        f"/assets/{asset_id}",
+        f"/collections/street_furniture/items/{asset_id}",
+    ]
     assert page.errors == [] and page.outside_requests() == []
 
 
-# Sign-in and wayleave popups ----------------------------------------------------------------------------
+# Sign-in and wayleave details ---------------------------------------------------------------------------
 KEY_STORE = "connectivity.apiKey"
 
 
@@ -320,12 +346,22 @@ def stored_key(page: MapPage) -> Any:
     return page.js("(k) => window.sessionStorage.getItem(k)", KEY_STORE)
 
 
+def who(page: MapPage) -> str:
+    return str(page.page.inner_text("[data-signin-who]"))
+
+
 def sign_in(page: MapPage, key: str) -> None:
-    """Open the sign-in form, paste the key, submit, and wait for the answer (signed in or an error)."""
-    page.page.click(".cm-signin .cm-open")
-    page.page.fill("#cm-key", key)
-    page.page.click(".cm-signin-form button[type=submit]")
-    page.page.wait_for_selector(".cm-signin .cm-who, .cm-signin .cm-error")
+    """Paste the key into the app's sign-in, submit, and wait for the answer (signed in or an error)."""
+    page.page.fill("#signin-key", key)
+    page.page.click("[data-signin-form] button[type=submit]")
+    page.until(
+        "() => document.querySelector('.app-signin--in') || !document.querySelector('[data-signin-error]').hidden"
+    )
+
+
+def sign_out(page: MapPage) -> None:
+    page.page.click("[data-signout]")
+    page.until("() => !document.querySelector('.app-signin--in')")
 
 
 @pytest.fixture(scope="module")
@@ -379,63 +415,71 @@ WAYLEAVE_AT = """([lat, lng]) => {
     return el && container && container.contains(el) ? {x: x, y: y} : null;
 }"""
 
+DETAIL_ROWS = """(id) => {
+    const dl = document.querySelector(`[data-wayleave-detail="${id}"]`);
+    return dl ? Object.fromEntries([...dl.querySelectorAll('.govuk-summary-list__row')].map(
+        (r) => [r.querySelector('dt').textContent, r.querySelector('dd').textContent])) : null;
+}"""
+
 
 def show_only_wayleaves(page: MapPage, site: SimpleNamespace) -> None:
-    for label in ("Street furniture", "Public buildings", "Ducts", "Pipeline projects"):
-        page.toggle(label)
+    for layer in ("street_furniture", "public_buildings", "ducts", "pipeline_projects"):
+        page.toggle(layer)
     page.js("(c) => window.connectivityMap.map.setView(c, 18, {animate: false})", [site.lat, site.lon])
 
 
-def wayleave_popup(page: MapPage, site: SimpleNamespace) -> str:
-    """Click the site's wayleave on the map; the popup's text once its details (or the hint) are in."""
-    page.page.wait_for_selector(".leaflet-popup", state="detached")  # no earlier popup still fading out
+def wayleave_details(page: MapPage, site: SimpleNamespace) -> str:
+    """Click the site's wayleave on the map; the panel's text once its details (or the hint) are in."""
     target = page.until(WAYLEAVE_AT, [site.lat, site.lon])
     page.page.mouse.click(target["x"], target["y"])
-    page.page.wait_for_selector(f".leaflet-popup-content .cm-popup[data-wayleave-id='{site.id}']")
-    page.page.wait_for_selector(".leaflet-popup-content .cm-detail tr, .leaflet-popup-content .cm-hint")
-    return str(page.page.inner_text(".leaflet-popup-content"))
+    page.page.wait_for_selector(f"[data-details]:not([hidden])[data-wayleave-id='{site.id}']")
+    page.page.wait_for_selector(
+        f"[data-details] [data-wayleave-detail='{site.id}'], [data-details] .app-map-details__hint"
+    )
+    return str(page.page.inner_text("[data-details]"))
 
 
 def test_sign_in_shows_who_and_lasts_the_tab_until_sign_out(map_page: MapPage, keys: dict[str, str]) -> None:
     page = map_page.open()
-    assert page.page.inner_text(".cm-signin") == "Sign in" and stored_key(page) is None
+    assert who(page).startswith("Not signed in") and stored_key(page) is None
     sign_in(page, keys["camden"])
-    assert page.page.inner_text(".cm-signin .cm-who") == "Signed in as borough Camden"
-    assert page.page.locator(".cm-signin .cm-error").count() == 0
+    assert who(page).startswith("Signed in as borough Camden")
+    assert page.page.locator("[data-signin-error]").is_hidden()
     assert stored_key(page) == keys["camden"]
     # sessionStorage only: no cookie, nothing in localStorage, never in a URL.
     assert page.js("document.cookie") == "" and page.js("window.localStorage.length") == 0
     assert not [u for u in page.requests if keys["camden"] in u]
+    assert keys["camden"] not in page.js("location.href")
     page.open()  # a reload in the same tab: checked again with /me, still signed in
-    page.page.wait_for_selector(".cm-signin .cm-who")
-    assert page.page.inner_text(".cm-signin .cm-who") == "Signed in as borough Camden"
+    page.until("() => document.querySelector('.app-signin--in')")
+    assert who(page).startswith("Signed in as borough Camden")
     assert page.requests.count(f"{page.base_url}/me") == 2
-    page.page.click(".cm-signin .cm-signout")
-    assert page.page.inner_text(".cm-signin") == "Sign in" and stored_key(page) is None
+    sign_out(page)
+    assert who(page).startswith("Not signed in") and stored_key(page) is None
     sign_in(page, keys["admin"])
-    assert page.page.inner_text(".cm-signin .cm-who") == "Signed in as admin (GLA)"
+    assert who(page).startswith("Signed in as admin (GLA)")
     assert page.errors == [] and page.failed == [] and page.outside_requests() == []
 
 
 def test_sign_in_with_an_invalid_key_shows_the_error(map_page: MapPage) -> None:
     page = map_page.open()
     sign_in(page, "cx_this-is-not-a-key")
-    error = page.page.inner_text(".cm-signin .cm-error")
-    assert error == "Not signed in: the API key is unknown or revoked"
-    assert page.page.locator(".cm-signin .cm-who").count() == 0 and stored_key(page) is None
-    assert page.page.is_visible("#cm-key")  # the form stays open to try again
-    page.page.fill("#cm-key", "   ")
-    page.page.click(".cm-signin-form button[type=submit]")
-    assert page.page.inner_text(".cm-signin .cm-error") == "Paste your API key first."
+    error = page.page.inner_text("[data-signin-error]")
+    assert error == "Error: that key is not valid (unknown, expired or revoked)"
+    assert who(page).startswith("Not signed in") and stored_key(page) is None
+    assert page.page.is_visible("#signin-key")  # the form stays open to try again
+    page.page.fill("#signin-key", "   ")
+    page.page.click("[data-signin-form] button[type=submit]")
+    assert page.page.inner_text("[data-signin-error]") == "Error: enter an API key"
     assert page.failed == [f"401 {page.base_url}/me"] and page.errors == []
     # A revoked key kept by the tab is dropped on the next load.
     page.js("([k, v]) => window.sessionStorage.setItem(k, v)", [KEY_STORE, "cx_revoked-meanwhile"])
     page.open()
-    page.page.wait_for_selector(".cm-signin .cm-error")
-    assert "unknown or revoked" in page.page.inner_text(".cm-signin .cm-error") and stored_key(page) is None
+    page.until("(k) => window.sessionStorage.getItem(k) === null", KEY_STORE)
+    assert who(page).startswith("Not signed in") and stored_key(page) is None
 
 
-def test_wayleave_popup_shows_the_operator_only_to_keys_allowed_to_see_it(
+def test_wayleave_details_show_the_operator_only_to_keys_allowed_to_see_it(
     map_page: MapPage, tiles_ready: bool, site: SimpleNamespace, keys: dict[str, str]
 ) -> None:
     if not tiles_ready:
@@ -449,43 +493,47 @@ def test_wayleave_popup_shows_the_operator_only_to_keys_allowed_to_see_it(
     show_only_wayleaves(page, site)
 
     # Signed out: what the tiles carry, and the hint.
-    text = wayleave_popup(page, site)
+    text = wayleave_details(page, site)
     assert "Map test column" in text and "Days in status" in text and f"Wayleave {site.id}" in text
     assert "Sign in to see the operator" in text
     for hidden in ("Map Fibre", "MAP-REF-1", "MF-77", "Operator"):
         assert hidden not in text, hidden
 
-    # The wayleave's own operator: operator, references and key dates.
+    # The wayleave's own operator: operator, references and key dates (the panel follows the sign-in).
     sign_in(page, site.keys["Map Fibre"])
-    assert page.page.inner_text(".cm-signin .cm-who") == "Signed in as operator Map Fibre"
-    # The popup seen signed out goes (Leaflet fades it out first).
-    page.page.wait_for_selector(".leaflet-popup", state="detached")
-    text = wayleave_popup(page, site)
+    assert who(page).startswith("Signed in as operator Map Fibre")
+    rows = page.until(DETAIL_ROWS, site.id)
     requested = dt.date.fromisoformat(site.row["requested_on"])
-    for shown in (
-        "Operator\tMap Fibre", "Reference\tMAP-REF-1", "Operator reference\tMF-77",
-        f"Requested\t{requested.day} {requested:%b} {requested.year}", "Days in status", "Due",
-    ):  # fmt: skip
-        assert shown in text, (shown, text)
-    assert "Sign in to see" not in text and "Pat Private" not in text
+    assert rows["Operator"] == "Map Fibre" and rows["Reference"] == "MAP-REF-1"
+    assert rows["Operator reference"] == "MF-77" and "Due" in rows
+    assert rows["Requested"] == f"{requested.day} {requested:%b} {requested.year}"
+    text = wayleave_details(page, site)
+    assert "Days in status" in text and "Sign in to see" not in text and "Pat Private" not in text
 
     # Another operator's key: no operator, and why.
-    page.page.click(".cm-signin .cm-signout")
+    sign_out(page)
     sign_in(page, site.keys["Other Fibre"])
-    text = wayleave_popup(page, site)
+    text = wayleave_details(page, site)
+    page.until(
+        "() => document.querySelector('[data-details] .app-map-details__hint')?.textContent.includes('may not')"
+    )
+    text = str(page.page.inner_text("[data-details]"))
     assert "Your key may not see this wayleave's operator" in text
     for hidden in ("Map Fibre", "MAP-REF-1", "MF-77"):
         assert hidden not in text, hidden
 
     # A borough key (every borough reads every wayleave) sees it too.
-    page.page.click(".cm-signin .cm-signout")
+    sign_out(page)
     sign_in(page, keys["hackney"])
-    assert "Operator\tMap Fibre" in wayleave_popup(page, site)
+    assert page.until(DETAIL_ROWS, site.id)["Operator"] == "Map Fibre"
 
-    # The key went only to this app's /me and /wayleaves/{id}, never with tiles.
-    assert {u.removeprefix(page.base_url) for u, _ in sent} == {"/me", f"/wayleaves/{site.id}"}
+    # The key goes only to this app, never with tiles or static files.
+    paths = {u.removeprefix(page.base_url).split("?")[0] for u, _ in sent}
+    assert all(u.startswith(page.base_url + "/") for u, _ in sent)
+    assert {"/me", f"/wayleaves/{site.id}"} <= paths
+    assert not [p for p in paths if p.startswith(("/tiles/", "/static/"))]
     assert {h for _, h in sent} == {
         f"Bearer {k}" for k in (site.keys["Map Fibre"], site.keys["Other Fibre"], keys["hackney"])
     }
-    assert page.failed == [f"403 {page.base_url}/wayleaves/{site.id}"]
+    assert f"403 {page.base_url}/wayleaves/{site.id}" in page.failed
     assert page.errors == [] and page.outside_requests() == []

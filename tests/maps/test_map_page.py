@@ -1,4 +1,4 @@
-"""``GET /map``: the page's HTML, its local resources, borough framing and errors."""
+"""``GET /map``: the page's HTML, its local resources, its configuration, borough framing and errors."""
 
 from __future__ import annotations
 
@@ -26,10 +26,17 @@ def page(client: TestClient) -> str:
     return r.text
 
 
-def fit_bounds(html: str) -> list[list[float]]:
-    found = re.findall(r"\.fitBounds\(\s*(\[\[.*?\]\])", html, re.S)
+def config(html: str) -> dict:
+    """The page's configuration (the JSON its script reads)."""
+    found = re.findall(r'<script[^>]* id="map-config">(.*?)</script>', html, re.S)
     assert len(found) == 1, found
     return json.loads(found[0])
+
+
+def fit_bounds(html: str) -> list[list[float]]:
+    """Where the map opens: ``[[south, west], [north, east]]``."""
+    south, west, north, east = config(html)["frame"]
+    return [[south, west], [north, east]]
 
 
 def test_no_remote_resources(page: str) -> None:
@@ -44,6 +51,9 @@ def test_every_static_url_is_served(client: TestClient, page: str) -> None:
     assert any("leaflet.js" in u for u in urls)
     assert any("Leaflet.VectorGrid" in u for u in urls)
     assert any("connectivity-map.js" in u for u in urls)
+    # The page's modules, imported by connectivity-map.js, are served too.
+    urls |= {f"/static/map/{p.name}" for p in (STATIC_DIR / "map").glob("*.js")}
+    assert len(urls) >= 10
     for url in urls:
         path = urlsplit(url).path
         assert (STATIC_DIR / path.removeprefix("/static/")).is_file(), url
@@ -53,15 +63,17 @@ def test_every_static_url_is_served(client: TestClient, page: str) -> None:
 
 
 def test_asset_layers_come_from_vector_tiles(page: str) -> None:
+    conf = config(page)
+    assert conf["tileUrl"] == "/tiles/{collection}/{z}/{x}/{y}.mvt"
+    assert conf["clusterUrl"] == "/tiles/{collection}/clusters/{z}/{x}/{y}.json"
+    collections = [s["collection"] for s in conf["specs"]]
     for spec in ASSET_LAYERS:
-        assert (
-            f"L.vectorGrid.protobuf(\n                '/tiles/{spec.collection}/{{z}}/{{x}}/{{y}}.mvt'"
-            in page
-        )
-        assert f'"{spec.collection}":' in page
+        assert spec.collection in collections
     # Only the 33 borough outlines are embedded, never assets.
     assert page.count('"type":"Feature"') + page.count('"type": "Feature"') == 33
-    assert "bus_stop" not in page.split("ConnectivityMap.init(")[0].split("L.geoJson")[0]
+    assert len(conf["boroughs"]["features"]) == 33
+    without_words = {k: v for k, v in conf.items() if k not in ("vocabulary", "specs", "counts")}
+    assert "bus_stop" not in json.dumps(without_words) and "SYN-" not in page and "TFL-" not in page
 
 
 def test_counts_in_layer_names(client: TestClient, page: str) -> None:
@@ -74,9 +86,15 @@ def test_counts_in_layer_names(client: TestClient, page: str) -> None:
 
 
 def test_page_has_controls(page: str) -> None:
-    assert "L.control.layers" in page
-    assert "ConnectivityMap.init(" in page
-    assert "<title>London connectivity map</title>" in page
+    for control in (
+        'role="combobox"', 'id="map-search"', 'name="layer"', 'id="filter-borough"', 'name="status"',
+        'name="wayleave-status"', "data-legend", "data-details", 'id="map-report"',
+    ):  # fmt: skip
+        assert control in page, control
+    assert 'src="/static/connectivity-map.js"' in page and 'type="module"' in page
+    assert "<title>Map – Connectivity for London</title>" in page
+    # The app's header, navigation and sign-in, the same as on /app pages.
+    assert 'aria-label="Pages"' in page and 'id="signin-key"' in page and 'aria-current="page"' in page
 
 
 @pytest.mark.parametrize("path", ["/map", "/docs"])
@@ -84,7 +102,7 @@ def test_pages_are_english_and_their_readers_may_zoom(client: TestClient, path: 
     """WCAG 3.1.1 and 1.4.4 (axe-core's html-has-lang and meta-viewport): folium's page has no
     ``lang`` and its map forbids zooming the page."""
     html = client.get(path).text
-    assert re.match(r'\s*<!DOCTYPE html>\s*<html lang="en-GB">', html, re.I)
+    assert re.match(r'\s*<!DOCTYPE html>\s*<html lang="en-GB"[ >]', html, re.I)
     viewports = re.findall(r'<meta name="viewport"[^>]*>', html)
     assert all("user-scalable=no" not in v and "maximum-scale" not in v for v in viewports), viewports
 
@@ -105,7 +123,8 @@ def test_borough_framing(client: TestClient, conn: psycopg.Connection) -> None:
     ).fetchone()
     (s, w), (n, e) = fit_bounds(r.text)
     assert (s, w, n, e) == pytest.approx((south, west, north, east), abs=2e-5)
-    assert '"selected":"E09000007"' in r.text
+    assert config(r.text)["selected"] == "E09000007"
+    assert '<option value="E09000007" selected>Camden</option>' in r.text  # the borough filter is set
 
 
 @pytest.mark.parametrize("code", ["E09000034", "W06000015", "camden", ""])
@@ -132,6 +151,8 @@ def small_boroughs() -> dict:
                     "name": "City of London",
                     "assets": 3,
                     "bounds": [51, 0, 51.1, 0.1],
+                    "area_km2": 77.3,
+                    "label": [0.05, 51.05],
                 },
                 "geometry": square,
             }
@@ -142,14 +163,12 @@ def small_boroughs() -> dict:
 def test_background_tiles_from_settings() -> None:
     settings = MapSettings(tile_url="/basemap/{z}/{x}/{y}.png", tile_attribution="Test tiles")
     html = render_map(small_boroughs(), {"street_furniture": 1}, settings=settings)
-    assert (
-        'L.tileLayer(\n                "/basemap/{z}/{x}/{y}.png"' in html
-        or '"/basemap/{z}/{x}/{y}.png"' in html
-    )
-    assert "Test tiles" in html
-    assert '"plain":false' in html
-    plain = render_map(small_boroughs(), {}, settings=MapSettings())
-    assert "L.tileLayer" not in plain and '"plain":true' in plain
+    conf = config(html)
+    assert conf["basemap"] == {"url": "/basemap/{z}/{x}/{y}.png", "attribution": "Test tiles"}
+    assert '"/basemap/{z}/{x}/{y}.png"' in html and "Test tiles" in html
+    assert conf["plain"] is False
+    plain = config(render_map(small_boroughs(), {}, settings=MapSettings()))
+    assert plain["basemap"] is None and plain["plain"] is True
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,9 +180,12 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_prefix_applies_to_every_local_url() -> None:
     html = render_map(small_boroughs(), {}, prefix="/gla")
-    urls = [u for u in URL_ATTR.findall(html) if not u.startswith("data:")]
-    assert urls and all(u.startswith("/gla/static/") for u in urls)
-    assert "'/gla/tiles/street_furniture/{z}/{x}/{y}.mvt'" in html
+    urls = [u for u in URL_ATTR.findall(html) if not u.startswith(("data:", "#"))]
+    assert urls and all(u.startswith("/gla/") for u in urls), urls
+    assert all(u.startswith("/gla/static/") for u in urls if "." in u.rsplit("/", 1)[-1])
+    conf = config(html)
+    assert conf["prefix"] == "/gla" and conf["tileUrl"] == "/gla/tiles/{collection}/{z}/{x}/{y}.mvt"
+    assert conf["clusterUrl"].startswith("/gla/tiles/")
 
 
 def test_localize_fails_loudly_and_leaves_folium_alone() -> None:
@@ -188,11 +210,10 @@ def test_every_mapped_file_exists() -> None:
             assert (STATIC_DIR / path).is_file(), (name, path)
 
 
-def test_only_wayleave_details_need_a_key_and_no_key_is_in_the_page(page: str) -> None:
-    specs = {
-        m.group(1): json.loads(m.group(0))
-        for m in re.finditer(r'\{"collection":"(\w+)".*?"count":[^}]*\}', page)
-    }
+def test_only_wayleave_details_need_a_key_and_no_key_is_in_the_page(
+    page: str, conn: psycopg.Connection
+) -> None:
+    specs = {s["collection"]: s for s in config(page)["specs"]}
     assert specs["wayleaves"]["detail_needs_key"] is True and specs["wayleaves"]["id_label"] == "Wayleave"
     assert specs["wayleaves"]["detail_url"] == "/wayleaves/{id}"
     for spec in ASSET_LAYERS:
@@ -200,10 +221,10 @@ def test_only_wayleave_details_need_a_key_and_no_key_is_in_the_page(page: str) -
             specs[spec.collection]["detail_needs_key"] is False
             and specs[spec.collection]["id_label"] == "Asset"
         )
-    # The sign-in control is drawn by the page's script; the page itself holds no key.
-    assert (
-        "Bearer" not in page and "cx_" not in page and "operator" not in page.lower().replace("operators", "")
-    )
+    # The sign-in is drawn by the app's script; the page itself holds no key, and no operator's name.
+    assert "Bearer" not in page and "cx_" not in page
+    operators = [r[0] for r in conn.execute("SELECT DISTINCT operator FROM wayleaves WHERE operator <> ''")]
+    assert not [name for name in operators if name in page]
 
 
 @pytest.mark.parametrize(
