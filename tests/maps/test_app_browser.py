@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser import axe_violations, launch, screenshot, until
+from browser import axe_violations, screenshot, until
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launch() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)
-    tab.errors = []  # type: ignore[attr-defined]
-    tab.on("pageerror", lambda e: tab.errors.append(str(e)))  # type: ignore[attr-defined]
-    yield tab
-    context.close()
 
 
 def sign_in(page: Any, key: str) -> str:

@@ -8,11 +8,11 @@ state is checked with axe-core and kept as a screenshot (tests/artifacts/screens
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from browser import axe_violations, launch, screenshot, until
+from browser import axe_violations, screenshot, until
 from fastapi.testclient import TestClient
 
 pytestmark = pytest.mark.browser
@@ -53,22 +53,10 @@ VISIBLE_LABELS = """(kind) => [...document.querySelectorAll(`#map .app-label--${
     .map((e) => e.textContent)"""
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launch() as b:
-        yield b
-
-
 @pytest.fixture
-def page(browser: Any, live_server: str) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)
-    tab.errors = []  # type: ignore[attr-defined]
-    tab.on("pageerror", lambda e: tab.errors.append(str(e)))  # type: ignore[attr-defined]
-    tab.base = live_server  # type: ignore[attr-defined]
-    yield tab
-    context.close()
+def page(page: Any, live_server: str) -> Any:
+    page.base = live_server
+    return page
 
 
 SETTLED = """() => { const cm = window.connectivityMap;

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from browser import axe_violations, launch, screenshot, until
+from browser import axe_violations, screenshot, until
 from servers import serving
 
 from geo.core.settings import DatabaseSettings, Settings
@@ -32,24 +32,6 @@ def site(isolated: SimpleNamespace) -> Iterator[SimpleNamespace]:
     keys = {who: isolated.auth(who)["Authorization"].removeprefix("Bearer ") for who in ("admin", "camden")}
     with serving(Settings(db=DatabaseSettings(url=isolated.app_url))) as url:
         yield SimpleNamespace(url=url, keys=keys, client=isolated.client, auth=isolated.auth)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launch() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)
-    tab.errors = []  # type: ignore[attr-defined]
-    tab.on("pageerror", lambda e: tab.errors.append(str(e)))  # type: ignore[attr-defined]
-    yield tab
-    assert tab.errors == []  # type: ignore[attr-defined]
-    context.close()
 
 
 def loaded(page: Any) -> str:

@@ -19,7 +19,7 @@ import psycopg
 import pyogrio
 import pytest
 import shapely
-from browser import axe_violations, launch, screenshot, until
+from browser import axe_violations, screenshot, until
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from servers import serving
 
@@ -39,23 +39,6 @@ def server(isolated: Any) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def own_keys(isolated: Any) -> dict[str, str]:
     return {who: isolated.auth(who)["Authorization"].removeprefix("Bearer ") for who in ROLES}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launch() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)
-    tab.errors = []  # type: ignore[attr-defined]
-    tab.on("pageerror", lambda e: tab.errors.append(str(e)))  # type: ignore[attr-defined]
-    yield tab
-    context.close()
 
 
 def lamps(samples: Any, prefix: str, broken: bool = True) -> gpd.GeoDataFrame:

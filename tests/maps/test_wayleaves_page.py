@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from browser import axe_violations, launch, screenshot, until
+from browser import axe_violations, screenshot, until
 from servers import serving
 
 from geo import access
@@ -111,24 +111,6 @@ def site(isolated: SimpleNamespace) -> Iterator[SimpleNamespace]:
     keys["operator"] = operator_key(isolated.url, ALPHA)
     with serving(Settings(db=DatabaseSettings(url=isolated.app_url))) as url:
         yield SimpleNamespace(url=url, keys=keys, client=isolated.client, made=made, auth=isolated.auth)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launch() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)
-    tab.errors = []  # type: ignore[attr-defined]
-    tab.on("pageerror", lambda e: tab.errors.append(str(e)))  # type: ignore[attr-defined]
-    yield tab
-    assert tab.errors == []  # type: ignore[attr-defined]
-    context.close()
 
 
 def bearer(key: str) -> dict[str, str]:

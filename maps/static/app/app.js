@@ -32,6 +32,37 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * A DOM element with attributes and children; strings become text nodes, nothing is parsed as HTML.
+ * `attrs`: `class`, `text`, `hidden`, `dataset` (object), `style` (object; `--custom` properties
+ * too), `on` (event -> handler) or `onclick`-style handlers, anything else an attribute (`true`
+ * is an empty one); `null`, `undefined` and `false` are left out, of attributes and children.
+ */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = value;
+    else if (key === 'hidden') node.hidden = true;
+    else if (key === 'dataset') Object.assign(node.dataset, value);
+    else if (key === 'style') {
+      for (const [property, setting] of Object.entries(value)) {
+        if (property.startsWith('--')) node.style.setProperty(property, setting);
+        else node.style[property] = setting;
+      }
+    } else if (key === 'on') {
+      for (const [event, handler] of Object.entries(value)) node.addEventListener(event, handler);
+    } else if (key.startsWith('on') && typeof value === 'function') node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
 /** Headers for a call to the API as the signed-in caller. */
 export function authHeaders(extra = {}) {
   const headers = {Accept: 'application/json', ...extra};

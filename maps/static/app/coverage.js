@@ -4,7 +4,7 @@
  * textContent, never parsed as HTML. The drawing works by pointer (click the map) and by keyboard
  * (move the focused map with the arrow keys, then add its centre).
  */
-import { api, ApiError, authHeaders, boroughName, caller, onCaller, prefix, ready } from './app.js';
+import { api, ApiError, authHeaders, boroughName, caller, el, onCaller, prefix, ready } from './app.js';
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const form = $('[data-request-form]');
@@ -15,15 +15,6 @@ let reportMap = null;
 let gapsLayer = null;
 let polling = null;
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (name === 'class') node.className = value;
-    else node.setAttribute(name, value);
-  }
-  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  return node;
-}
 
 const pct = (v) => (v === null || v === undefined ? '–' : `${(100 * v).toFixed(1)}%`);
 const num = (v, digits = 0) =>
@@ -236,8 +227,10 @@ async function drawGaps(record) {
 
 // The list ----------------------------------------------------------------------------------------
 async function listReports() {
-  if (!caller()) return;
+  const asked = caller();
+  if (!asked) return;
   const reports = await api('/coverage/reports?limit=50');
+  if (caller() !== asked) return; // signed out or in as another key meanwhile: not this key's list
   const rows = reports.map((r) => {
     const share = r.summary?.whole_area?.find((w) => w.threshold_m === r.parameters?.gap_threshold)?.household_share;
     const open = el('button', {type: 'button', class: 'govuk-button govuk-button--secondary'}, 'Open', el('span', {class: 'govuk-visually-hidden'}, ` report ${r.id}`));

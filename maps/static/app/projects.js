@@ -4,7 +4,7 @@
  * GET /pipeline/projects as the signed-in key may see them (owners only for admins); every value
  * is set as text.
  */
-import { api, boroughName, onCaller, ready } from './app.js';
+import { api, boroughName, el, onCaller, ready } from './app.js';
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const form = $('[data-filters]');
@@ -13,16 +13,8 @@ const map = L.map('projects-map', {keyboard: true}).setView([51.5074, -0.1278], 
 const markers = L.layerGroup().addTo(map);
 let after = null;
 let who = null;
+let generation = 0; // a newer list (new filters, another key) makes an older answer stale
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (name === 'class') node.className = value;
-    else node.setAttribute(name, value);
-  }
-  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child ?? '')));
-  return node;
-}
 
 /** "Apr 2020" from "2020-04-01"; "…" for no date. */
 function month(day) {
@@ -109,6 +101,7 @@ function addRows(projects) {
 }
 
 async function load(more = false) {
+  const mine = more ? generation : ++generation;
   const params = query();
   if (more && after !== null) params.set('after', after);
   if (!more) {
@@ -118,12 +111,14 @@ async function load(more = false) {
   }
   try {
     const page = await api(`/pipeline/projects?${params}`);
+    if (mine !== generation) return; // the filters or the key changed while this was on its way
     addRows(page.projects);
     after = page.next_after;
     $('[data-more]').hidden = after === null || after === undefined;
     const shown = $('[data-rows]').children.length;
     $('[data-count]').textContent = shown === 0 ? 'No projects match the filters.' : `${shown} project${shown === 1 ? '' : 's'} shown${after ? ' (more below)' : ''}.`;
   } catch (error) {
+    if (mine !== generation) return;
     $('[data-count]').textContent = `The projects could not be loaded: ${error.message}`;
   }
 }

@@ -4,7 +4,7 @@
  *
  * Every value is set with textContent or DOM building: a file's cells never become markup.
  */
-import { boroughName } from './app.js';
+import { boroughName, el } from './app.js';
 
 const $ = (selector) => document.querySelector(selector);
 const number = (n) => Number(n || 0).toLocaleString('en-GB');
@@ -15,30 +15,7 @@ const KINDS = JSON.parse($('#upload-kinds').textContent);
 const FIELDS = JSON.parse($('#upload-fields').textContent);
 const AUTO_SUBTYPE_NOTE = 'no column gives the subtype';
 
-/** A DOM element: el('td', {class: 'x', text: 'y'}, child, ...). */
-export function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value === undefined || value === null || value === false) {
-      continue;
-    }
-    if (key === 'class') {
-      node.className = value;
-    } else if (key === 'text') {
-      node.textContent = value;
-    } else if (key.startsWith('on')) {
-      node.addEventListener(key.slice(2), value);
-    } else {
-      node.setAttribute(key, value === true ? '' : String(value));
-    }
-  }
-  for (const child of children.flat()) {
-    if (child !== null && child !== undefined) {
-      node.append(child instanceof Node ? child : String(child));
-    }
-  }
-  return node;
-}
+export { el };
 
 export const kindLabel = (kind) => KINDS[kind] || kind || 'decided from the geometry';
 export { number };

@@ -5,7 +5,7 @@
  * details (GET /wayleaves/{id}/changes), fetched with the key when the panel is first opened.
  * Every value is set as text.
  */
-import { api } from './app.js';
+import { api, el } from './app.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 export const STATUSES = JSON.parse(document.getElementById('wayleave-statuses').textContent);
@@ -16,21 +16,7 @@ export function statusLabel(code) {
   return LABELS[code] || code || '–';
 }
 
-/** An element with attributes and children (strings become text nodes, null/undefined are skipped). */
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === false || value === null || value === undefined) continue;
-    if (name === 'class') node.className = value;
-    else if (name === 'hidden') node.hidden = true;
-    else node.setAttribute(name, value === true ? '' : value);
-  }
-  for (const child of children.flat(Infinity)) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
+export { el };
 
 /** An SVG element with attributes and children. */
 export function svg(tag, attrs = {}, ...children) {

@@ -3,6 +3,8 @@
  * The configuration is the JSON maps/web_map.py puts in #map-config: layer specs, the borough
  * outlines and counts, the vocabularies, zoom thresholds and the basemap (or none).
  */
+import { el } from '../app/app.js';
+
 export const config = JSON.parse(document.getElementById('map-config').textContent);
 export const prefix = config.prefix;
 
@@ -49,45 +51,7 @@ export function wayleaveGroup(code) {
   return config.vocabulary.wayleaveGroups.find((g) => g.statuses.includes(code)) || {label: '', color: '#6c757d'};
 }
 
-/**
- * An element with attributes and children (strings become text nodes: nothing is parsed as HTML).
- * `attrs` keys: `class`, `text`, `dataset` (object), `style` (object), `on` (events), others as attributes.
- */
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) {
-      continue;
-    }
-    if (key === 'class') {
-      node.className = value;
-    } else if (key === 'text') {
-      node.textContent = value;
-    } else if (key === 'dataset') {
-      Object.assign(node.dataset, value);
-    } else if (key === 'style') {
-      for (const [property, setting] of Object.entries(value)) {
-        if (property.startsWith('--')) {
-          node.style.setProperty(property, setting);  // custom properties are not style fields
-        } else {
-          node.style[property] = setting;
-        }
-      }
-    } else if (key === 'on') {
-      for (const [event, handler] of Object.entries(value)) {
-        node.addEventListener(event, handler);
-      }
-    } else {
-      node.setAttribute(key, value === true ? '' : value);
-    }
-  }
-  for (const child of children.flat()) {
-    if (child !== null && child !== undefined && child !== false) {
-      node.append(child instanceof Node ? child : String(child));
-    }
-  }
-  return node;
-}
+export { el };
 
 /** A swatch for the legend: `shape` dot, square, line, dashed, outline or circle. */
 export function swatch(color, shape = 'dot') {
