@@ -17,6 +17,7 @@ from geo.core import crs as crs_names
 from geo.core.crs import BNG, WEB_MERCATOR, WGS84, Crs
 from geo.core.errors import InvalidParameter
 from geo.core.query import Bbox, read_bbox
+from geo.layers import features
 from geo.layers.collections import COLLECTIONS, Collection, get_collection
 
 BBOX_HELP = "minx,miny,maxx,maxy in bbox-crs (longitude/latitude, CRS84, by default)"
@@ -60,6 +61,25 @@ def collection(
 
 
 CollectionPath = Annotated[Collection, Depends(collection)]
+
+
+def layer_filters(
+    request: Request,
+    borough: Annotated[str | None, Query(description="GSS codes, comma-separated")] = None,
+    subtype: Annotated[str | None, Query(description="Subtypes, comma-separated")] = None,
+    status: Annotated[str | None, Query(description="Operational statuses, comma-separated")] = None,
+) -> dict[str, list[str]]:
+    """The property filters of a layer's items or tiles: the common three, and the collection's own.
+
+    A collection's own filters (a Pipeline project's ``phase``…) are read from the query by name,
+    as :func:`geo.layers.features.filter_values` lists them; every value is checked (400 if bad).
+    """
+    coll = get_collection(str(request.path_params["collection_id"]))
+    return features.parse_filters(coll, features.filter_values(coll, dict(request.query_params)))
+
+
+#: ``borough``, ``subtype``, ``status`` (and the collection's own filters), parsed.
+LayerFilters = Annotated[dict[str, list[str]], Depends(layer_filters)]
 
 
 _VERSION = re.compile(r'(?:W/)?"?([0-9]{1,9})"?', re.ASCII)

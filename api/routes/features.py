@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.deps import Conn, Reader
-from api.params import CRS_HELP, CollectionPath, FeaturesBbox, OutputCrs, json_only
+from api.params import CRS_HELP, CollectionPath, FeaturesBbox, LayerFilters, OutputCrs, json_only
 from geo.core.crs import CRS84, EPSG, Crs
 from geo.core.query import SUPPORTED_CRS
 from geo.layers import features, filtering
@@ -158,13 +158,11 @@ async def items(
     reader: Reader,
     bbox: FeaturesBbox,
     crs: OutputCrs,
+    filters: LayerFilters,
     limit: Annotated[int, Query(ge=1, le=features.MAX_LIMIT)] = features.DEFAULT_LIMIT,
     datetime: Annotated[
         str | None, Query(description="Last change: an instant or an interval a/b, ../b, a/..")
     ] = None,
-    borough: Annotated[str | None, Query(description="GSS codes, comma-separated")] = None,
-    subtype: Annotated[str | None, Query(description="Subtypes, comma-separated")] = None,
-    status: Annotated[str | None, Query(description="Operational statuses, comma-separated")] = None,
     properties: Annotated[str | None, Query(description="Properties to return, comma-separated")] = None,
     after: Annotated[str | None, Query(description="Cursor of the next page (from the next link)")] = None,
     filter_: Annotated[str | None, Query(alias="filter", description=FILTER_HELP)] = None,
@@ -181,14 +179,14 @@ async def items(
 ) -> Response:
     """GeoJSON features in id order; follow the ``next`` link for the following page."""
     dt_from, dt_to = features.parse_datetime(datetime)
-    where = await features.read_filter(
+    where = await filtering.compile_filter(
         conn, coll, reader, filter_, filter_lang, filter_crs, request.app.state.settings.assets.public_extra
     )
     query = ItemsQuery(
         limit=limit,
         after=features.parse_after(coll, after),
         bbox=bbox,
-        filters=features.parse_filters(coll, features.filter_values(coll, dict(request.query_params))),
+        filters=filters,
         datetime_from=dt_from,
         datetime_to=dt_to,
         properties=features.parse_properties(coll, properties),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.deps import AppSettings, Conn, Lazy, LazyReader, Reader
+from api.params import LayerFilters
 from api.routes.features import base_url
 from api.schemas import problems
 from geo.layers import features, tiles
@@ -102,9 +103,7 @@ async def tile(
     lazy: Lazy,
     reader: LazyReader,
     settings: AppSettings,
-    borough: Annotated[str | None, Query(description="GSS codes, comma-separated")] = None,
-    subtype: Annotated[str | None, Query(description="Subtypes, comma-separated")] = None,
-    status: Annotated[str | None, Query(description="Operational statuses, comma-separated")] = None,
+    filters: LayerFilters,
 ) -> Response:
     """MVT, gzip-compressed when the client accepts it; ``ETag`` follows the layer's data version.
 
@@ -113,7 +112,6 @@ async def tile(
     """
     coll = get_collection(collection_id)
     tiles.check_tile(z, x, y, settings.tiles.max_zoom)
-    filters = features.parse_filters(coll, features.filter_values(coll, dict(request.query_params)))
     headers = {
         "Cache-Control": f"public, max-age={settings.tiles.cache_max_age}",
         "Vary": "Accept-Encoding, Authorization",
@@ -192,9 +190,7 @@ async def clusters(
     lazy: Lazy,
     reader: LazyReader,
     settings: AppSettings,
-    borough: Annotated[str | None, Query(description="GSS codes, comma-separated")] = None,
-    subtype: Annotated[str | None, Query(description="Subtypes, comma-separated")] = None,
-    status: Annotated[str | None, Query(description="Operational statuses, comma-separated")] = None,
+    filters: LayerFilters,
 ) -> Response:
     """Counts of a point layer on a 4 x 4 grid a tile (cells of 64 px), below the raw zoom.
 
@@ -204,7 +200,6 @@ async def clusters(
     raw = settings.tiles.raw_min_zoom
     tiles.check_clusters(coll, z, raw)
     tiles.check_tile(z, x, y, settings.tiles.max_zoom)
-    filters = features.parse_filters(coll, features.filter_values(coll, dict(request.query_params)))
     version = await tiles.known_tile_version(request.app.state.versions, lazy.get, coll, z, raw)
     etag = f'W/"{coll.id}-clusters-{version}"'
     headers = {

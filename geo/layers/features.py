@@ -46,7 +46,7 @@ class ItemsQuery:
     datetime_to: dt.datetime | None = None
     properties: tuple[str, ...] | None = None
     crs: Crs = Crs(4326)
-    #: A CQL2 filter (:func:`read_filter`).
+    #: A CQL2 filter (:func:`geo.layers.filtering.compile_filter`).
     where: filtering.Compiled | None = None
 
 
@@ -113,19 +113,6 @@ def _check_values(name: str, values: list[str], allowed: set[str]) -> None:
     for v in values:
         if v not in allowed:
             raise InvalidParameter(f"{name}: {v!r} is not one of {', '.join(sorted(allowed))}")
-
-
-async def read_filter(
-    conn: psycopg.AsyncConnection[Any],
-    collection: Collection,
-    principal: Principal,
-    text: str | None,
-    language: str | None = None,
-    crs: str | None = None,
-    public_extra: tuple[str, ...] = (),
-) -> filtering.Compiled | None:
-    """``filter``, ``filter-lang`` and ``filter-crs`` as a condition over what ``principal`` may see (400 if bad)."""
-    return await filtering.compile_filter(conn, collection, principal, text, language, crs, public_extra)
 
 
 async def get_queryables(

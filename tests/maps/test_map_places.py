@@ -129,6 +129,8 @@ def test_every_kind_found_is_represented_within_the_limit(client: TestClient) ->
         ({"q": "NW1", "limit": 0}, "limit"),
         ({"q": "NW1", "limit": 51}, "limit"),
         ({"q": "NW1", "limit": "ten"}, "limit"),
+        ({"q": "NW1", "limit": "²"}, "limit"),  # a digit to str.isdigit, not to int
+        ({"q": "NW1", "limit": "1" * 400}, "limit"),
         ({"q": "ab\x01"}, "control characters"),
         ({}, "q"),
     ],
@@ -164,7 +166,16 @@ def test_nearest_names_the_postcode_ward_and_borough_of_a_point(client: TestClie
 
 
 @pytest.mark.parametrize(
-    "params", [{"lon": 2, "lat": 51.5}, {"lon": -0.1, "lat": 53}, {"lon": "x", "lat": 51.5}, {}]
+    "params",
+    [
+        {"lon": 2, "lat": 51.5},
+        {"lon": -0.1, "lat": 53},
+        {"lon": "x", "lat": 51.5},
+        {"lon": "nan", "lat": 51.5},
+        {"lon": "-0.1", "lat": "inf"},
+        {"lon": "²", "lat": 51.5},
+        {},
+    ],
 )
 def test_nearest_outside_london_or_without_a_point_is_400(client: TestClient, params: dict) -> None:
     r = client.get("/places/nearest", params=params)
