@@ -33,8 +33,10 @@ from api.routes import (
     gdpr,
     health,
     me,
+    ogc_tiles,
     pages,
     pipeline,
+    processes,
     tiles,
     uploads,
     wayleaves,
@@ -76,6 +78,7 @@ def _body_limit(settings: Settings) -> Any:
         ("POST", "/pipeline/imports"): settings.pipeline.max_bytes + 2**20,
         ("POST", "/wayleaves/bulk"): settings.wayleave.bulk_max_bytes + 2**20,
         ("POST", "/coverage/reports"): settings.coverage.max_body_bytes,
+        ("POST", "/processes/coverage/execution"): settings.coverage.max_body_bytes,
     }
 
     def limit(scope: Scope) -> int:
@@ -238,7 +241,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
 
 ROUTE_MODULES = (
     features, health, me, boroughs, assets, tiles, uploads, wayleaves, web_map, coverage, pipeline, docs, audit,
-    gdpr, pages,
+    gdpr, pages, ogc_tiles, processes,
 )  # fmt: skip
 
 

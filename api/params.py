@@ -8,7 +8,8 @@ mistake gets the same answer on every endpoint: a bad query parameter or header 
 """
 
 import re
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse
@@ -17,7 +18,7 @@ from geo.core import crs as crs_names
 from geo.core.crs import BNG, WEB_MERCATOR, WGS84, Crs
 from geo.core.errors import InvalidParameter
 from geo.core.query import Bbox, read_bbox
-from geo.layers import features
+from geo.layers import exports, features
 from geo.layers.collections import COLLECTIONS, Collection, get_collection
 
 BBOX_HELP = "minx,miny,maxx,maxy in bbox-crs (longitude/latitude, CRS84, by default)"
@@ -80,6 +81,45 @@ def layer_filters(
 
 #: ``borough``, ``subtype``, ``status`` (and the collection's own filters), parsed.
 LayerFilters = Annotated[dict[str, list[str]], Depends(layer_filters)]
+
+
+@dataclass(frozen=True)
+class CqlQuery:
+    """A request's CQL2 ``filter``, ``filter-lang`` and ``filter-crs``, as given (compiled per collection and caller)."""
+
+    text: str | None = None
+    lang: str | None = None
+    crs: str | None = None
+
+
+def cql_query(
+    filter_: Annotated[
+        str | None,
+        Query(
+            alias="filter",
+            description=(
+                "A CQL2 filter over the collection's queryables (its /queryables), as on its items, for "
+                "example subtype = 'lamp_post' AND status = 'in_service'."
+            ),
+        ),
+    ] = None,
+    filter_lang: Annotated[
+        Literal["cql2-text", "cql2-json", "cql-text"] | None,
+        Query(alias="filter-lang", description="cql2-text (default) or cql2-json; cql-text is cql2-text"),
+    ] = None,
+    filter_crs: Annotated[
+        str | None,
+        Query(
+            alias="filter-crs", description=f"CRS of the filter's geometries: CRS84 or EPSG:27700. {CRS_HELP}"
+        ),
+    ] = None,
+) -> CqlQuery:
+    """The CQL2 filter of a tile request (the items route declares the same three parameters)."""
+    return CqlQuery(filter_, filter_lang, filter_crs)
+
+
+#: ``filter``, ``filter-lang``, ``filter-crs`` of the tiles, as given.
+CqlFilter = Annotated[CqlQuery, Depends(cql_query)]
 
 
 _VERSION = re.compile(r'(?:W/)?"?([0-9]{1,9})"?', re.ASCII)
@@ -178,6 +218,58 @@ async def reject_unknown_query(request: Request) -> None:
     if unknown:
         takes = ", ".join(sorted(known)) or "no query parameters"
         raise InvalidParameter(f"{unknown[0]}: not a parameter of this endpoint (it takes {takes})")
+
+
+def _accepted(accept: str, media_types: dict[str, str]) -> str | None:
+    """The format ``Accept`` prefers among ``media_types`` (media type -> format; None when it names none).
+
+    By quality (``q``), then by order; ``*/*`` and unknown types name none (the default follows).
+    """
+    best: tuple[float, int, str] | None = None
+    for position, part in enumerate(accept.split(",")):
+        media_type, *options = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for option in options:
+            name, _, value = option.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        chosen = media_types.get(media_type.lower())
+        if chosen is not None and quality > 0 and (best is None or (-quality, position) < best[:2]):
+            best = (-quality, position, chosen)
+    return best[2] if best else None
+
+
+def items_format(
+    request: Request,
+    f: Annotated[
+        str | None,
+        Query(
+            description=(
+                f"Output format: {', '.join(exports.FORMATS)} ({exports.GEOJSON.name}, GeoJSON, by default; "
+                "or send Accept with a media type). The file formats hold every matching feature "
+                f"unless limit says fewer (at most {exports.MAX_FEATURES:,})."
+            )
+        ),
+    ] = None,
+) -> str:
+    """The format of a collection's items: ``f`` if given (400 for an unknown one), else ``Accept``, else GeoJSON."""
+    if f is not None:
+        name = exports.ALIASES.get(f.lower(), f.lower())
+        if name not in exports.FORMATS:
+            raise InvalidParameter(
+                f"f: {f[:40]!r} is not a format of this endpoint; it answers {', '.join(exports.FORMATS)}"
+            )
+        return name
+    media_types = {fmt.media_type: name for name, fmt in exports.FORMATS.items()}
+    media_types.setdefault("application/json", exports.GEOJSON.name)
+    return _accepted(request.headers.get("accept", ""), media_types) or exports.GEOJSON.name
+
+
+#: ``f`` (or ``Accept``) of a collection's items: json (GeoJSON), csv, gpkg, fgb or parquet.
+ItemsFormat = Annotated[str, Depends(items_format)]
 
 
 def json_only(

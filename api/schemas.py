@@ -29,7 +29,9 @@ class Problem(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: str = Field(
-        default="about:blank", description="Always about:blank: the status says what kind of error."
+        default="about:blank",
+        description="about:blank (the status says what kind of error), or an OGC exception type URI "
+        "(OGC API Processes: …/no-such-process, …/no-such-job, …/result-not-ready).",
     )
     title: str = Field(
         description="The status in words (Not found, Invalid input...).", examples=["Not found"]

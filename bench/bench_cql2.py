@@ -1,4 +1,4 @@
-"""CQL2-filtered items against the same filter given with the ``borough``/``subtype``/``status`` parameters.
+"""CQL2-filtered items and tiles against the same filter given with the ``borough``/``subtype``/``status`` parameters.
 
 On the ``--scale london`` demo (built once by ``bench/common.py``), through the app in-process
 (TestClient, so HTTP framing is left out and the two differ only in how the filter is read and
@@ -7,7 +7,14 @@ checks that both ways return the same features; the figure is the median of ``BE
 runs (default 7, the three ways interleaved) after one warm-up, and the ratio CQL2 / parameters (target: ≤ 1, "no slower").
 The cost of reading and translating a filter alone is printed too.
 
-Run: ``.venv/bin/python bench/bench_cql2.py``.
+Tiles (``--tiles``, or both by default): the same cases as vector tiles, at the raw zoom (a block of
+z14 tiles in central London) and below it (the z8 to z12 tiles over London, from the summaries),
+made anew (an app without a tile cache: the database's work) and served again (an app with one:
+the cost of reading the filter on a cache hit). Each way's tiles are checked to hold the same
+features. One more case gives a filter the summaries cannot answer, to show what counting the
+features in the tile costs against the summaries.
+
+Run: ``.venv/bin/python bench/bench_cql2.py [--items | --tiles]``.
 """
 
 from __future__ import annotations
@@ -84,6 +91,86 @@ def read_all(client: Any, collection: str, params: dict[str, str]) -> list[int]:
     return ids
 
 
+#: Tiles: a 12 x 12 block of z14 around Trafalgar Square, and London's tiles at z8, z10 and z12.
+RAW_TILES = [(14, x, y) for x in range(8180, 8192) for y in range(5442, 5454)]
+LOW_TILES = (
+    [(8, x, y) for x in (127, 128) for y in (84, 85)]
+    + [(10, x, y) for x in range(510, 513) for y in range(339, 342)]
+    + [(12, x, y) for x in range(2042, 2050, 2) for y in range(1358, 1366, 2)]
+)
+#: A filter the summaries cannot answer (the same features as the parameters ``subtype=cctv_column``).
+LIVE_CASE = (
+    "London's CCTV columns, as NOT <>",
+    "street_furniture",
+    {"subtype": "cctv_column"},
+    "NOT (subtype <> 'cctv_column')",
+)
+
+
+def tile_content(body: bytes, layer: str) -> list[Any]:
+    """A tile's features, comparable across ways of asking (ids, properties, geometries)."""
+    import mapbox_vector_tile
+
+    features = mapbox_vector_tile.decode(body)[layer]["features"] if body else []
+    return sorted(json.dumps([f.get("id"), f["properties"], f["geometry"]], sort_keys=True) for f in features)
+
+
+def read_tiles(
+    client: Any, collection: str, tiles: list[tuple[int, int, int]], params: dict[str, str]
+) -> list[bytes]:
+    out = []
+    for z, x, y in tiles:
+        answer = client.get(f"/tiles/{collection}/{z}/{x}/{y}.mvt", params=params)
+        assert answer.status_code == 200, answer.text
+        out.append(answer.content)
+    return out
+
+
+def time_tiles(
+    client: Any, title: str, collection: str, variants: dict[str, dict[str, str]], tiles: list[Any]
+) -> str:
+    """One line: each way's median over ``tiles``, after checking they hold the same features."""
+    bodies = {name: read_tiles(client, collection, tiles, p) for name, p in variants.items()}  # warm-up
+    base = [tile_content(b, collection) for b in bodies["parameters"]]
+    for name in variants:
+        assert [tile_content(b, collection) for b in bodies[name]] == base, (title, name)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for run in range(RUNS):  # interleaved, as for the items
+        names = list(variants)
+        for name in names[run % len(names) :] + names[: run % len(names)]:
+            began = time.perf_counter()
+            read_tiles(client, collection, tiles, variants[name])
+            times[name].append(time.perf_counter() - began)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    b = medians["parameters"]
+    ways = ", ".join(f"{n} {m * 1000:.1f} ms ({m / b:.2f}x)" for n, m in medians.items() if n != "parameters")
+    return f"{title} ({collection}): parameters {b * 1000:.1f} ms, {ways}"
+
+
+def bench_tiles(app_url: str) -> None:
+    """Tiles with each case's filter given the three ways, made anew and from the cache."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from geo.core.settings import DatabaseSettings, Settings, TileSettings
+
+    print(f"\ntiles: {len(RAW_TILES)} z14 tiles, {len(LOW_TILES)} z8-z12 tiles; median of {RUNS} runs")
+    for cache_mb, label in ((0, "made anew"), (64, "from the cache")):
+        settings = Settings(db=DatabaseSettings(url=app_url), tiles=TileSettings(cache_mb=cache_mb))
+        with TestClient(create_app(settings)) as client:
+            for group, tiles in (("z14", RAW_TILES), ("z8-z12", LOW_TILES)):
+                for title, collection, params, text in CASES:
+                    variants = {
+                        "parameters": params,
+                        "cql2-text": {"filter": text},
+                        "cql2-json": {"filter": to_json(text), "filter-lang": "cql2-json"},
+                    }
+                    print(f"{label}, {group}: " + time_tiles(client, title, collection, variants, tiles))
+            title, collection, params, text = LIVE_CASE
+            variants = {"parameters": params, "cql2-text": {"filter": text}}
+            print(f"{label}, z8-z12: " + time_tiles(client, title, collection, variants, LOW_TILES))
+
+
 def main() -> None:
     from fastapi.testclient import TestClient
 
@@ -97,6 +184,9 @@ def main() -> None:
     owner = london_database()
     app_url = with_dbname(database.database_url(DatabaseSettings(), start=False), owner.rsplit("/", 1)[1])
     print(machine())
+    if "--tiles" in sys.argv:
+        bench_tiles(app_url)
+        return
     print(f"median of {RUNS} runs after one warm-up; every page of limit=1000, in-process (TestClient)\n")
     with TestClient(create_app(Settings(db=DatabaseSettings(url=app_url)))) as client:
         total = client.get("/collections/street_furniture/items", params={"limit": 1}).status_code
@@ -134,6 +224,8 @@ def main() -> None:
     for _ in range(n):
         translate(parse(text), queryables)
     print(f"\nreading and translating {text!r}: {(time.perf_counter() - start) / n * 1e6:.0f} µs a filter")
+    if "--items" not in sys.argv:
+        bench_tiles(app_url)
 
 
 if __name__ == "__main__":

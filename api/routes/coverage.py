@@ -215,13 +215,17 @@ async def demand_csv(report_id: int, conn: Conn, caller: Caller) -> Response:
     },
 )
 async def priorities_csv(report_id: int, conn: Conn, caller: Caller) -> Response:
-    """rank, asset_id, kind, status, gain, cumulative, covered_households, household_share, lon, lat."""
-    await coverage.finished_report(conn, report_id, caller)
+    """rank, asset_id, kind, status, gain, cumulative, covered_households, household_share, lon, lat, cost.
+
+    Then the certificate of the whole choice, the same on every row: method, budget, spent,
+    bound_households (no choice could add more) and proven_gap ((bound - added) / bound).
+    """
+    record = await coverage.finished_report(conn, report_id, caller)
     rows = await coverage.priority_rows(conn, report_id)
     return _csv(
         f"coverage-{report_id}-priorities.csv",
-        coverage.PRIORITY_COLUMNS,
-        [[r[c] for c in coverage.PRIORITY_COLUMNS] for r in rows],
+        coverage.PRIORITY_CSV_COLUMNS,
+        coverage.priority_csv_rows(record, rows),
     )
 
 

@@ -3,22 +3,29 @@ collections, queryables, items."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
-from api.deps import Conn, Reader
-from api.params import CRS_HELP, CollectionPath, FeaturesBbox, LayerFilters, OutputCrs, json_only
+from api.deps import Conn, Lazy, LazyConn, LazyReader, Reader
+from api.params import CRS_HELP, CollectionPath, FeaturesBbox, ItemsFormat, LayerFilters, OutputCrs, json_only
 from geo.core.crs import CRS84, EPSG, Crs
+from geo.core.errors import InvalidParameter, TooManyRequests
 from geo.core.query import SUPPORTED_CRS
-from geo.layers import features, filtering
+from geo.coverage import processes
+from geo.db.database import database_url, with_statement_timeout
+from geo.layers import exports, features, filtering, tilesets
 from geo.layers.collections import COLLECTIONS, Collection
 from geo.layers.features import ItemsQuery
 
-router = APIRouter(tags=["OGC API Features"], dependencies=[Depends(json_only)])
+router = APIRouter(tags=["OGC API Features"])
+#: ``f``: json only (the items take more formats, see :func:`api.params.items_format`).
+JSON_ONLY = [Depends(json_only)]
 GEOJSON = "application/geo+json"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -26,6 +33,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     *filtering.CONFORMANCE,
+    *tilesets.CONFORMANCE,
+    *processes.CONFORMANCE,
 ]
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 SCHEMA_JSON = "application/schema+json"
@@ -34,6 +43,10 @@ FILTER_HELP = (
     "status = 'in_service' AND S_DWITHIN(geometry, POINT(-0.1246 51.5007), 500). "
     f"At most {filtering.MAX_BYTES} bytes and {filtering.MAX_DEPTH} levels deep."
 )
+
+
+class ExportsBusy(TooManyRequests):
+    """Every download slot of the process is taken (429)."""
 
 
 def base_url(request: Request) -> str:
@@ -50,7 +63,7 @@ def link(href: str, rel: str, type_: str, title: str | None = None) -> dict[str,
     return out
 
 
-@router.get("/", summary="Landing page")
+@router.get("/", summary="Landing page", dependencies=JSON_ONLY)
 async def landing(request: Request) -> dict[str, Any]:
     """Links to the API definition, the conformance classes, the collections and the web map."""
     base = base_url(request)
@@ -68,12 +81,15 @@ async def landing(request: Request) -> dict[str, Any]:
             link(f"{base}/docs", "service-doc", "text/html", "API documentation"),
             link(f"{base}/conformance", "conformance", "application/json", "Conformance classes"),
             link(f"{base}/collections", "data", "application/json", "Collections"),
+            link(f"{base}/tileMatrixSets", tilesets.TILING_SCHEMES, "application/json", "Tile matrix sets"),
+            link(f"{base}/processes", processes.REL + "processes", "application/json", "Processes"),
+            link(f"{base}/jobs", processes.REL + "job-list", "application/json", "Jobs"),
             link(f"{base}/map", "alternate", "text/html", "Web map"),
         ],
     }
 
 
-@router.get("/conformance", summary="Conformance classes")
+@router.get("/conformance", summary="Conformance classes", dependencies=JSON_ONLY)
 async def conformance() -> dict[str, list[str]]:
     """The OGC conformance classes this service implements."""
     return {"conformsTo": CONFORMANCE}
@@ -100,15 +116,31 @@ async def describe(request: Request, conn: Any, collection: Collection) -> dict[
         "links": [
             link(f"{base}/collections/{collection.id}", "self", "application/json"),
             link(items, "items", GEOJSON, "Features"),
+            # Every feature as a file (GDAL's OAPIF driver takes the GeoJSON link above).
+            *(
+                link(
+                    f"{items}?f={name}",
+                    "items",
+                    exports.FORMATS[name].media_type,
+                    exports.FORMATS[name].title,
+                )
+                for name in exports.FILE_FORMATS
+            ),
             link(f"{base}/collections/{collection.id}/queryables", QUERYABLES_REL, SCHEMA_JSON, "Queryables"),
             # The same, under the name GDAL's OAPIF driver looks for.
             link(f"{base}/collections/{collection.id}/queryables", "queryables", SCHEMA_JSON, "Queryables"),
             link(f"{base}/tiles/{collection.id}.json", "tiles", "application/json", "TileJSON"),
+            link(
+                f"{base}/collections/{collection.id}/tiles",
+                tilesets.TILESETS_VECTOR,
+                "application/json",
+                "Vector tilesets (OGC API Tiles)",
+            ),
         ],
     }
 
 
-@router.get("/collections", summary="The layers")
+@router.get("/collections", summary="The layers", dependencies=JSON_ONLY)
 async def collections(request: Request, conn: Conn, reader: Reader) -> dict[str, Any]:
     """Every collection with its extent and links."""
     base = base_url(request)
@@ -119,7 +151,7 @@ async def collections(request: Request, conn: Conn, reader: Reader) -> dict[str,
     }
 
 
-@router.get("/collections/{collection_id}", summary="One layer")
+@router.get("/collections/{collection_id}", summary="One layer", dependencies=JSON_ONLY)
 async def collection(coll: CollectionPath, request: Request, conn: Conn, reader: Reader) -> dict[str, Any]:
     """A collection's metadata."""
     return await describe(request, conn, coll)
@@ -128,6 +160,7 @@ async def collection(coll: CollectionPath, request: Request, conn: Conn, reader:
 @router.get(
     "/collections/{collection_id}/queryables",
     summary="What a filter may name",
+    dependencies=JSON_ONLY,
     response_class=Response,
     responses={200: {"content": {SCHEMA_JSON: {"schema": {"type": "object"}}}, "description": "JSON Schema"}},
 )
@@ -144,22 +177,106 @@ async def queryables(coll: CollectionPath, request: Request, conn: Conn, reader:
     return Response(json.dumps(body), media_type=media_type)
 
 
-def _crs_header(crs: Crs) -> str:
-    return f"<{EPSG.format(crs.srid) if crs.srid != 4326 or crs.lat_first else CRS84}>"
+def _crs_header(crs: Crs, files: bool = False) -> str:
+    # Files store x (longitude) first whatever the CRS asked for: EPSG:4326 in a file is CRS84.
+    return f"<{EPSG.format(crs.srid) if crs.srid != 4326 or (crs.lat_first and not files) else CRS84}>"
+
+
+LIMIT_HELP = (
+    f"Most features to return: GeoJSON pages hold {features.DEFAULT_LIMIT} by default and at most "
+    f"{features.MAX_LIMIT}; the file formats (f=csv, gpkg, fgb, parquet) every matching feature "
+    f"by default, at most {exports.MAX_FEATURES:,}"
+)
+#: The items' media types, for the OpenAPI document.
+ITEMS_CONTENT = {
+    fmt.media_type: {"schema": {"type": "object" if fmt is exports.GEOJSON else "string"}}
+    for fmt in exports.FORMATS.values()
+}
+
+
+def _items_links(
+    request: Request, coll: Collection, query: ItemsQuery, next_after: Any
+) -> list[dict[str, str]]:
+    """``self``, ``next`` and an ``alternate`` per file format (the same query; without limit, every feature)."""
+    here = f"{base_url(request)}/collections/{coll.id}/items"
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "after"]
+    current = params + [("after", str(query.after))] if query.after is not None else params
+    links = [link(f"{here}?{urlencode(current)}", "self", GEOJSON)]
+    if next_after is not None:
+        links.append(
+            link(f"{here}?{urlencode(params + [('after', str(next_after))])}", "next", GEOJSON, "Next page")
+        )
+    plain = [(k, v) for k, v in current if k != "f"]
+    for name in exports.FILE_FORMATS:
+        fmt = exports.FORMATS[name]
+        links.append(
+            link(f"{here}?{urlencode(plain + [('f', name)])}", "alternate", fmt.media_type, fmt.title)
+        )
+    return links
+
+
+def _export_url(request: Request) -> str:
+    """The database URL of the exports' own connections, with the requests' statement timeout."""
+    state = request.app.state
+    if getattr(state, "export_url", None) is None:
+        settings = state.settings
+        state.export_url = with_statement_timeout(
+            database_url(settings.db, start=False), settings.db.statement_timeout_ms
+        )
+        # A download holds a database connection of its own while it lasts: so many at once per process.
+        state.export_slots = asyncio.Semaphore(max(1, settings.db.pool_max_size // 2))
+    return state.export_url  # type: ignore[no-any-return]
+
+
+async def _download(
+    request: Request, lazy: LazyConn, coll: Collection, query: ItemsQuery, fmt: str, limit: int | None
+) -> Response:
+    url = _export_url(request)
+    slots: asyncio.Semaphore = request.app.state.export_slots
+    try:
+        await asyncio.wait_for(slots.acquire(), request.app.state.settings.db.pool_timeout_s)
+    except TimeoutError:
+        raise ExportsBusy("every download slot is taken; try again shortly") from None
+    try:
+        download = await exports.export(await lazy.get(), url, coll, query, fmt, limit)
+    except BaseException:
+        slots.release()
+        raise
+    await lazy.release()  # the pooled connection is not needed while the file is sent
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in download.chunks:
+                yield chunk
+        finally:
+            slots.release()
+
+    headers = {
+        "Content-Disposition": f'attachment; filename="{coll.id}.{download.format.extension}"',
+        "Content-Crs": _crs_header(query.crs, files=True),
+        "Vary": "Accept",
+    }
+    if download.size is not None:
+        headers["Content-Length"] = str(download.size)
+    return StreamingResponse(body(), media_type=download.format.media_type, headers=headers)
 
 
 @router.get(
-    "/collections/{collection_id}/items", summary="Features, filtered and paged", response_class=Response
+    "/collections/{collection_id}/items",
+    summary="Features, filtered and paged",
+    response_class=Response,
+    responses={200: {"content": ITEMS_CONTENT, "description": "The features, in the format asked for"}},
 )
 async def items(
     coll: CollectionPath,
     request: Request,
-    conn: Conn,
-    reader: Reader,
+    lazy: Lazy,
+    reader: LazyReader,
+    fmt: ItemsFormat,
     bbox: FeaturesBbox,
     crs: OutputCrs,
     filters: LayerFilters,
-    limit: Annotated[int, Query(ge=1, le=features.MAX_LIMIT)] = features.DEFAULT_LIMIT,
+    limit: Annotated[int | None, Query(ge=1, le=exports.MAX_FEATURES, description=LIMIT_HELP)] = None,
     datetime: Annotated[
         str | None, Query(description="Last change: an instant or an interval a/b, ../b, a/..")
     ] = None,
@@ -177,13 +294,22 @@ async def items(
         ),
     ] = None,
 ) -> Response:
-    """GeoJSON features in id order; follow the ``next`` link for the following page."""
+    """Features in id order: GeoJSON pages (follow the ``next`` link), or a file (``f``) of every matching feature.
+
+    Every format carries the same features and properties for the same query (filters, bbox,
+    CRS, ``limit`` and ``after``); files are streamed as they are written.
+    """
+    if fmt == exports.GEOJSON.name and limit is not None and limit > features.MAX_LIMIT:
+        raise InvalidParameter(
+            f"query.limit: a GeoJSON page holds at most {features.MAX_LIMIT} features ({LIMIT_HELP})"
+        )
     dt_from, dt_to = features.parse_datetime(datetime)
+    conn = await lazy.get()
     where = await filtering.compile_filter(
         conn, coll, reader, filter_, filter_lang, filter_crs, request.app.state.settings.assets.public_extra
     )
     query = ItemsQuery(
-        limit=limit,
+        limit=limit or features.DEFAULT_LIMIT,
         after=features.parse_after(coll, after),
         bbox=bbox,
         filters=filters,
@@ -193,33 +319,26 @@ async def items(
         crs=crs,
         where=where,
     )
+    if fmt != exports.GEOJSON.name:
+        return await _download(request, lazy, coll, query, fmt, limit)
     page = await features.get_items(conn, coll, query)
-    here = f"{base_url(request)}/collections/{coll.id}/items"
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != "after"]
-    links = [
-        link(
-            f"{here}?{urlencode(params + [('after', str(query.after))] if query.after is not None else params)}",
-            "self",
-            GEOJSON,
-        )
-    ]
-    if page.next_after is not None:
-        links.append(
-            link(
-                f"{here}?{urlencode(params + [('after', str(page.next_after))])}",
-                "next",
-                GEOJSON,
-                "Next page",
-            )
-        )
-    head = {"type": "FeatureCollection", "numberReturned": page.returned, "links": links}
+    head = {
+        "type": "FeatureCollection",
+        "numberReturned": page.returned,
+        "links": _items_links(request, coll, query, page.next_after),
+    }
     if page.matched is not None:
         head["numberMatched"] = page.matched
     body = json.dumps(head)[:-1].encode() + b',"features":' + page.features + b"}"
-    return Response(body, media_type=GEOJSON, headers={"Content-Crs": _crs_header(crs)})
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": _crs_header(crs), "Vary": "Accept"})
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature", response_class=Response)
+@router.get(
+    "/collections/{collection_id}/items/{feature_id}",
+    summary="One feature",
+    response_class=Response,
+    dependencies=JSON_ONLY,
+)
 async def item(
     coll: CollectionPath, feature_id: str, request: Request, conn: Conn, reader: Reader, crs: OutputCrs
 ) -> Response:

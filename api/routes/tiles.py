@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.deps import AppSettings, Conn, Lazy, LazyReader, Reader
-from api.params import LayerFilters
+from api.deps import AppSettings, Conn, Lazy, LazyConn, LazyReader, Reader
+from api.params import CqlFilter, CqlQuery, LayerFilters
 from api.routes.features import base_url
 from api.schemas import problems
-from geo.layers import features, tiles
-from geo.layers.collections import get_collection
+from geo.access.principals import Principal
+from geo.core.settings import Settings
+from geo.layers import features, tile_filters, tiles
+from geo.layers.collections import Collection, get_collection
+from geo.layers.tile_filters import TileFilter
 
 router = APIRouter(tags=["vector tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
@@ -81,37 +85,54 @@ async def tilejson(
     }
 
 
-@router.get(
-    "/tiles/{collection_id}/{z}/{x}/{y}.mvt",
-    summary="A vector tile",
-    response_class=Response,
-    responses={
-        200: {
-            "content": {MVT: {}},
-            "description": "A Mapbox Vector Tile (gzip with Content-Encoding when accepted); empty where no data.",
-        },
-        304: {"description": "The tile has not changed since the ETag of If-None-Match."},
-        **problems(400, 401, (404, "No such collection, or z/x/y outside the tile matrix.")),
+#: The responses of a tile, at /tiles/… and at /collections/{id}/tiles/….
+TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {MVT: {}},
+        "description": "A Mapbox Vector Tile (gzip with Content-Encoding when accepted); empty where no data.",
     },
-)
-async def tile(
-    collection_id: str,
+    304: {"description": "The tile has not changed since the ETag of If-None-Match."},
+    **problems(
+        (400, "A filter is invalid (the detail says where)."),
+        401,
+        (404, "No such collection, or z/x/y outside the tile matrix."),
+    ),
+}
+
+
+def _etag(coll: Collection, version: str, filters: dict[str, list[str]], where: TileFilter | None) -> str:
+    """The ETag of a tile: the version its content follows, and a hash of its filters when it has any."""
+    if not filters and where is None:
+        return f'W/"{coll.id}-{version}"'
+    said = repr((sorted(filters.items()), where.key if where is not None else None))
+    return f'W/"{coll.id}-{version}-{hashlib.sha256(said.encode()).hexdigest()[:16]}"'
+
+
+async def compile_cql(
+    request: Request, lazy: LazyConn, reader: Principal, coll: Collection, cql: CqlQuery
+) -> TileFilter | None:
+    """The request's CQL2 filter for this collection and caller (None without one)."""
+    public_extra = request.app.state.settings.assets.public_extra
+    return await tile_filters.compile_tile_filter(
+        lazy.get, coll, reader, cql.text, cql.lang, cql.crs, public_extra
+    )
+
+
+async def serve_tile(
+    request: Request,
+    lazy: LazyConn,
+    reader: Principal,
+    settings: Settings,
+    coll: Collection,
     z: int,
     x: int,
     y: int,
-    request: Request,
-    lazy: Lazy,
-    reader: LazyReader,
-    settings: AppSettings,
-    filters: LayerFilters,
+    filters: dict[str, list[str]],
+    cql: CqlQuery,
 ) -> Response:
-    """MVT, gzip-compressed when the client accepts it; ``ETag`` follows the layer's data version.
-
-    A tile this worker has made for the current version is served from memory without a
-    database connection (the version itself is known from :mod:`geo.db.versions`).
-    """
-    coll = get_collection(collection_id)
+    """One tile, from this worker's cache when it has it: shared by /tiles/… and the OGC API Tiles path."""
     tiles.check_tile(z, x, y, settings.tiles.max_zoom)
+    where = await compile_cql(request, lazy, reader, coll, cql)
     headers = {
         "Cache-Control": f"public, max-age={settings.tiles.cache_max_age}",
         "Vary": "Accept-Encoding, Authorization",
@@ -119,9 +140,9 @@ async def tile(
     version = None
     if not coll.time_dependent:
         version = await tiles.known_tile_version(
-            request.app.state.versions, lazy.get, coll, z, settings.tiles.raw_min_zoom
+            request.app.state.versions, lazy.get, coll, z, settings.tiles.raw_min_zoom, filters, where
         )
-        headers["ETag"] = etag = f'W/"{coll.id}-{version}"'
+        headers["ETag"] = etag = _etag(coll, version, filters, where)
         if etag in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)
     gzipped = "gzip" in request.headers.get("accept-encoding", "")
@@ -136,10 +157,40 @@ async def tile(
         filters,
         settings.tiles,
         gzipped=gzipped,
+        where=where,
     )
     if gzipped and body:
         headers["Content-Encoding"] = "gzip"
     return Response(body, media_type=MVT, headers=headers)
+
+
+@router.get(
+    "/tiles/{collection_id}/{z}/{x}/{y}.mvt",
+    summary="A vector tile",
+    response_class=Response,
+    responses=TILE_RESPONSES,
+)
+async def tile(
+    collection_id: str,
+    z: int,
+    x: int,
+    y: int,
+    request: Request,
+    lazy: Lazy,
+    reader: LazyReader,
+    settings: AppSettings,
+    filters: LayerFilters,
+    cql: CqlFilter,
+) -> Response:
+    """MVT, gzip-compressed when the client accepts it; ``ETag`` follows the layer's data version.
+
+    A tile this worker has made for the current version is served from memory without a
+    database connection (the version itself is known from :mod:`geo.db.versions`). ``filter``
+    is a CQL2 filter, as on the items; below the raw zoom, one naming only boroughs, subtypes
+    and statuses reads the summaries, any other is counted from the tile's features.
+    """
+    coll = get_collection(collection_id)
+    return await serve_tile(request, lazy, reader, settings, coll, z, x, y, filters, cql)
 
 
 class ClusterCell(BaseModel):
@@ -191,17 +242,22 @@ async def clusters(
     reader: LazyReader,
     settings: AppSettings,
     filters: LayerFilters,
+    cql: CqlFilter,
 ) -> Response:
     """Counts of a point layer on a 4 x 4 grid a tile (cells of 64 px), below the raw zoom.
 
-    Made from the same summaries as the tiles and cached the same way (``ETag`` follows their build).
+    Made from the same summaries as the tiles and cached the same way (``ETag`` follows their build);
+    with a CQL2 ``filter`` they cannot answer, counted from the tile's features (``ETag`` follows the data).
     """
     coll = get_collection(collection_id)
     raw = settings.tiles.raw_min_zoom
     tiles.check_clusters(coll, z, raw)
     tiles.check_tile(z, x, y, settings.tiles.max_zoom)
-    version = await tiles.known_tile_version(request.app.state.versions, lazy.get, coll, z, raw)
-    etag = f'W/"{coll.id}-clusters-{version}"'
+    where = await compile_cql(request, lazy, reader, coll, cql)
+    version = await tiles.known_tile_version(
+        request.app.state.versions, lazy.get, coll, z, raw, filters, where
+    )
+    etag = _etag(coll, f"clusters-{version}", filters, where)
     headers = {
         "Cache-Control": f"public, max-age={settings.tiles.cache_max_age}",
         "Vary": "Authorization",
@@ -210,6 +266,6 @@ async def clusters(
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     body = await tiles.cached_clusters(
-        request.app.state.tile_cache, version, lazy.get, coll, z, x, y, filters
+        request.app.state.tile_cache, version, lazy.get, coll, z, x, y, filters, where
     )
     return Response(body, media_type="application/json", headers=headers)

@@ -9,17 +9,19 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import MISSING, BaseModel, Field
 
 from api.deps import BOROUGH_WRITE, AppSettings, Caller, Conn
 from api.errors import BodyTooLarge
+from api.schemas import problems
 from geo.core import row_errors
 from geo.core.jobs import with_progress
 
 # By name, so the readers (pandas, GDAL) load with the app rather than on its first upload.
 from geo.uploads import MAX_MAPPING_BYTES, check_request, records, run_upload_job, submit, upload_errors
+from geo.uploads.row_map import DEFAULT_LIMIT, MAX_LIMIT, row_map
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
 
@@ -98,6 +100,13 @@ class UploadRejection(BaseModel):
     candidates: list[str] = Field(description="The layers to choose from, when one must be named")
 
 
+class MapRowsKept(BaseModel):
+    """The sample of valid rows the job kept for the upload's map."""
+
+    every: int = Field(description="Rows whose number is 1 modulo this were kept (1: every valid row)")
+    kept: int = Field(description="Valid rows kept")
+
+
 class UploadReport(BaseModel):
     """The job's report on the file; a rejected file has only ``rejected``."""
 
@@ -114,6 +123,9 @@ class UploadReport(BaseModel):
     )
     rejected: UploadRejection | MISSING = Field(
         default=MISSING, description="Why the whole file was rejected"
+    )
+    map_rows: MapRowsKept | MISSING = Field(
+        default=MISSING, description="The valid rows kept for the map (rows.geojson)"
     )
 
 
@@ -168,6 +180,59 @@ class RowErrorFeatures(BaseModel):
 
     type: Literal["FeatureCollection"] = Field(description="FeatureCollection")
     features: list[RowErrorFeature] = Field(description="One feature per row error, in row order")
+
+
+class RowMapError(BaseModel):
+    """One error of an invalid row."""
+
+    column: str | None = Field(description="The column of the file the problem is in")
+    message: str = Field(description="What is wrong, and what is allowed")
+
+
+class RowMapProperties(BaseModel):
+    """A row of the file on the map."""
+
+    row: int = Field(description="The row (feature) number, 1-based, header not counted")
+    source_id: str | None = Field(description="The row's own identifier, where it has one")
+    valid: bool = Field(description="Whether the row has no error")
+    errors: list[RowMapError] = Field(description="The row's errors, in order (empty for a valid row)")
+
+
+class RowMapFeature(BaseModel):
+    """A row of the file as a GeoJSON point feature."""
+
+    type: Literal["Feature"] = Field(description="Feature")
+    id: int = Field(description="The row number")
+    geometry: dict[str, Any] = Field(
+        description="A point of the row's geometry in WGS84 (on its surface; the centroid if it is invalid)"
+    )
+    properties: RowMapProperties = Field(description="The row's number, identifier, validity and errors")
+
+
+class RowMapCounts(BaseModel):
+    """How many rows there are and how many are returned."""
+
+    valid: int = Field(description="Valid rows in the file")
+    invalid: int = Field(description="Rows with at least one error in the file")
+    valid_kept: int = Field(description="Valid rows the job kept for the map (all, up to 20,000)")
+    invalid_located: int = Field(
+        description="Rows with errors that have a usable geometry, among the errors kept"
+    )
+    valid_returned: int = Field(description="Valid rows in this answer")
+    invalid_returned: int = Field(description="Rows with errors in this answer")
+
+
+class RowMapFeatures(BaseModel):
+    """An upload's rows as a GeoJSON feature collection, sampled to the limit."""
+
+    type: Literal["FeatureCollection"] = Field(description="FeatureCollection")
+    numberMatched: int = Field(description="Rows that could be drawn: valid rows and located invalid rows")
+    numberReturned: int = Field(description="Features in this answer")
+    counts: RowMapCounts = Field(description="The counts by validity")
+    sampled_every: int = Field(
+        description="The valid rows kept are those whose number is 1 modulo this (1: all of them)"
+    )
+    features: list[RowMapFeature] = Field(description="One point feature per row, in row order")
 
 
 class GeoJSONResponse(JSONResponse):
@@ -338,3 +403,41 @@ async def apply_upload(
         raw_min_zoom=settings.tiles.raw_min_zoom,
     )  # fmt: skip
     return with_progress(await records.get_upload(conn, upload_id, caller))
+
+
+@router.get(
+    "/{upload_id}/rows.geojson",
+    summary="The file's rows for a map: valid and invalid, as WGS84 points",
+    response_model=RowMapFeatures,
+    response_class=GeoJSONResponse,
+    responses=problems(
+        400, 401, 403, (404, "No upload has that id that this key may see"),
+        (409, "The upload's file has not been read yet, or was rejected before its rows were"),
+        (410, "The rows were deleted after the retention period of row errors"),
+    ),
+)  # fmt: skip
+async def rows_geojson(
+    upload_id: int,
+    conn: Conn,
+    caller: Caller,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description=f"Most features to return, 1 to {MAX_LIMIT}")
+    ] = DEFAULT_LIMIT,
+) -> Response:
+    """Every format and CRS: a point per row (RFC 7946, WGS84), ``valid`` true or false, with the errors.
+
+    The staged rows of a job do not outlive it, so the job keeps, for this map, up to 20,000 of
+    the valid rows (all of them, or every ``sampled_every``-th row, evenly spaced), and the
+    invalid rows are the errors kept (``errors_kept``, with the row's geometry). Every run
+    replaces them: a previewed upload has its preview's rows, an applied one those of the apply
+    (the same file read again); a rejected one its rows if they were read. They are deleted
+    with the row errors after the retention period (then 410).
+
+    Answers at most ``limit`` features, a sample that is the same on every call: rows with
+    errors first (up to half the limit, more when the valid rows leave room), then the valid
+    ones, each evenly spaced by row. ``numberMatched`` and ``counts`` say how many there are.
+    """
+    caller.require_role("admin", "borough")
+    upload = await records.get_upload(conn, upload_id, caller)
+    found = await row_map(conn, upload, limit)
+    return Response(found.to_json(), media_type="application/geo+json")

@@ -14,6 +14,7 @@ from api.errors import BodyTooLarge
 from api.params import IfMatch, JsonOrCsv, ListBbox
 from api.schemas import IsoDatetime, problems
 from geo import wayleaves
+from geo.core.errors import InvalidParameter
 from geo.core.row_errors import errors_csv
 from geo.core.settings import WayleaveSettings
 
@@ -276,35 +277,118 @@ class BulkReport(BaseModel):
     errors: list[BulkRowError] = Field(description="Every row error; empty when the file is valid")
 
 
+Boroughs = Annotated[str | None, Query(description="GSS codes, comma-separated")]
+Operators = Annotated[str | None, Query(description="Operators, comma-separated")]
+Statuses = Annotated[
+    str | None,
+    Query(
+        description=f"Statuses, comma-separated ({', '.join(wayleaves.STATUSES)}); an unknown one is a 400",
+        examples=["requested,surveyed"],
+    ),
+]
+Overdue = Annotated[bool | None, Query(description="Only overdue (true) or on-time (false)")]
+
+
+def _once(request: Request, *names: str) -> None:
+    """A list filter given twice would silently keep one value: say how to give several."""
+    for name in names:
+        values = request.query_params.getlist(name)
+        if len(values) > 1:
+            raise InvalidParameter(
+                f"{name}: given {len(values)} times ({', '.join(v[:40] for v in values[:5])}); "
+                f"give several values comma-separated in one parameter ({name}={','.join(values[:2])})"
+            )
+
+
+def _next_link(request: Request, after: int | None) -> str | None:
+    if after is None:
+        return None
+    return f'<{request.url.include_query_params(after=after)}>; rel="next"'
+
+
+class StatusCount(BaseModel):
+    """The wayleaves of one status among those counted."""
+
+    total: int = Field(ge=0, description="Wayleaves in the status")
+    overdue: int = Field(ge=0, description="Of them, past the deadline of the status")
+
+
+class Counts(BaseModel):
+    """How many wayleaves match the filters, overall and per status: every page of the list together."""
+
+    total: int = Field(ge=0, description="Wayleaves matching the filters")
+    overdue: int = Field(ge=0, description="Of them, overdue")
+    by_status: dict[str, StatusCount] = Field(description="Per status, every status listed (0 when none)")
+
+
 # Routes ------------------------------------------------------------------------------------------------
 @router.get(
     "",
-    summary="Wayleaves, filtered",
+    summary="Wayleaves, filtered, a page at a time",
     response_model=list[Wayleave],
     responses={
-        200: {"content": {"text/csv": {}}, "description": f"The wayleaves; {AS_CSV}"},
+        200: {
+            "content": {"text/csv": {}},
+            "description": (
+                f"The wayleaves, in id order; {AS_CSV}. When more match than ``limit``, a "
+                '``Link: <…after=ID…>; rel="next"`` header gives the next page (``/wayleaves/counts`` '
+                "says how many match in all)."
+            ),
+        },
         **problems(400, 401, 422),
     },
 )
 async def list_wayleaves(
     request: Request,
+    response: Response,
     conn: Conn,
     caller: Caller,
     bbox: ListBbox,
     format: JsonOrCsv,
-    borough: Annotated[str | None, Query(description="GSS codes, comma-separated")] = None,
-    operator: Annotated[str | None, Query(description="Operators, comma-separated")] = None,
-    status: Annotated[str | None, Query(description="Statuses, comma-separated")] = None,
-    overdue: Annotated[bool | None, Query(description="Only overdue (true) or on-time (false)")] = None,
-    after: Annotated[int | None, Query(description="Return ids after this one")] = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    borough: Boroughs = None,
+    operator: Operators = None,
+    status: Statuses = None,
+    overdue: Overdue = None,
+    after: Annotated[int | None, Query(description="Return ids after this one (the next page)")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many (a page)")] = 1000,
 ) -> Any:
-    """Operators see their own wayleaves; contacts and notes only for admins and the owning borough."""
+    """Operators see their own wayleaves; contacts and notes only for admins and the owning borough.
+
+    Filters combine with AND, the values of one filter with OR. Several values go comma-separated
+    in one parameter (``status=requested,surveyed``), as on every list of the API; a filter given
+    twice is a 400. Page on with ``after`` (the ``Link`` header's next page).
+    """
+    _once(request, "borough", "operator", "status")
     query = wayleaves.parse_query(borough, operator, status, overdue, bbox, after, limit)
-    rows = await wayleaves.list_wayleaves(conn, caller, query, _settings(request))
+    page = await wayleaves.wayleave_page(conn, caller, query, _settings(request))
+    link = _next_link(request, page.next_after)
     if format == "csv":
-        return Response(wayleaves.to_csv(rows), media_type=CSV)
-    return rows
+        return Response(wayleaves.to_csv(page.rows), media_type=CSV, headers={"Link": link} if link else None)
+    if link:
+        response.headers["Link"] = link
+    return page.rows
+
+
+@router.get(
+    "/counts",
+    summary="How many wayleaves match the filters, per status",
+    response_model=Counts,
+    responses=problems(400, 401, 422),
+)
+async def count_wayleaves(
+    request: Request,
+    conn: Conn,
+    caller: Caller,
+    bbox: ListBbox,
+    borough: Boroughs = None,
+    operator: Operators = None,
+    status: Statuses = None,
+    overdue: Overdue = None,
+) -> dict[str, Any]:
+    """The totals of the list's filters (every page together), as the caller may see them."""
+    _once(request, "borough", "operator", "status")
+    query = wayleaves.parse_query(borough, operator, status, overdue, bbox)
+    return await wayleaves.count_wayleaves(conn, caller, query, _settings(request))
 
 
 @router.post(

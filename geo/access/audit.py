@@ -48,6 +48,7 @@ ACTIONS = {
     "pipeline.import": "a Pipeline export was imported (or previewed)",
     "pipeline.location": "a Pipeline project's site was set or cleared",
     "report.create": "a coverage report was requested",
+    "report.dismiss": "a coverage report was dismissed (stopped, or deleted once finished)",
     "personal_data.read": "personal data (wayleave contacts, Pipeline owners) was read",
     "gdpr.export": "everything held about a person was exported",
     "gdpr.erase": "a person's data was erased everywhere",

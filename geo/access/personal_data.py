@@ -226,6 +226,12 @@ def _purge(conn: psycopg.Connection[Any], retention: Retention) -> dict[str, int
            WHERE u.id = e.upload_id AND coalesce(u.finished_at, u.created_at) < now() - make_interval(days => %s)""",
         [retention.upload_errors_days],
     ).rowcount
+    # The rows kept for an upload's map (geo/uploads/row_map.py) go with its row errors.
+    conn.execute(
+        """DELETE FROM upload_rows r USING uploads u
+           WHERE u.id = r.upload_id AND coalesce(u.finished_at, u.created_at) < now() - make_interval(days => %s)""",
+        [retention.upload_errors_days],
+    )
     errors += conn.execute(
         """DELETE FROM pipeline_import_errors e USING pipeline_imports i
            WHERE i.id = e.import_id AND coalesce(i.finished_at, i.created_at) < now() - make_interval(days => %s)""",

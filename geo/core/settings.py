@@ -321,6 +321,26 @@ class CoverageSettings(BaseSettings):
     )
     max_premises: int = Field(default=200_000, ge=1, description="Most premises points one request may send.")
     max_k: int = Field(default=500, ge=1, description="Most assets a prioritisation may choose.")
+    priorities_time_limit_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="Seconds HiGHS may spend on a prioritisation's LP bound or MILP.",
+    )
+    cost_by_kind: dict[str, float] = Field(
+        default={"street_furniture": 1.0, "duct": 2.0, "public_building": 3.0},
+        description="Budgeted prioritisation: the cost of opening up a candidate of each kind (JSON object).",
+    )
+    cost_by_wayleave_status: dict[str, float] = Field(
+        default={
+            "signed": 0.0, "installing": 0.0, "live": 0.0, "rights_imposed": 0.0, "approved": 0.5,
+            "in_negotiation": 1.0, "tribunal": 1.5, "code_notice_served": 1.5, "terms_issued": 1.0,
+            "surveyed": 1.0, "survey_scheduled": 1.0, "requested": 1.5, "identified": 2.0, "none": 2.0,
+            "on_hold": 2.0, "refused": 3.0, "withdrawn": 2.5, "expired": 2.0,
+        },
+        description="Budgeted prioritisation: the cost added by a candidate's best wayleave status "
+        "(none: no wayleave yet), JSON object.",
+    )  # fmt: skip
     max_body_bytes: int = Field(
         default=32 * 2**20, ge=2**10, description="Largest report request body (with premises), in bytes."
     )
@@ -339,6 +359,24 @@ class CoverageSettings(BaseSettings):
         return self
 
 
+class DaskSettings(BaseSettings):
+    """Where large coverage reports run: in process, on a local Dask cluster or on an existing one."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTIVITY_DASK_", extra="ignore")
+
+    scheduler: str | None = Field(
+        default=None,
+        description="Unset: reports run in process; local: a LocalCluster with the machine's cores; "
+        "tcp://host:8786: an existing Dask cluster.",
+    )
+    partition_m: float = Field(
+        default=10_000.0, ge=500, le=200_000, description="Edge of the square partitions, in metres."
+    )
+    min_area_sq_km: float = Field(
+        default=100.0, ge=0, description="Areas smaller than this stay in process even with a scheduler."
+    )
+
+
 class Settings(BaseModel):
     """All settings, grouped by concern. ``Settings()`` reads them all from the environment."""
 
@@ -353,6 +391,7 @@ class Settings(BaseModel):
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     coverage: CoverageSettings = Field(default_factory=CoverageSettings)
+    dask: DaskSettings = Field(default_factory=DaskSettings)
 
 
 def env_names() -> set[str]:

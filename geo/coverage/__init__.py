@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from geo.coverage.results import (
         DEMAND_COLUMNS,
         PRIORITY_COLUMNS,
+        PRIORITY_CSV_COLUMNS,
         area_feature,
         cell_features,
         demand_rows,
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
         gap_features,
         get_report,
         list_reports,
+        priority_csv_rows,
         priority_rows,
     )
     from geo.coverage.schemas import JobProgress, ReportListItem, ReportRecord
@@ -71,6 +73,8 @@ _HOMES = {
     "Layer": "demand_layers",
     "OUTSIDE": "demand_layers",
     "PRIORITY_COLUMNS": "results",
+    "PRIORITY_CSV_COLUMNS": "results",
+    "priority_csv_rows": "results",
     "ProcessCache": "cache",
     "JobProgress": "schemas",
     "ReportListItem": "schemas",
@@ -130,6 +134,7 @@ __all__ = [
     "Layer",
     "OUTSIDE",
     "PRIORITY_COLUMNS",
+    "PRIORITY_CSV_COLUMNS",
     "ProcessCache",
     "JobProgress",
     "ReportListItem",
@@ -167,6 +172,7 @@ __all__ = [
     "points_demand",
     "postcode_demand",
     "prioritise",
+    "priority_csv_rows",
     "priority_rows",
     "read_assets",
     "resolve_area",

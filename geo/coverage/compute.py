@@ -26,10 +26,14 @@ import pandas as pd
 import psycopg
 
 from geo.core.progress import Progress, silent
+from geo.core.settings import DaskSettings
+from geo.coverage import distributed
 from geo.coverage.area import CRS
 from geo.coverage.cache import IndexedAssets, indexed_assets, pipeline_projects
+from geo.coverage.costs import candidate_costs, certificate_of
 from geo.coverage.demand_layers import Layer, demand_layers
 from geo.coverage.engine import find_gaps, prioritise, summary_columns
+from geo.coverage.errors import InvalidCoverageRequest
 from geo.coverage.nearest import AssetIndex
 from geo.coverage.request import ReportRequest
 from geo.coverage.sources import read_versions, resolve_boroughs
@@ -205,16 +209,39 @@ def _gaps(request: ReportRequest, grid: Layer) -> tuple[gpd.GeoDataFrame, dict[s
     }
 
 
-def _priorities(request: ReportRequest, demand: Layer, entry: IndexedAssets, spacing: float) -> pd.DataFrame:
-    """The candidate assets that add the most households, in the order chosen."""
+def _priorities(
+    request: ReportRequest,
+    demand: Layer,
+    entry: IndexedAssets,
+    spacing: float,
+    conn: psycopg.Connection[Any] | None = None,
+    summary: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """The candidate assets that add the most households, in the order chosen.
+
+    With a ``summary``, its ``priorities`` is the certificate: the LP bound and the proven gap
+    (:mod:`geo.coverage.optimality`). A budget reads the candidates' costs through ``conn``.
+    """
     if request.k == 0:
         empty = np.empty((0, 2))
         return prioritise(empty, np.empty(0), np.empty(0), empty, np.empty(0, np.int64), k=0)
     cpts, cids, clines, clids = entry.assets.candidates()
-    return prioritise(
-        demand.xy, demand.households, demand.distance, cpts, cids, clines, clids,
-        radius=request.radius, k=request.k, spacing=spacing, index=entry.candidate_index(spacing),
-    )  # fmt: skip
+    costs = None
+    if request.budget is not None:
+        assert conn is not None, "a budgeted prioritisation reads the candidates' costs"
+        costs = candidate_costs(conn, np.concatenate([cids, clids]), request)
+    try:
+        table = prioritise(
+            demand.xy, demand.households, demand.distance, cpts, cids, clines, clids,
+            radius=request.radius, k=request.k, spacing=spacing, index=entry.candidate_index(spacing),
+            method=request.priorities_method, costs=costs, budget=request.budget,  # type: ignore[arg-type]
+            certify=summary is not None, time_limit=request.time_limit,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise InvalidCoverageRequest(str(exc)) from exc
+    if summary is not None:
+        summary["priorities"] = certificate_of(table)
+    return table
 
 
 class _Laps:
@@ -280,6 +307,9 @@ def compute_report(
             boroughs_version = current.get("boroughs", (0, None))[0]
             request = resolve_boroughs(url, request, current.get("database"), boroughs_version)
         lap("area")
+        scheduler = distributed.scheduler_for(request)
+        if scheduler is not None:
+            return _partitioned(url, request, spacing, lap, conn, current, scheduler)
         entry = indexed_assets(url, request, spacing, current)
         lap("assets")
         # The assets' versions from the index's key; the other layers' as read just now (a
@@ -294,12 +324,63 @@ def compute_report(
         lap("summary")
         gap_table, summary["gaps"] = _gaps(request, cells if cells is not None else demand)
         lap("gaps")
-        priorities = _priorities(request, demand, entry, spacing)
+        priorities = _priorities(request, demand, entry, spacing, conn, summary)
         lap("priorities")
         # The Pipeline projects in or touching the area (no personal data), listed and drawn by the report.
         summary["pipeline_projects"] = pipeline_projects(
             conn, url, current.get("database"), request.geometry, data
         )
+    lap("pipeline")
+    versions = {
+        "assets": data.get("assets"),
+        "boroughs": data.get("boroughs"),
+        "pipeline": data.get("pipeline"),
+    }
+    if request.ready_now:
+        versions["wayleaves"] = data.get("wayleaves")
+    versions["demand"] = source
+    return ReportResult(request, demand, cells, summary, gap_table, priorities, lap.timings, versions)
+
+
+def _partitioned(
+    url: str,
+    request: ReportRequest,
+    spacing: float,
+    lap: _Laps,
+    conn: psycopg.Connection[Any],
+    current: dict[str, Any],
+    scheduler: str,
+) -> ReportResult:
+    """:func:`compute_report` on a Dask cluster (:mod:`geo.coverage.distributed`): the same result.
+
+    The client reads only the asset counts and candidate ids (one query); the workers read and
+    measure the assets of their partitions. The summary, gaps and priorities are the
+    single-process functions over the combined distances and reach pairs. ``summary["ran_on"]``
+    says where it ran (the scheduler, partitions, workers).
+    """
+    snapshot = read_versions(conn)
+    counts, candidate_ids = distributed.client_counts(conn, request)
+    if read_versions(conn) != snapshot:
+        raise distributed.DataChanged("the assets changed while the report was read")
+    data = {layer: v[0] for layer, v in snapshot.items() if layer != "database"}
+    lap("assets")
+    demand, cells, source = demand_layers(url, request, data.get("boroughs") or 0)
+    lap("demand")
+    client = distributed.client_for(scheduler)
+    size = DaskSettings().partition_m
+    pairs = distributed.measure_partitioned(client, url, request, demand, cells, data, spacing, size)
+    lap("nearest")
+    summary = _summary(request, demand, cells, counts)
+    summary["ran_on"] = pairs[2]
+    lap("summary")
+    gap_table, summary["gaps"] = _gaps(request, cells if cells is not None else demand)
+    lap("gaps")
+    priorities = distributed.prioritise_pairs(request, demand, candidate_ids, pairs[0], pairs[1], conn)
+    summary["priorities"] = certificate_of(priorities)
+    lap("priorities")
+    summary["pipeline_projects"] = pipeline_projects(
+        conn, url, current.get("database"), request.geometry, data
+    )
     lap("pipeline")
     versions = {
         "assets": data.get("assets"),

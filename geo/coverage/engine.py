@@ -18,6 +18,7 @@ from scipy import ndimage, sparse
 from scipy.spatial import cKDTree
 
 from geo.coverage.nearest import DEFAULT_SPACING, AssetIndex
+from geo.coverage.optimality import DEFAULT_TIME_LIMIT, Method, choose, greedy_choice
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (50.0, 100.0, 200.0)
 
@@ -332,26 +333,10 @@ def _greedy_choice(
     """Up to ``k`` ``(asset id, gain)`` in the order chosen, each the asset adding the most households.
 
     ``reach`` is the (assets x open demand) matrix of :func:`_reach_matrix`, ``open_households``
-    the households of those demand points and ``asset_ids`` the sorted ids of its rows.
+    the households of those demand points and ``asset_ids`` the sorted ids of its rows. The
+    greedy itself (and its budgeted and exact variants) is :mod:`geo.coverage.optimality`.
     """
-    reach_csc = reach.tocsc()
-    weight = open_households.copy()
-    gains = reach @ weight
-    chosen: list[tuple[Any, float]] = []
-    for _ in range(k):
-        if gains.size == 0:
-            break
-        best = int(np.argmax(gains))  # first maximum: the smallest id, as ids are sorted
-        if gains[best] <= 0:
-            break
-        chosen.append((asset_ids[best], float(gains[best])))
-        newly = reach.indices[reach.indptr[best] : reach.indptr[best + 1]]
-        newly = newly[weight[newly] > 0]
-        weight[newly] = 0.0
-        # Only candidates sharing a newly covered point change; recompute theirs exactly.
-        affected = np.unique(reach_csc[:, newly].indices)
-        gains[affected] = reach[affected] @ weight
-    return chosen
+    return greedy_choice(reach, open_households, asset_ids, k)[0]
 
 
 def _priority_table(
@@ -387,6 +372,11 @@ def prioritise(
     k: int = 10,
     spacing: float = DEFAULT_SPACING,
     index: AssetIndex | None = None,
+    method: Method = "greedy",
+    costs: pd.Series | None = None,
+    budget: float | None = None,
+    certify: bool = False,
+    time_limit: float = DEFAULT_TIME_LIMIT,
 ) -> pd.DataFrame:
     """Greedy maximum coverage: the ``k`` candidate assets that add the most households.
 
@@ -397,39 +387,36 @@ def prioritise(
     households : numpy.ndarray, shape (n,)
         Households at each demand point.
     covered : numpy.ndarray, shape (n,)
-        Either a boolean mask of the demand points already covered, or their distance to the
-        nearest usable asset (then covered means ``distance <= radius``).
+        A mask of the demand already covered, or its distance to the nearest usable asset.
     candidate_xy, candidate_ids : numpy.ndarray
         Candidate point assets (for example those not yet in service) and their ids.
     candidate_lines, candidate_line_ids : numpy.ndarray, optional
-        Candidate line assets (ducts) and their ids. A line reaches every demand point within
-        ``radius`` of any part of it. An id given to several geometries is one asset.
-    radius : float, default 100
-        Reach of an asset in metres (inclusive).
-    k : int, default 10
-        Number of assets to choose.
+        Candidate lines (ducts) and polygons and their ids; an id of several geometries is one asset.
+    radius, k : float, int, default 100, 10
+        Reach of an asset in metres (inclusive); number of assets to choose.
     spacing : float, default 10
         Vertex spacing of the line index, as in :func:`~geo.coverage.nearest.nearest_assets`; never changes the answer.
     index : AssetIndex, optional
-        The index of exactly these candidates, already built (the reports keep it in memory);
-        the candidate arrays are then not indexed again.
+        The index of exactly these candidates, already built (the reports keep it in memory).
+    method, costs, budget, time_limit
+        As :func:`geo.coverage.optimality.choose` (``costs`` a Series indexed by asset id).
+    certify : bool, default False
+        Also the LP bound: ``attrs["certificate"]`` (:class:`~geo.coverage.optimality.Certificate`
+        as a dict); always with method exact or a budget.
 
     Returns
     -------
     pandas.DataFrame
         Up to ``k`` rows in the order chosen: ``rank`` (from 1), ``asset_id``, ``gain`` (the
-        households newly covered by that asset, given the ones chosen before it),
-        ``cumulative`` (total households added so far), ``covered_households`` (already
-        covered plus cumulative) and ``household_share``. Selection stops early when no
-        candidate adds any household. Ties go to the smaller asset id.
+        households newly covered, given the ones before), ``cumulative``, ``covered_households``
+        (already covered plus cumulative), ``household_share`` (and ``cost`` with costs). Stops
+        early when no candidate adds any household. Ties go to the smaller asset id.
 
     Notes
     -----
-    Performance: the reach of every candidate is one sparse matrix, built with
-    ``cKDTree.sparse_distance_matrix`` over the uncovered demand only and checked exactly
-    against the segments; each greedy step then recomputes the gain of just the candidates
-    that share a demand point with the chosen one. 640,000 cells (200,000 uncovered),
-    20,000 candidate points, ``k = 50``: about 0.25 s.
+    Performance: the reach is one sparse matrix (``cKDTree.sparse_distance_matrix`` over the
+    uncovered demand, checked exactly against the segments); each greedy step recomputes only the
+    gains that change. 640,000 cells, 20,000 candidates, ``k = 50``: about 0.25 s (plus the LP).
 
     Examples
     --------
@@ -448,5 +435,42 @@ def prioritise(
     asset_ids, asset_index = np.unique(cands.ids, return_inverse=True)
     open_ = np.flatnonzero(~covered & (households > 0))
     reach = _reach_matrix(demand_xy[open_], cands, asset_index, len(asset_ids), float(radius))
-    chosen = _greedy_choice(reach, households[open_], asset_ids, k)
-    return _priority_table(chosen, households, covered, asset_ids.dtype)
+    if not certify and method == "greedy" and budget is None:
+        chosen = _greedy_choice(reach, households[open_], asset_ids, k)
+        return _priority_table(chosen, households, covered, asset_ids.dtype)
+    return _certified(reach, households, covered, open_, asset_ids, k, method, costs, budget, time_limit)
+
+
+def _certified(
+    reach: sparse.csr_matrix,
+    households: np.ndarray,
+    covered: np.ndarray,
+    open_: np.ndarray,
+    asset_ids: np.ndarray,
+    k: int,
+    method: Method,
+    costs: pd.Series | None,
+    budget: float | None,
+    time_limit: float,
+) -> pd.DataFrame:
+    """The table of :func:`prioritise` chosen by :func:`geo.coverage.optimality.choose`, its certificate in ``attrs``."""
+    cost = None
+    if costs is not None:
+        cost = costs.reindex(asset_ids).to_numpy(dtype=float)
+        if np.isnan(cost).any():
+            raise ValueError("costs: every candidate id needs a cost")
+    chosen, certificate = choose(
+        reach,
+        households[open_],
+        asset_ids,
+        k,
+        method=method,
+        costs=cost,
+        budget=budget,
+        time_limit=time_limit,
+    )
+    table = _priority_table(chosen, households, covered, asset_ids.dtype)
+    if cost is not None:
+        table["cost"] = cost[np.searchsorted(asset_ids, table["asset_id"].to_numpy())] if len(table) else []
+    table.attrs["certificate"] = certificate.as_dict()
+    return table

@@ -27,3 +27,7 @@ class ReportPurged(Gone):
 
 class WayleavesUnavailable(Conflict):
     """``ready_now`` was asked but the database has no wayleave status view (409)."""
+
+
+class ReportDismissed(Conflict):
+    """The report was dismissed (``DELETE /jobs/{id}``) before it finished: its computation stops (409)."""

@@ -41,8 +41,10 @@ from geo.coverage.area import (
 )
 from geo.coverage.demand import points_demand
 from geo.coverage.errors import InvalidArea, InvalidCoverageRequest
+from geo.coverage.optimality import EXACT_MAX_CANDIDATES, EXACT_MAX_K
 from geo.reference.boroughs import GSS_CODES
 from geo.reference.model import KINDS, load_model
+from geo.wayleaves.statuses import STATUSES as WAYLEAVE_STATUSES
 
 #: The pydantic error type of the checks below: their messages name the field and the value.
 CHECK = "coverage_request"
@@ -68,6 +70,14 @@ class ReportRequest:
     radius: float
     premises: gpd.GeoDataFrame | None = field(default=None, compare=False, repr=False)
     premises_digest: str | None = None
+    #: How the candidates are chosen: greedy, or exact (MILP) for small instances.
+    priorities_method: str = "greedy"
+    #: With a budget: the most the chosen candidates may cost, and the cost tables used.
+    budget: float | None = None
+    cost_by_kind: tuple[tuple[str, float], ...] | None = None
+    cost_by_wayleave_status: tuple[tuple[str, float], ...] | None = None
+    #: Seconds HiGHS may spend on the LP bound (and the MILP): the settings', not part of the answer.
+    time_limit: float = field(default=5.0, compare=False)
 
     @property
     def reach(self) -> float:
@@ -92,6 +102,15 @@ class ReportRequest:
         }
         if self.premises is not None:
             out["premises"] = {"count": len(self.premises), "sha256": self.premises_digest}
+        # Only when asked for: the parameters of earlier reports stay as they were.
+        if self.priorities_method != "greedy":
+            out["priorities_method"] = self.priorities_method
+        if self.budget is not None:
+            out["budget"] = self.budget
+            out["costs"] = {
+                "by_kind": dict(self.cost_by_kind or ()),
+                "by_wayleave_status": dict(self.cost_by_wayleave_status or ()),
+            }
         return out
 
     def estimated_size(self, area_m2: float | None = None) -> int:
@@ -176,6 +195,40 @@ class PremisesCollection(BaseModel):
 
 
 Distance = Annotated[float, Field(ge=1, le=5000, allow_inf_nan=False)]
+Cost = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+
+
+class SiteCosts(BaseModel):
+    """The cost of each candidate: its kind's cost plus its best wayleave status's (``none``: no wayleave).
+
+    Either table may name only some codes: the others keep the settings' costs. A candidate
+    must cost more than 0 in the end.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    by_kind: dict[str, Cost] | None = Field(
+        None, description=f"Cost of opening up a candidate of each kind ({', '.join(KINDS)})."
+    )
+    by_wayleave_status: dict[str, Cost] | None = Field(
+        None, description="Cost added by the candidate's best wayleave status, or none (no wayleave yet)."
+    )
+
+    @field_validator("by_kind")
+    @classmethod
+    def _kinds(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None:
+            _codes("costs.by_kind", list(value), KINDS)
+        return value
+
+    @field_validator("by_wayleave_status")
+    @classmethod
+    def _statuses(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None:
+            _codes("costs.by_wayleave_status", list(value), {*WAYLEAVE_STATUSES, "none"})
+        return value
+
+
 Codes = Annotated[list[str] | None, BeforeValidator(_listed, json_schema_input_type=str | list[str] | None)]
 
 
@@ -244,6 +297,25 @@ class CoverageRequest(BaseModel):
         str | int | None,
         Field(description="The CRS of premises, as the area's crs; without it the coordinates decide."),
     ] = None
+    priorities_method: Literal["greedy", "exact"] = Field(
+        "greedy",
+        description="How the k candidates are chosen: greedy (any size; the report proves its gap to the "
+        f"best possible with an LP bound) or exact (a MILP, for k <= {EXACT_MAX_K} and at most "
+        f"{EXACT_MAX_CANDIDATES:,} candidates reaching uncovered demand).",
+    )
+    budget: float | None = Field(
+        None,
+        gt=0,
+        le=1e12,
+        allow_inf_nan=False,
+        description="The most the chosen candidates may cost together (at most k of them): the cost-aware "
+        "greedy of Khuller, Moss and Naor, bounded by the budgeted LP. Costs: see costs.",
+    )
+    costs: SiteCosts | None = Field(
+        None,
+        description="With budget: the costs of the candidates by kind and wayleave status; "
+        "default the settings' cost_by_kind and cost_by_wayleave_status.",
+    )
 
     @field_validator("thresholds")
     @classmethod
@@ -271,6 +343,10 @@ class CoverageRequest(BaseModel):
             raise _check_error("premises: demand 'premises' needs a FeatureCollection of points")
         if self.demand != "premises" and self.premises is not None:
             raise _check_error(f"premises: given, but demand is {self.demand!r}; set demand to 'premises'")
+        if self.costs is not None and self.budget is None:
+            raise _check_error("costs: given without a budget; set budget or leave costs out")
+        if self.priorities_method == "exact" and self.k > EXACT_MAX_K:
+            raise _check_error(f"priorities_method: exact is for k <= {EXACT_MAX_K} (k is {self.k})")
         return self
 
 
@@ -310,6 +386,9 @@ def build_request(body: CoverageRequest, settings: CoverageSettings) -> ReportRe
     gap = body.gap_threshold if body.gap_threshold is not None else thresholds[len(thresholds) // 2]
     if body.k > settings.max_k:
         raise InvalidCoverageRequest(f"k: {body.k!r} is not a whole number from 0 to {settings.max_k}")
+    by_kind, by_status = None, None
+    if body.budget is not None:
+        by_kind, by_status = _cost_tables(body.costs, settings)
     premises, digest = None, None
     if body.demand == "premises":
         premises, digest = _premises(body.premises, body.premises_crs, settings.max_premises)
@@ -329,10 +408,38 @@ def build_request(body: CoverageRequest, settings: CoverageSettings) -> ReportRe
         radius=float(body.radius),
         premises=premises,
         premises_digest=digest,
+        priorities_method=body.priorities_method,
+        budget=body.budget,
+        cost_by_kind=by_kind,
+        cost_by_wayleave_status=by_status,
+        time_limit=settings.priorities_time_limit_s,
     )
     if request.geometry is not None:
         check_size(request, settings)
     return request
+
+
+def _cost_tables(
+    costs: SiteCosts | None, settings: CoverageSettings
+) -> tuple[tuple[tuple[str, float], ...], tuple[tuple[str, float], ...]]:
+    """The settings' cost tables with the request's costs over them; every candidate costs more than 0."""
+    by_kind = {**settings.cost_by_kind, **((costs.by_kind if costs else None) or {})}
+    by_status = {**settings.cost_by_wayleave_status, **((costs.by_wayleave_status if costs else None) or {})}
+    missing = [k for k in KINDS if k not in by_kind]
+    if missing:
+        raise InvalidCoverageRequest(f"costs.by_kind: no cost for {', '.join(missing)} (nor in the settings)")
+    missing = [s for s in (*WAYLEAVE_STATUSES, "none") if s not in by_status]
+    if missing:
+        raise InvalidCoverageRequest(
+            f"costs.by_wayleave_status: no cost for {', '.join(missing)} (nor in the settings)"
+        )
+    free = [k for k in KINDS if by_kind[k] + min(by_status.values()) <= 0]
+    if free:
+        raise InvalidCoverageRequest(
+            f"costs.by_kind: a {free[0]} with a {min(by_status, key=by_status.__getitem__)} wayleave "
+            "would cost 0; every candidate must cost more than 0"
+        )
+    return tuple(sorted(by_kind.items())), tuple(sorted(by_status.items()))
 
 
 def parse_request(body: Any, settings: CoverageSettings) -> ReportRequest:

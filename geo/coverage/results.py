@@ -150,6 +150,30 @@ PRIORITY_COLUMNS = [
 ]  # fmt: skip
 
 
+#: The priorities CSV: :data:`PRIORITY_COLUMNS`, each row's cost (budgeted reports), then the
+#: certificate of the whole choice on every row (:func:`priority_csv_rows`).
+PRIORITY_CSV_COLUMNS = [
+    *PRIORITY_COLUMNS, "cost", "method", "budget", "spent", "bound_households", "proven_gap",
+]  # fmt: skip
+
+
+def priority_csv_rows(record: dict[str, Any], rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """The rows of the priorities CSV (:data:`PRIORITY_CSV_COLUMNS`).
+
+    The certificate (the LP bound on what any choice could add, the proven gap) is the summary's
+    ``priorities``; a report from before it was added leaves those columns empty.
+    """
+    cert = (record.get("summary") or {}).get("priorities") or {}
+    costs = cert.get("costs") or []
+    whole = [cert.get("method"), cert.get("budget"), cert.get("spent"), cert.get("bound"), cert.get("gap")]
+    out = []
+    for row in rows:
+        rank = int(row["rank"])
+        cost = costs[rank - 1] if 0 < rank <= len(costs) else None
+        out.append([*(row[c] for c in PRIORITY_COLUMNS), cost, *whole])
+    return out
+
+
 #: What :func:`priority_rows` adds to :data:`PRIORITY_COLUMNS` (the CSV keeps to those).
 PRIORITY_DETAILS = [
     "x", "y", "source_id", "name", "subtype", "subtype_label", "status_label", "borough_code", "borough",

@@ -44,6 +44,13 @@ class ReportParameters(_Schema):
     k: int = Field(description="Candidate assets prioritised.")
     radius: float = Field(description="Reach of a candidate asset in metres.")
     premises: PremisesDigest | None = Field(None, description="Only with demand premises.")
+    priorities_method: Literal["exact"] | None = Field(
+        None, description="Only when the candidates were chosen exactly (MILP); greedy otherwise."
+    )
+    budget: float | None = Field(None, description="Only with a budget: the most the chosen may cost.")
+    costs: dict[str, dict[str, float]] | None = Field(
+        None, description="Only with a budget: the costs used, ``by_kind`` and ``by_wayleave_status``."
+    )
 
 
 class DataVersion(_Schema):
@@ -100,6 +107,39 @@ class CoverageProfile(_Schema):
     area: list[tuple[float, float | None]] = Field(description="Share of the area within each distance.")
 
 
+class PriorityCertificate(_Schema):
+    """How good the chosen candidates are: what they add, an upper bound on any choice, the proven gap."""
+
+    method: Literal["greedy", "exact"] = Field(description="How they were chosen.")
+    k: int = Field(description="At most this many candidates.")
+    value: float = Field(description="Households the chosen candidates add.")
+    bound: float | None = Field(
+        description="No k candidates (within the budget) could add more households than this; "
+        "null when no bound was proven in time."
+    )
+    gap: float | None = Field(
+        description="(bound - value) / bound: the choice adds at least 1 - gap of the best possible."
+    )
+    bound_source: Literal["lp", "greedy", "milp"] | None = Field(
+        description="lp (the LP relaxation), greedy (the submodular bound of the greedy steps) or milp "
+        "(the exact method's dual bound): whichever was smallest."
+    )
+    lp_status: str = Field(description="optimal, or time_limit when HiGHS stopped before proving the LP.")
+    budget: float | None = Field(description="The budget, when budgeted.")
+    spent: float | None = Field(description="What the chosen candidates cost together, when budgeted.")
+    exact_status: str | None = Field(
+        description="With the exact method: optimal, or time_limit (then mip_gap is HiGHS's gap)."
+    )
+    mip_gap: float | None = Field(description="With the exact method: HiGHS's relative MIP gap.")
+    candidates: int = Field(description="Candidates reaching uncovered demand (the LP's columns).")
+    demand_rows: int = Field(
+        description="Uncovered demand points, merged where the same candidates reach them (the LP's rows)."
+    )
+    costs: list[float] | None = Field(
+        None, description="When budgeted: each chosen candidate's cost, by rank."
+    )
+
+
 class SummaryHeadline(_Schema):
     """A report's summary as the list shows it: the whole area's numbers."""
 
@@ -116,6 +156,9 @@ class SummaryHeadline(_Schema):
     gaps: GapSummary = Field(description="The gaps at the gap threshold.")
     pipeline_projects: list[dict[str, Any]] = Field(
         description="The Pipeline projects in or touching the area (no personal data)."
+    )
+    priorities: PriorityCertificate | None = Field(
+        None, description="The prioritisation's certificate (reports since it was added; null with k 0)."
     )
 
 
@@ -140,8 +183,9 @@ class ReportRecord(_Schema):
     id: int = Field(description="The report's id.")
     parameters: ReportParameters = Field(description="The request as understood, defaults filled in.")
     data_version: DataVersion | dict[str, Any] = Field(description="Empty until the report is done.")
-    state: Literal["queued", "running", "done", "failed", "interrupted"] = Field(
-        description="queued, running, done, failed (see message) or interrupted (the server stopped; ask again)."
+    state: Literal["queued", "running", "done", "failed", "interrupted", "dismissed"] = Field(
+        description="queued, running, done, failed (see message), interrupted (the server stopped; ask again) "
+        "or dismissed (stopped by DELETE /jobs/{id} before it finished)."
     )
     progress_done: int = Field(description="Steps done (as progress.done).")
     progress_total: int | None = Field(description="Steps in all (as progress.total).")

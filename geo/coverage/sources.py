@@ -185,7 +185,9 @@ def asset_box(request: ReportRequest) -> tuple[float, float, float, float]:
     return x0 - r, y0 - r, x1 + r, y1 + r
 
 
-def read_assets(url: str, request: ReportRequest) -> Assets:
+def read_assets(
+    url: str, request: ReportRequest, box: tuple[float, float, float, float] | None = None
+) -> Assets:
     """Read the qualifying and candidate assets near the area, on two connections in parallel.
 
     Parameters
@@ -194,6 +196,8 @@ def read_assets(url: str, request: ReportRequest) -> Assets:
         Database URL.
     request : ReportRequest
         With its geometry resolved; assets within ``request.reach`` of the area's box are read.
+    box : tuple of float, optional
+        Read the assets in this box instead (a partition and its halo, :mod:`geo.coverage.distributed`).
 
     Returns
     -------
@@ -211,7 +215,7 @@ def read_assets(url: str, request: ReportRequest) -> Assets:
     data versions recorded with the report agree. Points come back as one ``bytea`` decoded
     with a numpy structured dtype, without a Python object per asset.
     """
-    x0, y0, x1, y1 = asset_box(request)
+    x0, y0, x1, y1 = asset_box(request) if box is None else box
     params = {
         "kinds": list(request.kinds),
         "subtypes": None if request.subtypes is None else list(request.subtypes),
@@ -258,3 +262,31 @@ def read_assets(url: str, request: ReportRequest) -> Assets:
         versions={k: int(v) for k, v in versions.items()},
         snapshot_versions=snapshot_versions,
     )
+
+
+# What a partitioned report reads on the client: the counts and candidate ids of the whole box.
+_LINEAR = "GeometryType(a.geom) IN ('LINESTRING', 'MULTILINESTRING')"
+COUNTS_SQL = (
+    "SELECT count(*) FILTER (WHERE ({qualifies}) AND NOT " + _LINEAR + "), "
+    "count(*) FILTER (WHERE ({qualifies}) AND " + _LINEAR + "), "
+    "count(*) FILTER (WHERE NOT ({qualifies}) AND NOT " + _LINEAR + "), "
+    "count(*) FILTER (WHERE NOT ({qualifies}) AND " + _LINEAR + "), "
+    "coalesce(array_agg(a.id ORDER BY a.id) FILTER (WHERE NOT ({qualifies})), '{{}}')"
+)
+
+
+def asset_counts(conn: psycopg.Connection[Any], request: ReportRequest) -> tuple[dict[str, int], np.ndarray]:
+    """The counts of :meth:`Assets.counts` and the sorted candidate ids, without reading geometries."""
+    x0, y0, x1, y1 = asset_box(request)
+    params = {
+        "kinds": list(request.kinds),
+        "subtypes": None if request.subtypes is None else list(request.subtypes),
+        "boroughs": None if request.asset_boroughs is None else list(request.asset_boroughs),
+        "statuses": list(request.statuses),
+        "never": list(NEVER_CANDIDATES),
+        "x0": x0, "y0": y0, "x1": x1, "y1": y1,
+    }  # fmt: skip
+    row = conn.execute(_asset_sql(COUNTS_SQL, request.ready_now, "true"), params).fetchone()
+    assert row is not None
+    names = ("qualifying_points", "qualifying_lines", "candidate_points", "candidate_lines")
+    return dict(zip(names, map(int, row[:4]), strict=True)), np.asarray(row[4], dtype=np.int64)

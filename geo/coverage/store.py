@@ -23,10 +23,11 @@ from psycopg.types.json import Jsonb
 
 from geo.access.audit import record
 from geo.access.principals import Principal
-from geo.core.jobs import ACTIVE, JobStatus, owner
+from geo.core.jobs import ACTIVE, JobStatus, finish, owner
 from geo.core.progress import Progress, silent
 from geo.coverage.compute import STEPS, ReportResult, compute_report
 from geo.coverage.demand_layers import OUTSIDE, Layer
+from geo.coverage.errors import ReportDismissed
 from geo.coverage.request import ReportRequest
 from geo.coverage.sources import check_wayleaves
 from geo.db import pgcopy
@@ -134,6 +135,13 @@ def store_result(conn: psycopg.Connection[Any], report_id: int, result: ReportRe
         )  # fmt: skip
 
 
+def _stop_if_dismissed(status: JobStatus, report_id: int) -> None:
+    """Raise :class:`ReportDismissed` when the report was dismissed (checked once a step)."""
+    row = status.conn.execute("SELECT state FROM coverage_reports WHERE id = %s", [report_id]).fetchone()
+    if row is None or row[0] == "dismissed":
+        raise ReportDismissed(f"coverage report {report_id} was dismissed while it ran")
+
+
 def open_report(url: str, request: ReportRequest, principal: Principal) -> int:
     """:func:`create_report` on a connection of its own, committed; returns the report id."""
     with psycopg.connect(url) as conn:
@@ -173,38 +181,48 @@ def run_report(
     with ACTIVE.tracking("coverage_reports", report_id):
         status = JobStatus(url, "coverage_reports", report_id, every=0.2, conn=conn)
         try:
-            status.set(
-                state="running",
-                started_at=dt.datetime.now(dt.UTC),
-                progress_done=0,
-                progress_total=len(STEPS),
-                message=None,
-            )
+            started = status.conn.execute(
+                """UPDATE coverage_reports SET state = 'running', started_at = now(), progress_done = 0,
+                       progress_total = %s, message = NULL
+                   WHERE id = %s AND state = 'queued' RETURNING id""",
+                [len(STEPS), report_id],
+            ).fetchone()
+            if started is None:  # dismissed while queued (DELETE /jobs/{id}): nothing to do
+                raise ReportDismissed(f"coverage report {report_id} was dismissed before it started")
 
             def report(step: str, done: int, total: int) -> None:
                 status.progress(step, done, total)
                 progress(step, done, total)
+                _stop_if_dismissed(status, report_id)
 
             conn = status.conn  # autocommit: the results and the state 'done' in one transaction
             result = compute_report(url, request, spacing, report, conn)
-            started = time.perf_counter()
+            started_s = time.perf_counter()
             with conn.transaction():
                 store_result(conn, report_id, result)
-                timings = {**result.timings, "store": round(time.perf_counter() - started, 4)}
+                timings = {**result.timings, "store": round(time.perf_counter() - started_s, 4)}
                 timings["total"] = round(sum(timings.values()), 4)
-                conn.execute(
+                done = conn.execute(
                     """UPDATE coverage_reports SET state = 'done', summary = %s, timings = %s, data_version = %s,
                            area = ST_GeomFromWKB(%s, 27700), progress_done = %s, finished_at = now()
-                       WHERE id = %s""",
+                       WHERE id = %s AND state = 'running' RETURNING id""",
                     [
                         Jsonb(result.summary), Jsonb(timings), Jsonb(result.data_version),
                         shapely.to_wkb(result.request.geometry), len(STEPS), report_id,
                     ],
-                )  # fmt: skip
+                ).fetchone()  # fmt: skip
+                if done is None:  # dismissed meanwhile: its results are rolled back with this
+                    raise ReportDismissed(f"coverage report {report_id} was dismissed while it ran")
+        except ReportDismissed:
+            return  # the dismissal is its final state
         except Exception as exc:
-            status.finish(
-                state="failed", message=f"{type(exc).__name__}: {exc}", finished_at=dt.datetime.now(dt.UTC)
-            )
+            # A dismissal recorded meanwhile stays the final state.
+            values = {
+                "state": "failed",
+                "message": f"{type(exc).__name__}: {exc}",
+                "finished_at": dt.datetime.now(dt.UTC),
+            }
+            finish(url, "coverage_reports", report_id, values, unless_finished=True)
             if raise_errors:
                 raise
         finally:

@@ -28,6 +28,8 @@ from geo.reference.boroughs import UnknownBorough, check_code
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 100
+#: The columns of each geometry's bounding box in :func:`rows_statement` (GeoParquet's covering).
+BBOX_COLUMNS = {"xmin": "ST_XMin", "ymin": "ST_YMin", "xmax": "ST_XMax", "ymax": "ST_YMax"}
 
 
 class FeatureNotFound(NotFound):
@@ -183,6 +185,89 @@ def _conditions(collection: Collection, query: ItemsQuery) -> tuple[list[sql.Com
     return conds, params
 
 
+def selected_properties(collection: Collection, query: ItemsQuery) -> tuple[str, ...]:
+    """The properties a response carries: the ``properties=`` selection, else all the collection shows.
+
+    The one list of what leaves the service for a layer, in GeoJSON and in every file format:
+    a collection's :attr:`~geo.layers.collections.Collection.properties` never name a column a
+    role may not see (an asset's ``extra`` and ``changed_by``, a wayleave's operator).
+    """
+    return query.properties if query.properties is not None else collection.properties
+
+
+def _after(
+    collection: Collection, query: ItemsQuery, conds: list[sql.Composable], params: dict[str, Any]
+) -> None:
+    if query.after is not None:
+        conds.append(sql.SQL("{} > %(after)s").format(sql.Identifier(collection.id_column)))
+        params["after"] = query.after
+
+
+def rows_statement(
+    collection: Collection,
+    query: ItemsQuery,
+    limit: int,
+    text: bool = False,
+    covering: bool = False,
+    coordinates: bool = False,
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The statement of the file formats: the same rows as :func:`get_items` (conditions, cursor, id order).
+
+    Columns: ``id`` (the feature id), the :func:`selected_properties`, ``geometry`` in
+    ``query.crs`` with x (longitude, easting) first whatever the CRS's axis order (as files
+    store it), as WKB (with ``covering``, followed by its ``xmin``, ``ymin``, ``xmax``, ``ymax``)
+    or with ``text`` as WKT; with ``coordinates`` also ``x`` and ``y`` of a point (NULL for
+    other geometries).
+    At most ``limit`` rows.
+    """
+    props = selected_properties(collection, query)
+    conds, params = _conditions(collection, query)
+    _after(collection, query, conds, params)
+    srid = query.crs.srid
+    geom = sql.SQL("geom") if srid == 27700 else sql.SQL("ST_Transform(geom, {})").format(sql.Literal(srid))
+    if text:
+        digits = 2 if srid in (27700, 3857) else 7
+        columns: list[sql.Composable] = [
+            sql.SQL("ST_AsText(g.shape, {}) AS geometry").format(sql.Literal(digits))
+        ]
+    else:
+        columns = [sql.SQL("ST_AsBinary(g.shape) AS geometry")]
+    if covering:
+        columns += [
+            sql.SQL("{}(g.shape) AS {}").format(sql.SQL(function), sql.Identifier(name))
+            for name, function in BBOX_COLUMNS.items()
+        ]
+    if coordinates:
+        columns += [
+            sql.SQL("CASE WHEN GeometryType(g.shape) = 'POINT' THEN ST_{}(g.shape) END AS {}").format(
+                sql.SQL(axis.upper()), sql.Identifier(axis)
+            )
+            for axis in ("x", "y")
+        ]
+    statement = sql.SQL(
+        # The LIMIT keeps the inner query from being merged into the outer one, so the geometry
+        # is transformed once per row, however many of the outer columns read it.
+        """{with_box} SELECT g.id{comma}{outer}, {columns}
+        FROM (SELECT {id} AS id{comma}{properties}, {geom} AS shape FROM {table}{from_box}
+              WHERE {conds} ORDER BY {id} LIMIT %(limit)s) AS g"""
+    ).format(
+        with_box=sql.SQL("WITH " + BOX_SQL) if query.bbox is not None else sql.SQL(""),  # type: ignore[arg-type]
+        id=sql.SQL("{}.{}").format(sql.Identifier(collection.table), sql.Identifier(collection.id_column)),
+        comma=sql.SQL(", ") if props else sql.SQL(""),
+        outer=sql.SQL(", ").join(sql.SQL("g.{}").format(sql.Identifier(p)) for p in props),
+        properties=sql.SQL(", ").join(
+            sql.SQL("{}.{}").format(sql.Identifier(collection.table), sql.Identifier(p)) for p in props
+        ),
+        columns=sql.SQL(", ").join(columns),
+        table=sql.Identifier(collection.table),
+        from_box=sql.SQL(", b") if query.bbox is not None else sql.SQL(""),
+        geom=geom,
+        conds=sql.SQL(" AND ").join(conds),
+    )
+    params["limit"] = limit
+    return statement, params
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of features: the GeoJSON features as bytes, and the cursor of the next page."""
@@ -199,11 +284,9 @@ async def get_items(conn: psycopg.AsyncConnection[Any], collection: Collection, 
     Paging is keyset (``id > after``), so the 5,000th page costs what the first does.
     ``matched`` is given only when it is free: when the whole result fits in this page.
     """
-    props = query.properties if query.properties is not None else collection.properties
+    props = selected_properties(collection, query)
     conds, params = _conditions(collection, query)
-    if query.after is not None:
-        conds.append(sql.SQL("{} > %(after)s").format(sql.Identifier(collection.id_column)))
-        params["after"] = query.after
+    _after(collection, query, conds, params)
     with_box = sql.SQL("WITH " + BOX_SQL) if query.bbox is not None else sql.SQL("WITH")  # type: ignore[arg-type]
     from_box = sql.SQL(", b") if query.bbox is not None else sql.SQL("")
     properties = sql.SQL(", ").join(

@@ -3,10 +3,17 @@
 From the raw zoom (13 by default) a tile carries the features themselves, capped per tile.
 Below it, point layers carry clusters (a count per grid cell, 32 x 32 cells a tile) and
 line layers carry merged, simplified lines, both read from summary tables built after
-each bulk write (``refresh_summaries``), so a London-wide z8 tile costs a few
+each bulk write (:mod:`geo.layers.tile_summaries`), so a London-wide z8 tile costs a few
 milliseconds instead of half a second of on-the-fly clustering. Web maps draw grid clusters
 from the same summaries, merged into 4 x 4 cells a tile (``cluster_cells``; the GLA map merges
 them again into 2 x 2): one labelled symbol per cell, so symbols never pile into a mass.
+
+A CQL2 ``filter`` (:mod:`geo.layers.tile_filters`) adds its condition to a raw tile's query.
+Below the raw zoom, one that only picks boroughs, subtypes and statuses reads the summaries like
+the parameters do; any other is counted from the features in the tile, on the same grid with the
+same centroids (so the counts are those the summaries would give): bounded in memory by the grid
+(1,024 cells a tile, one merged line a tile for line layers) and in time by the statement timeout.
+Such a tile follows the layer's data version rather than the summaries' build.
 """
 
 from __future__ import annotations
@@ -26,14 +33,38 @@ from geo.core.settings import TileSettings
 from geo.db.versions import KnownVersions
 from geo.layers.collections import COLLECTIONS, Collection
 from geo.layers.features import data_version
+from geo.layers.tile_filters import TileFilter, merge_terms
+from geo.layers.tile_summaries import (
+    CELLS,
+    HALF_WORLD,
+    SUMMARY_COLUMNS,
+    WORLD,
+    borough_refresh_statements,
+    refresh_statements,
+    refresh_summaries,
+    refresh_summaries_async,
+    stale_summary_kinds,
+    summaries_current,
+    summary_grid,
+    summary_version,
+)
+
+__all__ = [
+    "CELLS",
+    "HALF_WORLD",
+    "WORLD",
+    "borough_refresh_statements",
+    "refresh_statements",
+    "refresh_summaries",
+    "refresh_summaries_async",
+    "stale_summary_kinds",
+    "summaries_current",
+    "summary_grid",
+    "summary_version",
+]
 
 EXTENT = 4096
 BUFFER = 64
-# Cluster cells per tile side at low zooms: a cluster every 16 px of a 512 px tile, finer than
-# map clusterers' usual 40-80 px radius; 64 made z12 tiles of 4,000 clusters (15-20 ms).
-CELLS = 32
-HALF_WORLD = 20037508.342789244
-WORLD = 2 * HALF_WORLD
 
 
 class InvalidTile(NotFound):
@@ -48,205 +79,6 @@ def check_tile(z: int, x: int, y: int, max_zoom: int) -> None:
         raise InvalidTile(f"tile {z}/{x}/{y} does not exist: x and y must be in 0..{2**z - 1} at zoom {z}")
 
 
-# Summaries ---------------------------------------------------------------------------------------------
-# Cells nest: a cell at zoom z holds the cells of zoom max_z whose indexes shifted right by
-# (max_z - z) equal its own, so the finest grid is computed once from the geometries and every
-# coarser zoom is integer arithmetic on it.
-POINT_SUMMARY_SQL = f"""
-WITH base AS MATERIALIZED (
-    SELECT floor((ST_X(c) + {HALF_WORLD}) / ({WORLD} / 2 ^ %(max_z)s / {CELLS}))::int AS cx,
-           floor(({HALF_WORLD} - ST_Y(c)) / ({WORLD} / 2 ^ %(max_z)s / {CELLS}))::int AS cy,
-           borough_code, subtype, status, count(*) AS n, sum(ST_X(c)) AS sx, sum(ST_Y(c)) AS sy
-    -- OFFSET 0 keeps the subquery: flattened, each use of c computed the centroid again (4 a row).
-    FROM (SELECT ST_Centroid(geom_3857) AS c, borough_code, subtype, status
-          FROM assets WHERE kind = %(kind)s AND retired_at IS NULL OFFSET 0) a
-    GROUP BY 1, 2, 3, 4, 5
-)
-INSERT INTO tile_point_summaries (kind, z, cx, cy, borough_code, subtype, status, n, sx, sy)
-SELECT %(kind)s, z, cx >> (%(max_z)s - z), cy >> (%(max_z)s - z), borough_code, subtype, status,
-       sum(n), sum(sx), sum(sy)
-FROM base CROSS JOIN generate_series(0, %(max_z)s) AS z(z)
--- The roll-up rows (attributes NULL) serve unfiltered tiles without a second GROUP BY.
-GROUP BY GROUPING SETS ((1, 2, 3, 4, 5, 6, 7), (1, 2, 3, 4))
-"""
-
-LINE_SUMMARY_SQL = f"""
-INSERT INTO tile_line_summaries (kind, z, borough_code, subtype, status, length_m, n, geom)
-SELECT %(kind)s, z, borough_code, subtype, status, sum(length_m), count(*),
-       ST_Simplify(ST_LineMerge(ST_Collect(geom_3857)), {WORLD} / 2 ^ z / 256, true)
-FROM (
-    SELECT z.z, a.borough_code, a.subtype, a.status, a.geom_3857, ST_Length(a.geom) AS length_m,
-           floor((ST_X(ST_StartPoint(ST_GeometryN(a.geom_3857, 1))) + {HALF_WORLD}) / ({WORLD} / 2 ^ z.z))::int AS tx,
-           floor(({HALF_WORLD} - ST_Y(ST_StartPoint(ST_GeometryN(a.geom_3857, 1)))) / ({WORLD} / 2 ^ z.z))::int AS ty
-    FROM assets a CROSS JOIN generate_series(0, %(max_z)s) AS z(z)
-    WHERE a.kind = %(kind)s AND a.retired_at IS NULL
-) lines
-GROUP BY GROUPING SETS ((z, tx, ty, borough_code, subtype, status), (z, tx, ty))
-"""
-
-
-def summary_grid(raw_min_zoom: int) -> str:
-    """The grid the summaries are built on: cells per tile side and finest zoom, e.g. ``'32/12'``."""
-    return f"{CELLS}/{raw_min_zoom - 1}"
-
-
-# One rebuild of a kind at a time, across processes (each service worker, the CLI): two at once
-# would each delete the rows they see and insert their own, leaving both sets.
-LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('tile_summaries'), hashtext(%(kind)s))"
-
-RECORD_BUILD_SQL = """INSERT INTO tile_summary_builds (kind, built_from, grid)
-SELECT %(kind)s, version, %(grid)s FROM data_versions WHERE layer = 'assets'
-ON CONFLICT (kind) DO UPDATE SET built_from = EXCLUDED.built_from, grid = EXCLUDED.grid, built_at = now()"""
-
-
-def refresh_statements(kind: str, low_zoom: str, raw_min_zoom: int) -> list[tuple[str, dict[str, Any]]]:
-    """The SQL that rebuilds one kind's summaries, stamped with the current data version and grid."""
-    table = "tile_point_summaries" if low_zoom == "points" else "tile_line_summaries"
-    build = POINT_SUMMARY_SQL if low_zoom == "points" else LINE_SUMMARY_SQL
-    params = {"kind": kind, "max_z": raw_min_zoom - 1, "grid": summary_grid(raw_min_zoom)}
-    return [
-        (LOCK_SQL, params),
-        # Enough memory to hash the grouping sets; sorting them spills to disk and takes seconds.
-        ("SET LOCAL work_mem = '256MB'", {}),
-        (f"DELETE FROM {table} WHERE kind = %(kind)s", params),
-        (build, params),
-        (RECORD_BUILD_SQL, params),
-    ]
-
-
-# One borough's detail rows of a point layer (the roll-up rows are rebuilt from all boroughs' detail rows).
-BOROUGH_POINT_SUMMARY_SQL = f"""
-WITH base AS MATERIALIZED (
-    SELECT floor((ST_X(c) + {HALF_WORLD}) / ({WORLD} / 2 ^ %(max_z)s / {CELLS}))::int AS cx,
-           floor(({HALF_WORLD} - ST_Y(c)) / ({WORLD} / 2 ^ %(max_z)s / {CELLS}))::int AS cy,
-           subtype, status, count(*) AS n, sum(ST_X(c)) AS sx, sum(ST_Y(c)) AS sy
-    FROM (SELECT ST_Centroid(geom_3857) AS c, subtype, status
-          FROM assets WHERE kind = %(kind)s AND borough_code = %(borough)s AND retired_at IS NULL OFFSET 0) a
-    GROUP BY 1, 2, 3, 4
-)
-INSERT INTO tile_point_summaries (kind, z, cx, cy, borough_code, subtype, status, n, sx, sy)
-SELECT %(kind)s, z, cx >> (%(max_z)s - z), cy >> (%(max_z)s - z), %(borough)s, subtype, status,
-       sum(n), sum(sx), sum(sy)
-FROM base CROSS JOIN generate_series(0, %(max_z)s) AS z(z)
-GROUP BY 2, 3, 4, 6, 7
-"""
-
-ROLLUP_POINT_SUMMARY_SQL = """
-INSERT INTO tile_point_summaries (kind, z, cx, cy, borough_code, subtype, status, n, sx, sy)
-SELECT kind, z, cx, cy, NULL, NULL, NULL, sum(n), sum(sx), sum(sy)
-FROM tile_point_summaries WHERE kind = %(kind)s AND borough_code IS NOT NULL
-GROUP BY kind, z, cx, cy
-"""
-
-
-def borough_refresh_statements(
-    kind: str, borough_code: str, raw_min_zoom: int
-) -> list[tuple[str, dict[str, Any]]]:
-    """The SQL that rebuilds one borough's share of a point layer's summaries (the others are unchanged)."""
-    params = {
-        "kind": kind,
-        "borough": borough_code,
-        "max_z": raw_min_zoom - 1,
-        "grid": summary_grid(raw_min_zoom),
-    }
-    return [
-        (LOCK_SQL, params),
-        ("SET LOCAL work_mem = '256MB'", {}),
-        ("DELETE FROM tile_point_summaries WHERE kind = %(kind)s AND borough_code = %(borough)s", params),
-        (BOROUGH_POINT_SUMMARY_SQL, params),
-        ("DELETE FROM tile_point_summaries WHERE kind = %(kind)s AND borough_code IS NULL", params),
-        (ROLLUP_POINT_SUMMARY_SQL, params),
-        (RECORD_BUILD_SQL, params),
-    ]
-
-
-def summaries_current(conn: psycopg.Connection[Any], kind: str, raw_min_zoom: int) -> bool:
-    """Whether the kind's summaries were built from the current data version on the current grid
-    (so a borough's share can be redone alone)."""
-    row = conn.execute(
-        """SELECT b.built_from = v.version AND b.grid IS NOT DISTINCT FROM %s
-           FROM tile_summary_builds b, data_versions v
-           WHERE b.kind = %s AND v.layer = 'assets'""",
-        [summary_grid(raw_min_zoom), kind],
-    ).fetchone()
-    return bool(row and row[0])
-
-
-async def stale_summary_kinds(
-    conn: psycopg.AsyncConnection[Any], collections: list[Collection], raw_min_zoom: int
-) -> list[str]:
-    """The kinds whose summaries are missing, behind the data or of another grid (the service
-    rebuilds them when it starts: after an upgrade, a crash, or a new raw zoom setting)."""
-    kinds = sorted({c.kind for c in collections if c.kind and c.low_zoom in ("points", "lines")})
-    cur = await conn.execute(
-        """SELECT k.kind FROM unnest(%s::text[]) AS k(kind)
-           LEFT JOIN tile_summary_builds b ON b.kind = k.kind
-           CROSS JOIN (SELECT version FROM data_versions WHERE layer = 'assets') v
-           WHERE b.kind IS NULL OR b.built_from <> v.version OR b.grid IS DISTINCT FROM %s
-           ORDER BY k.kind""",
-        [kinds, summary_grid(raw_min_zoom)],
-    )
-    return [row[0] for row in await cur.fetchall()]
-
-
-def refresh_summaries(
-    conn: psycopg.Connection[Any],
-    collections: list[Collection],
-    raw_min_zoom: int,
-    *,
-    borough_code: str | None = None,
-) -> None:
-    """Rebuild the low-zoom summaries of the given asset layers (call after bulk writes).
-
-    With ``borough_code``, only that borough's assets changed since the summaries were current
-    (the caller checked :func:`summaries_current` before writing): point layers then rebuild that
-    borough's rows and the roll-up rows only; line layers are always rebuilt whole.
-
-    Performance: about 2 s per 500,000 points on 2 cores (whole rebuild); ducts less.
-    """
-    for c in collections:
-        if c.kind and c.low_zoom in ("points", "lines"):
-            if borough_code is not None and c.low_zoom == "points":
-                statements = borough_refresh_statements(c.kind, borough_code, raw_min_zoom)
-            else:
-                statements = refresh_statements(c.kind, c.low_zoom, raw_min_zoom)
-            for statement, params in statements:
-                conn.execute(statement.encode(), params)
-
-
-async def refresh_summaries_async(
-    conn: psycopg.AsyncConnection[Any],
-    collections: list[Collection],
-    raw_min_zoom: int,
-    *,
-    only_stale: bool = False,
-) -> None:
-    """:func:`refresh_summaries` on an async connection, in one transaction.
-
-    With ``only_stale``, a kind found current once its lock is held (another process rebuilt
-    it meanwhile) is left alone.
-    """
-    async with conn.transaction():
-        for c in collections:
-            if c.kind and c.low_zoom in ("points", "lines"):
-                statements = refresh_statements(c.kind, c.low_zoom, raw_min_zoom)
-                lock, params = statements[0]
-                await conn.execute(lock.encode(), params)
-                if only_stale and not await stale_summary_kinds(conn, [c], raw_min_zoom):
-                    continue
-                for statement, params in statements[1:]:
-                    await conn.execute(statement.encode(), params)
-
-
-async def summary_version(conn: psycopg.AsyncConnection[Any], collection: Collection) -> str:
-    """The data version and grid the collection's summaries were built from ('0' when never built)."""
-    cur = await conn.execute(
-        "SELECT built_from, grid FROM tile_summary_builds WHERE kind = %s", [collection.kind]
-    )
-    row = await cur.fetchone()
-    return f"{row[0]}.{row[1]}".replace("/", "-") if row else "0"
-
-
 # Tile queries ------------------------------------------------------------------------------------------
 def _filter_conditions(filters: dict[str, list[str]]) -> sql.Composable:
     parts = [
@@ -255,7 +87,39 @@ def _filter_conditions(filters: dict[str, list[str]]) -> sql.Composable:
     return sql.SQL("").join(sql.SQL(" AND ") + p for p in parts)
 
 
-def _raw_query(collection: Collection, filters: dict[str, list[str]]) -> sql.Composed:
+def _conditions(filters: dict[str, list[str]], where: TileFilter | None) -> sql.Composable:
+    """The parameters' conditions and the CQL2 filter's, each after an AND."""
+    cql = sql.SQL("") if where is None else sql.SQL(" AND ({})").format(where.compiled.sql)
+    return sql.Composed([_filter_conditions(filters), cql])
+
+
+def summary_filters(
+    collection: Collection, filters: dict[str, list[str]], where: TileFilter | None
+) -> dict[str, list[str]] | None:
+    """The filters as summary column -> values, or None when the summaries cannot answer them."""
+    if collection.low_zoom == "raw" or any(c not in SUMMARY_COLUMNS for c in filters):
+        return None
+    if where is None:
+        return filters
+    return None if where.summary is None else merge_terms(filters, where.summary)
+
+
+def from_summaries(
+    collection: Collection,
+    z: int,
+    raw_min_zoom: int,
+    filters: dict[str, list[str]] | None = None,
+    where: TileFilter | None = None,
+) -> bool:
+    """Whether tile zoom ``z`` of the collection, with these filters, is read from the summaries."""
+    if z >= raw_min_zoom or collection.low_zoom == "raw":
+        return False
+    return summary_filters(collection, filters or {}, where) is not None
+
+
+def _raw_query(
+    collection: Collection, filters: dict[str, list[str]], where: TileFilter | None
+) -> sql.Composed:
     columns = sql.SQL(", ").join(sql.Identifier(p) for p in collection.tile_properties)
     return sql.SQL(
         """WITH t AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,
@@ -274,7 +138,7 @@ def _raw_query(collection: Collection, filters: dict[str, list[str]]) -> sql.Com
         buffer=sql.Literal(BUFFER),
         table=sql.Identifier(collection.table),
         where=sql.SQL(collection.where),  # type: ignore[arg-type]
-        filters=_filter_conditions(filters),
+        filters=_conditions(filters, where),
     )
 
 
@@ -285,42 +149,115 @@ def _summary_rows(filters: dict[str, list[str]]) -> sql.Composable:
     return sql.SQL(" AND borough_code IS NOT NULL") + _filter_conditions(filters)
 
 
-def _points_query(filters: dict[str, list[str]]) -> sql.Composed:
+def _cells(
+    collection: Collection, filters: dict[str, list[str]], where: TileFilter | None
+) -> tuple[sql.Composable | None, sql.Composable]:
+    """Where a tile's grid cells (``cx, cy, n, sx, sy``) come from: a CTE ``live`` it needs (or None), and the source.
+
+    The summary rows when they can answer the filters; else the features in the tile, each a
+    cell of the summaries' grid by its centroid, exactly as the summaries place it.
+    """
+    in_tile = sql.SQL(
+        "cx BETWEEN %(x)s * {cells} AND %(x)s * {cells} + {last} AND cy BETWEEN %(y)s * {cells} AND %(y)s * {cells} + {last}"
+    ).format(cells=sql.Literal(CELLS), last=sql.Literal(CELLS - 1))
+    rows = summary_filters(collection, filters, where)
+    if rows is not None:
+        source = sql.SQL("tile_point_summaries WHERE kind = %(kind)s AND z = %(z)s AND {}{}").format(
+            in_tile, _summary_rows(rows)
+        )
+        return None, source
+    live = sql.SQL(
+        """live AS (
+            SELECT floor((ST_X(c) + {half}) / ({world} / 2 ^ %(z)s / {cells}))::int AS cx,
+                   floor(({half} - ST_Y(c)) / ({world} / 2 ^ %(z)s / {cells}))::int AS cy,
+                   1 AS n, ST_X(c) AS sx, ST_Y(c) AS sy
+            -- OFFSET 0 keeps the centroid computed once a row (as the summaries do).
+            FROM (SELECT ST_Centroid(geom_3857) AS c FROM {table}
+                  WHERE {where} AND geom_3857 && ST_TileEnvelope(%(z)s, %(x)s, %(y)s){filters} OFFSET 0) a)"""
+    ).format(
+        half=sql.Literal(HALF_WORLD),
+        world=sql.Literal(WORLD),
+        cells=sql.Literal(CELLS),
+        table=sql.Identifier(collection.table),
+        where=sql.SQL(collection.where),  # type: ignore[arg-type]
+        filters=_conditions(filters, where),
+    )
+    return live, sql.SQL("live WHERE {}").format(in_tile)
+
+
+def _points_query(
+    collection: Collection, filters: dict[str, list[str]], where: TileFilter | None
+) -> sql.Composed:
+    live, source = _cells(collection, filters, where)
     return sql.SQL(
-        """WITH t AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env),
+        """WITH t AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env), {live}
         c AS (SELECT sum(n)::int AS count, sum(sx) / sum(n) AS mx, sum(sy) / sum(n) AS my
-              FROM tile_point_summaries
-              WHERE kind = %(kind)s AND z = %(z)s
-                AND cx BETWEEN %(x)s * {cells} AND %(x)s * {cells} + {last}
-                AND cy BETWEEN %(y)s * {cells} AND %(y)s * {cells} + {last}{rows}
+              FROM {source}
               GROUP BY cx, cy),
         f AS (SELECT count, ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(mx, my), 3857), t.env, {extent}, {buffer}, true) AS geom
               FROM c, t)
         SELECT ST_AsMVT(f, %(layer)s, {extent}, 'geom') FROM f"""
     ).format(
-        cells=sql.Literal(CELLS),
-        last=sql.Literal(CELLS - 1),
-        rows=_summary_rows(filters),
+        live=sql.SQL("") if live is None else live + sql.SQL(","),
+        source=source,
         extent=sql.Literal(EXTENT),
         buffer=sql.Literal(BUFFER),
     )
 
 
-def _lines_query(filters: dict[str, list[str]]) -> sql.Composed:
+def _lines_query(
+    collection: Collection, filters: dict[str, list[str]], where: TileFilter | None
+) -> sql.Composed:
+    common = {
+        "margin": sql.Literal(BUFFER / EXTENT),
+        "extent": sql.Literal(EXTENT),
+        "buffer": sql.Literal(BUFFER),
+    }
+    rows = summary_filters(collection, filters, where)
+    if rows is not None:
+        return sql.SQL(
+            """WITH t AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,
+                             ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => {margin}) AS benv),
+            f AS (SELECT round(length_m)::int AS length_m, n AS count,
+                         ST_AsMVTGeom(geom, t.env, {extent}, {buffer}, true) AS geom
+                  FROM tile_line_summaries, t
+                  WHERE kind = %(kind)s AND z = %(z)s AND geom && t.benv{rows})
+            SELECT ST_AsMVT(f, %(layer)s, {extent}, 'geom') FROM f WHERE geom IS NOT NULL"""
+        ).format(rows=_summary_rows(rows), **common)
+    # One merged, simplified line a tile for the lines that match (the summaries keep one per
+    # borough, subtype and status): its memory is the tile's matching lines, once.
     return sql.SQL(
         """WITH t AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,
                          ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => {margin}) AS benv),
-        f AS (SELECT round(length_m)::int AS length_m, n AS count,
-                     ST_AsMVTGeom(geom, t.env, {extent}, {buffer}, true) AS geom
-              FROM tile_line_summaries, t
-              WHERE kind = %(kind)s AND z = %(z)s AND geom && t.benv{rows})
+        m AS (SELECT round(sum(ST_Length(geom)))::int AS length_m, count(*)::int AS count,
+                     ST_Simplify(ST_LineMerge(ST_Collect(geom_3857)), {world} / 2 ^ %(z)s / 256, true) AS g
+              FROM {table}, t WHERE {where} AND geom_3857 && t.benv{filters}),
+        f AS (SELECT length_m, count, ST_AsMVTGeom(g, t.env, {extent}, {buffer}, true) AS geom FROM m, t WHERE count > 0)
         SELECT ST_AsMVT(f, %(layer)s, {extent}, 'geom') FROM f WHERE geom IS NOT NULL"""
     ).format(
-        margin=sql.Literal(BUFFER / EXTENT),
-        rows=_summary_rows(filters),
-        extent=sql.Literal(EXTENT),
-        buffer=sql.Literal(BUFFER),
+        world=sql.Literal(WORLD),
+        table=sql.Identifier(collection.table),
+        where=sql.SQL(collection.where),  # type: ignore[arg-type]
+        filters=_conditions(filters, where),
+        **common,
     )
+
+
+def _params(
+    collection: Collection,
+    z: int,
+    x: int,
+    y: int,
+    filters: dict[str, list[str]],
+    where: TileFilter | None,
+    rows: dict[str, list[str]] | None,
+) -> dict[str, Any]:
+    """The query's parameters: the summaries' filters (``rows``), or the parameters' and the CQL2 filter's."""
+    params: dict[str, Any] = {"z": z, "x": x, "y": y, "layer": collection.id, "kind": collection.kind}
+    params.update({f"f_{c}": v for c, v in (rows if rows is not None else filters).items()})
+    if where is not None and rows is None:
+        params.update(where.compiled.params)
+    return params
 
 
 # Grid clusters ------------------------------------------------------------------------------------------
@@ -334,20 +271,20 @@ class NoClusters(NotFound):
     """The collection is not a point layer: it has no clusters (404)."""
 
 
-def _clusters_query(filters: dict[str, list[str]]) -> sql.Composed:
+def _clusters_query(
+    collection: Collection, filters: dict[str, list[str]], where: TileFilter | None
+) -> sql.Composed:
+    live, source = _cells(collection, filters, where)
     return sql.SQL(
-        """SELECT (cx - %(x)s * {cells}) / {merge} AS i, (cy - %(y)s * {cells}) / {merge} AS j,
+        """{with_live}SELECT (cx - %(x)s * {cells}) / {merge} AS i, (cy - %(y)s * {cells}) / {merge} AS j,
                   sum(n)::int, sum(sx) / sum(n), sum(sy) / sum(n)
-           FROM tile_point_summaries
-           WHERE kind = %(kind)s AND z = %(z)s
-             AND cx BETWEEN %(x)s * {cells} AND %(x)s * {cells} + {last}
-             AND cy BETWEEN %(y)s * {cells} AND %(y)s * {cells} + {last}{rows}
+           FROM {source}
            GROUP BY 1, 2 ORDER BY 1, 2"""
     ).format(
+        with_live=sql.SQL("") if live is None else sql.SQL("WITH ") + live + sql.SQL(" "),
         cells=sql.Literal(CELLS),
         merge=sql.Literal(_MERGE),
-        last=sql.Literal(CELLS - 1),
-        rows=_summary_rows(filters),
+        source=source,
     )
 
 
@@ -370,6 +307,7 @@ async def cluster_cells(
     x: int,
     y: int,
     filters: dict[str, list[str]],
+    where: TileFilter | None = None,
 ) -> list[dict[str, Any]]:
     """The grid clusters of one tile: a count per cell of a :data:`CLUSTER_CELLS` grid, with the mean position.
 
@@ -377,11 +315,12 @@ async def cluster_cells(
     row (0 at the west and north edges) and the mean position of its assets in pixels of a 256-pixel
     tile, so a map can draw one symbol per cell, kept inside the cell, whose symbols never overlap.
 
-    Performance: one indexed range of the summary table, like a low-zoom tile (about a millisecond).
+    Performance: one indexed range of the summary table, like a low-zoom tile (about a millisecond);
+    with a CQL2 filter the summaries cannot answer, one pass over the tile's features.
     """
-    params: dict[str, Any] = {"z": z, "x": x, "y": y, "kind": collection.kind}
-    params.update({f"f_{c}": v for c, v in filters.items()})
-    cur = await conn.execute(_clusters_query(filters), params)
+    rows = summary_filters(collection, filters, where)
+    params = _params(collection, z, x, y, filters, where, rows)
+    cur = await conn.execute(_clusters_query(collection, filters, where), params)
     size = WORLD / 2**z
     west, north = x * size - HALF_WORLD, HALF_WORLD - y * size
     return [
@@ -396,6 +335,13 @@ async def cluster_cells(
     ]
 
 
+def _filters_key(filters: dict[str, list[str]], where: TileFilter | None) -> tuple[Any, ...]:
+    return (
+        tuple(sorted((k, tuple(v)) for k, v in filters.items())),
+        where.key if where is not None else None,
+    )
+
+
 async def cached_clusters(
     cache: TileCache,
     version: str,
@@ -405,20 +351,13 @@ async def cached_clusters(
     x: int,
     y: int,
     filters: dict[str, list[str]],
+    where: TileFilter | None = None,
 ) -> bytes:
     """A cluster tile as JSON bytes (``collection, z, x, y, cells_per_side, cells``), cached like tiles."""
-    key = (
-        "clusters",
-        collection.id,
-        z,
-        x,
-        y,
-        tuple(sorted((k, tuple(v)) for k, v in filters.items())),
-        version,
-    )
+    key = ("clusters", collection.id, z, x, y, _filters_key(filters, where), version)
     body = cache.get(key)
     if body is None:
-        cells = await cluster_cells(await connect(), collection, z, x, y, filters)
+        cells = await cluster_cells(await connect(), collection, z, x, y, filters, where)
         answer = {"collection": collection.id, "z": z, "x": x, "y": y, "cells_per_side": CLUSTER_CELLS}
         body = json.dumps({**answer, "cells": cells}, separators=(",", ":")).encode()
         cache.put(key, body)
@@ -434,17 +373,19 @@ async def get_tile(
     filters: dict[str, list[str]],
     raw_min_zoom: int,
     max_features: int,
+    where: TileFilter | None = None,
 ) -> bytes:
     """One tile of a collection as MVT bytes (empty bytes when nothing is in it)."""
-    params: dict[str, Any] = {"z": z, "x": x, "y": y, "layer": collection.id, "kind": collection.kind}
-    params.update({f"f_{c}": v for c, v in filters.items()})
-    if z >= raw_min_zoom or collection.low_zoom == "raw":
-        query = _raw_query(collection, filters)
+    raw = z >= raw_min_zoom or collection.low_zoom == "raw"
+    rows = None if raw else summary_filters(collection, filters, where)
+    params = _params(collection, z, x, y, filters, where, rows)
+    if raw:
+        query = _raw_query(collection, filters, where)
         params["cap"] = max_features
     elif collection.low_zoom == "points":
-        query = _points_query(filters)
+        query = _points_query(collection, filters, where)
     else:
-        query = _lines_query(filters)
+        query = _lines_query(collection, filters, where)
     cur = await conn.execute(query, params, binary=True)
     row = await cur.fetchone()
     return bytes(row[0]) if row and row[0] else b""
@@ -495,15 +436,16 @@ class TileCache:
         return len(self._tiles)
 
 
-def _from_summaries(collection: Collection, z: int, raw_min_zoom: int) -> bool:
-    return z < raw_min_zoom and collection.low_zoom != "raw"
-
-
 async def tile_version(
-    conn: psycopg.AsyncConnection[Any], collection: Collection, z: int, raw_min_zoom: int
+    conn: psycopg.AsyncConnection[Any],
+    collection: Collection,
+    z: int,
+    raw_min_zoom: int,
+    filters: dict[str, list[str]] | None = None,
+    where: TileFilter | None = None,
 ) -> str:
-    """What a tile's content follows: its summaries' build below the raw zoom, the layer's data above."""
-    if _from_summaries(collection, z, raw_min_zoom):
+    """What a tile's content follows: its summaries' build when read from them, else the layer's data."""
+    if from_summaries(collection, z, raw_min_zoom, filters, where):
         return await summary_version(conn, collection)
     return str(await data_version(conn, collection.version_layer))
 
@@ -514,15 +456,17 @@ async def known_tile_version(
     collection: Collection,
     z: int,
     raw_min_zoom: int,
+    filters: dict[str, list[str]] | None = None,
+    where: TileFilter | None = None,
 ) -> str:
     """:func:`tile_version` as this worker knows it; ``connect()`` is called only to read it anew."""
-    if _from_summaries(collection, z, raw_min_zoom):
+    if from_summaries(collection, z, raw_min_zoom, filters, where):
         key = ("summaries", str(collection.kind))
     else:
         key = ("data", collection.version_layer)
 
     async def read() -> str:
-        return await tile_version(await connect(), collection, z, raw_min_zoom)
+        return await tile_version(await connect(), collection, z, raw_min_zoom, filters, where)
 
     return await versions.get(key, read)
 
@@ -539,17 +483,18 @@ async def cached_tile(
     settings: TileSettings,
     *,
     gzipped: bool,
+    where: TileFilter | None = None,
 ) -> bytes:
     """A tile from the cache, or made and kept there; gzip-compressed if asked (and not empty).
 
-    ``version`` is :func:`tile_version`'s; None (a time-dependent layer) bypasses the cache.
+    ``version`` is :func:`tile_version`'s (with the same filters); None (a time-dependent layer) bypasses the cache.
     ``connect()`` gives the connection to make the tile with (taken only on a miss).
     """
-    key = (collection.id, z, x, y, tuple(sorted((k, tuple(v)) for k, v in filters.items())), version, gzipped)
+    key = (collection.id, z, x, y, _filters_key(filters, where), version, gzipped)
     body = cache.get(key) if version is not None else None
     if body is None:
         body = await get_tile(
-            await connect(), collection, z, x, y, filters, settings.raw_min_zoom, settings.max_features
+            await connect(), collection, z, x, y, filters, settings.raw_min_zoom, settings.max_features, where
         )
         if gzipped and body:
             body = gzip.compress(body, compresslevel=5)

@@ -6,7 +6,8 @@ the API and the command line alike; the upload's job is :func:`process_upload`. 
 (opening a file, the kind to load it as), ``source``, ``tables``, ``crs`` and ``batches`` (reading
 it), ``names``, ``conversion`` and ``mapping`` (to the model), ``validation``, ``staging`` (read, map
 and validate together), ``unchanged``, ``apply`` and ``process`` (the database half), ``records``
-and ``row_errors`` (the ``uploads`` and ``upload_errors`` tables), ``sandbox`` (the limits).
+and ``row_errors`` (the ``uploads`` and ``upload_errors`` tables), ``row_map`` (the rows kept for an
+upload's map, read back as GeoJSON), ``sandbox`` (the limits).
 
 The names below are imported when first used, so that importing this package stays cheap: the
 readers load pandas, pyogrio and GDAL.
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
         register_upload,
     )
     from geo.uploads.row_errors import upload_errors, upload_errors_sync
+    from geo.uploads.row_map import RowMap, row_map
     from geo.uploads.sandbox import LimitExceeded
     from geo.uploads.source import FORMATS, ReadLimits, SourceInfo
     from geo.uploads.staging import PreparedUpload, UploadReport, prepare_upload
@@ -54,6 +56,7 @@ _HOMES = {
     "Mapping": "mapping",
     "PreparedUpload": "staging",
     "ReadLimits": "source",
+    "RowMap": "row_map",
     "SourceBatch": "batches",
     "SourceInfo": "source",
     "UploadNotFound": "records",
@@ -76,6 +79,7 @@ _HOMES = {
     "prepare_upload": "staging",
     "process_upload": "process",
     "register_upload": "records",
+    "row_map": "row_map",
     "run_upload_job": "process",
     "submit": "submission",
     "upload_errors": "row_errors",
@@ -92,6 +96,7 @@ __all__ = [
     "Mapping",
     "PreparedUpload",
     "ReadLimits",
+    "RowMap",
     "SourceBatch",
     "SourceInfo",
     "UploadNotFound",
@@ -114,6 +119,7 @@ __all__ = [
     "prepare_upload",
     "process_upload",
     "register_upload",
+    "row_map",
     "run_upload_job",
     "submit",
     "upload_errors",

@@ -42,6 +42,7 @@ from geo.uploads.apply import (
 )
 from geo.uploads.records import UploadNotFound, UploadRequest, file_digest, get_upload_sync
 from geo.uploads.row_errors import store_errors
+from geo.uploads.row_map import RowSample, store_rows
 from geo.uploads.source import ReadLimits
 from geo.uploads.staging import PreparedUpload, UploadReport, prepare_upload, read_ahead
 from geo.uploads.unchanged import MIN_ROWS, StoredAssets
@@ -157,7 +158,7 @@ def _run(
             sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(settings.max_seconds * 1000))
         )
         existing = has_assets(conn, request.borough_code, request.kind)
-        _stage(conn, url, prepared, request, existing)
+        sample = _stage(conn, url, prepared, request, existing)
         report("compare", 0, 1)
         rep = prepared.report
         counts, changed_fields = count_changes(conn, request, rep.rows_valid, existing)
@@ -165,7 +166,9 @@ def _run(
             rows=rep.rows_read, valid=rep.rows_valid, invalid=rep.rows_invalid, errors=rep.error_count
         )
         store_errors(status.conn, upload_id, rep.errors)
+        store_rows(status.conn, upload_id, sample)
         summary = _summary(rep, counts, changed_fields)
+        summary["report"]["map_rows"] = sample.summary()
         if request.dry_run:
             conn.rollback()
             return {"state": "previewed", **summary}
@@ -185,11 +188,16 @@ def _run(
 
 def _stage(
     conn: psycopg.Connection[Any], url: str, prepared: PreparedUpload, request: UploadRequest, existing: bool
-) -> None:
-    """Stream the validated rows into ``stage``, and into ``held`` the source ids replace mode must keep."""
+) -> RowSample:
+    """Stream the validated rows into ``stage``, and into ``held`` the source ids replace mode must keep.
+
+    Returns the sample of the valid rows kept for the upload's map (:mod:`geo.uploads.row_map`):
+    the stage is temporary, and unchanged rows of a large re-import never reach it.
+    """
     columns = stage_columns(request.kind)
     create_stage(conn, columns)
     unchanged_ids: list[pa.Array] = []
+    sample = RowSample()
     # A large re-import: the stored assets are read meanwhile (the file is read further ahead
     # while they come), and the rows equal to them are not sent.
     file_rows = prepared.source.row_count or 0
@@ -207,6 +215,7 @@ def _stage(
             else None
         )  # fmt: skip
         for table in batches:
+            sample.add(table)
             stored = reading.result() if reading else None
             if stored is not None:
                 table, same = stored.split(table)
@@ -220,6 +229,7 @@ def _stage(
         held = pa.concat_arrays([held, *unchanged_ids])
     pgcopy.copy_table(conn, "held", pa.table({"source_id": held}))
     conn.execute("ANALYZE stage (source_id)")  # what the comparison joins on; geometry stats cost 1 s
+    return sample
 
 
 def _summary(rep: UploadReport, counts: dict[str, int], changed_fields: dict[str, int]) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 - :mod:`~geo.wayleaves.calendar`: working days, bank holidays and each status's clock;
 - :mod:`~geo.wayleaves.visibility`: which wayleaves and columns a caller sees (:func:`redact`);
 - :mod:`~geo.wayleaves.details`: the editable details and their checks;
-- :mod:`~geo.wayleaves.queries`: reading one wayleave or a filtered list, and its CSV;
+- :mod:`~geo.wayleaves.queries`: reading one wayleave, a filtered list by pages, its counts, and its CSV;
 - :mod:`~geo.wayleaves.store`: create, edit, change status (the one write path of a status), history;
 - :mod:`~geo.wayleaves.bulk`: status updates from a CSV, all or nothing;
 - :mod:`~geo.wayleaves.kpis`: counts, time to signature and stalled wayleaves per borough and operator.
@@ -37,7 +37,16 @@ from geo.wayleaves.errors import (
     WayleaveNotFound,
 )
 from geo.wayleaves.kpis import kpis_csv, wayleave_kpis
-from geo.wayleaves.queries import EXPORT_COLUMNS, WayleaveQuery, list_wayleaves, parse_query, to_csv
+from geo.wayleaves.queries import (
+    EXPORT_COLUMNS,
+    WayleavePage,
+    WayleaveQuery,
+    count_wayleaves,
+    list_wayleaves,
+    parse_query,
+    to_csv,
+    wayleave_page,
+)
 from geo.wayleaves.statuses import (
     INITIAL,
     KEY_DATES,
@@ -96,6 +105,7 @@ __all__ = [
     "VersionRequired",
     "Viewer",
     "WayleaveNotFound",
+    "WayleavePage",
     "WayleaveQuery",
     "add_working_days",
     "allowed_next",
@@ -104,6 +114,7 @@ __all__ = [
     "changes",
     "check_details",
     "clock",
+    "count_wayleaves",
     "create_site",
     "create_wayleave",
     "get_wayleave",
@@ -121,6 +132,7 @@ __all__ = [
     "transition",
     "update_wayleave",
     "viewer_for",
+    "wayleave_page",
     "wayleave_kpis",
     "working_days_between",
 ]

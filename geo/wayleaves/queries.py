@@ -17,7 +17,7 @@ from geo.core.errors import InvalidParameter
 from geo.core.query import ENVELOPE_SQL, Bbox
 from geo.core.settings import WayleaveSettings
 from geo.reference.boroughs import UnknownBorough, check_code
-from geo.wayleaves.calendar import with_clock
+from geo.wayleaves.calendar import clock, with_clock
 from geo.wayleaves.errors import WayleaveNotFound
 from geo.wayleaves.statuses import STATUSES
 from geo.wayleaves.visibility import RESTRICTED, Viewer, record_personal_reads, redact, viewer_for
@@ -31,6 +31,8 @@ SELECT w.id, w.site_id, s.name AS site_name, w.borough_code, w.operator, w.templ
         WHERE sa.site_id = w.site_id) AS asset_ids
 FROM wayleaves w JOIN wayleave_sites s ON s.id = w.site_id
 """
+#: Rows read at a time where each row's clock decides (overdue filters, counts).
+_BATCH = 2000
 EXPORT_COLUMNS = (
     "id", "site_id", "site_name", "borough_code", "operator", "template", "template_version", "status",
     "status_since", "days_in_status", "due_on", "overdue", "requested_on", "surveyed_on", "terms_issued_on",
@@ -101,10 +103,8 @@ def parse_query(
     )
 
 
-async def select_rows(
-    conn: psycopg.AsyncConnection[Any], viewer: Viewer, query: WayleaveQuery
-) -> list[dict[str, Any]]:
-    """The stored rows a query selects that ``viewer`` may see, in id order (``overdue`` and ``limit`` not applied)."""
+def _where(viewer: Viewer, query: WayleaveQuery) -> tuple[sql.Composable, dict[str, Any]]:
+    """The SQL condition (and its parameters) of a query's filters for ``viewer`` (``overdue`` aside)."""
     conds: list[sql.Composable] = [sql.SQL("true")]
     params: dict[str, Any] = {}
     if viewer.principal.role == "operator":
@@ -126,13 +126,73 @@ async def select_rows(
             )
         )
         params.update(query.bbox.params())
-    if query.after is not None:
-        conds.append(sql.SQL("w.id > %(after)s"))
-        params["after"] = query.after
-    statement = sql.SQL(SELECT + " WHERE {} ORDER BY w.id").format(sql.SQL(" AND ").join(conds))  # type: ignore[arg-type]
+    return sql.SQL(" AND ").join(conds), params
+
+
+async def select_rows(
+    conn: psycopg.AsyncConnection[Any],
+    viewer: Viewer,
+    query: WayleaveQuery,
+    after: int | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """The stored rows a query selects that ``viewer`` may see, in id order (``overdue`` not applied).
+
+    ``after`` (default: the query's) and ``limit`` (default: none) page by id, keyset style.
+    """
+    where, params = _where(viewer, query)
+    after = query.after if after is None else after
+    if after is not None:
+        where = sql.SQL("{} AND w.id > %(after)s").format(where)
+        params["after"] = after
+    statement = sql.SQL(SELECT + " WHERE {} ORDER BY w.id").format(where)  # type: ignore[arg-type]
+    if limit is not None:
+        statement = sql.SQL("{} LIMIT %(limit)s").format(statement)
+        params["limit"] = limit
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(statement, params)
         return await cur.fetchall()
+
+
+@dataclass(frozen=True)
+class WayleavePage:
+    """One page of a wayleave list: its rows (redacted) and the id to page on from (None on the last page)."""
+
+    rows: list[dict[str, Any]]
+    next_after: int | None
+
+
+async def wayleave_page(
+    conn: psycopg.AsyncConnection[Any],
+    principal: Principal,
+    query: WayleaveQuery,
+    settings: WayleaveSettings,
+    now: dt.datetime | None = None,
+) -> WayleavePage:
+    """Up to ``query.limit`` wayleaves after ``query.after``, in id order, as the caller may see them.
+
+    The database pages by id (one row more than the limit says whether there is a next page).
+    ``overdue`` depends on each row's clock, computed here: the rows are then read in batches until
+    the page is full, so memory stays bounded by the batch whatever the table holds.
+    """
+    viewer = await viewer_for(conn, principal)
+    want = query.limit + 1
+    batch = want if query.overdue is None else max(want, _BATCH)
+    found: list[dict[str, Any]] = []
+    after = query.after
+    while len(found) < want:
+        stored = await select_rows(conn, viewer, query, after=after, limit=batch)
+        for row in stored:
+            with_clock(row, settings, now)
+            if query.overdue is None or row["overdue"] == query.overdue:
+                found.append(row)
+        if len(stored) < batch:
+            break
+        after = stored[-1]["id"]
+    more = len(found) > query.limit
+    shown = [redact(r, viewer) for r in found[: query.limit]]
+    await record_personal_reads(conn, viewer, shown, "wayleave list")
+    return WayleavePage(shown, shown[-1]["id"] if more and shown else None)
 
 
 async def list_wayleaves(
@@ -142,14 +202,46 @@ async def list_wayleaves(
     settings: WayleaveSettings,
     now: dt.datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Wayleaves matching the filters, in id order, as the caller may see them (operators: their own)."""
+    """The first page of wayleaves matching the filters (:func:`wayleave_page`), in id order."""
+    return (await wayleave_page(conn, principal, query, settings, now)).rows
+
+
+async def count_wayleaves(
+    conn: psycopg.AsyncConnection[Any],
+    principal: Principal,
+    query: WayleaveQuery,
+    settings: WayleaveSettings,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """How many wayleaves match the filters (``after`` and ``limit`` aside), overall and per status, with how many are overdue.
+
+    Every status is listed (0 when none). Overdue depends on each wayleave's clock, so the status and
+    the time it entered it are read in id batches of :data:`_BATCH` (memory bounded by the batch).
+    """
     viewer = await viewer_for(conn, principal)
-    rows = [with_clock(r, settings, now) for r in await select_rows(conn, viewer, query)]
-    if query.overdue is not None:
-        rows = [r for r in rows if r["overdue"] == query.overdue]
-    shown = [redact(r, viewer) for r in rows[: query.limit]]
-    await record_personal_reads(conn, viewer, shown, "wayleave list")
-    return shown
+    where, params = _where(viewer, query)
+    by_status = {s: {"total": 0, "overdue": 0} for s in STATUSES}
+    statement = sql.SQL(
+        "SELECT w.id, w.status, w.status_since FROM wayleaves w WHERE {} AND w.id > %(after)s"
+        " ORDER BY w.id LIMIT %(limit)s"
+    ).format(where)
+    after = 0
+    while True:
+        cur = await conn.execute(statement, {**params, "after": after, "limit": _BATCH})
+        batch = await cur.fetchall()
+        for _, status, since in batch:
+            late = bool(clock(status, since, settings, now)["overdue"])
+            if query.overdue is None or late == query.overdue:
+                by_status[status]["total"] += 1
+                by_status[status]["overdue"] += late
+        if len(batch) < _BATCH:
+            break
+        after = batch[-1][0]
+    return {
+        "total": sum(c["total"] for c in by_status.values()),
+        "overdue": sum(c["overdue"] for c in by_status.values()),
+        "by_status": by_status,
+    }
 
 
 def to_csv(rows: Iterable[dict[str, Any]]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from maps.report.certificate import certificate_text
 from maps.report.format import count, e, hectares, km2, label, metres, num, pct, share_digits, table
 from maps.report.mapdata import ATTRIBUTION, MAP_GAPS
 
@@ -116,8 +117,16 @@ def _priority_row(p: Mapping[str, Any], digits: int) -> list[str]:
     ]
 
 
-def priority_list(params: Mapping[str, Any], priorities: Sequence[Mapping[str, Any]]) -> str:
-    """The candidates in the order chosen: what and where each is, and the households it adds."""
+def priority_list(
+    params: Mapping[str, Any],
+    priorities: Sequence[Mapping[str, Any]],
+    certificate: Mapping[str, Any] | None = None,
+) -> str:
+    """The candidates in the order chosen: what and where each is, the households it adds, how good that is.
+
+    ``certificate``: the summary's ``priorities`` (the bound and the proven gap; each one's cost
+    when budgeted).
+    """
     radius = metres(params["radius"])
     head = f'<h2 id="priorities">Assets to open up first (each serves {radius})</h2>'
     if not priorities:
@@ -138,23 +147,23 @@ def priority_list(params: Mapping[str, Any], priorities: Sequence[Mapping[str, A
         f"{pct(before, digits)} to {pct(share, digits)} of the area's households. Each adds the "
         "households it is the first to reach; the numbers are those on the map.</p>"
     )
+    rows = [_priority_row(p, digits) for p in priorities]
+    headers = ["No.", "Asset", "Subtype", "Status now", "Borough", "Nearest postcode", "Households added",
+               "Added so far", "Share covered"]  # fmt: skip
+    numeric: tuple[int, ...] = (0, 6, 7, 8)
+    costs = (certificate or {}).get("costs")
+    if costs and len(costs) == len(rows):
+        headers.append("Cost")
+        numeric = (*numeric, 9)
+        rows = [[*row, num(c, 2)] for row, c in zip(rows, costs, strict=True)]
     return (
         head
         + sentence
+        + certificate_text(certificate, int(params.get("k") or 0))
         + table(
-            [
-                "No.",
-                "Asset",
-                "Subtype",
-                "Status now",
-                "Borough",
-                "Nearest postcode",
-                "Households added",
-                "Added so far",
-                "Share covered",
-            ],
-            [_priority_row(p, digits) for p in priorities],
-            numeric=(0, 6, 7, 8),
+            headers,
+            rows,
+            numeric=numeric,
             css="priorities",
         )  # fmt: skip
     )

@@ -89,7 +89,7 @@ def render_report(
         sections.chart(summary),
         sections.by_borough(summary, names),
         lists.map_figure(summary, len(data["gaps"]), len(data["priorities"])),
-        lists.priority_list(params, priorities),
+        lists.priority_list(params, priorities, summary.get("priorities")),
         lists.gap_list(summary, gaps, gap_places or {}, names),
         lists.project_list(summary),
         sections.asked(record, names),

@@ -47,6 +47,11 @@ MATRIX: dict[tuple[str, str], tuple[object, ...]] = {
     ("GET", "/places"): PUBLIC,
     ("GET", "/places/nearest"): PUBLIC,
     ("GET", "/tiles/{collection_id}/clusters/{z}/{x}/{y}.json"): PUBLIC,
+    ("GET", "/tileMatrixSets"): PUBLIC,
+    ("GET", "/tileMatrixSets/{tileMatrixSetId}"): PUBLIC,
+    ("GET", "/collections/{collection_id}/tiles"): PUBLIC,
+    ("GET", "/collections/{collection_id}/tiles/{tileMatrixSetId}"): PUBLIC,
+    ("GET", "/collections/{collection_id}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"): PUBLIC,
     ("GET", "/app"): PUBLIC,
     ("GET", "/app/"): PUBLIC,
     ("GET", "/app/coverage"): PUBLIC,
@@ -73,8 +78,10 @@ MATRIX: dict[tuple[str, str], tuple[object, ...]] = {
     ("GET", "/uploads/{upload_id}"): UPLOAD,
     ("GET", "/uploads/{upload_id}/errors.csv"): UPLOAD,
     ("GET", "/uploads/{upload_id}/errors.geojson"): UPLOAD,
+    ("GET", "/uploads/{upload_id}/rows.geojson"): UPLOAD,
     ("POST", "/uploads/{upload_id}/apply"): UPLOAD,
     ("GET", "/wayleaves"): KEYS,
+    ("GET", "/wayleaves/counts"): KEYS,
     ("POST", "/wayleaves"): (401, 403, 403, OK, OK, OK),  # on one's own sites: refused per site, not per role
     ("POST", "/wayleaves/bulk"): (401, 403, 403, OK, OK, OK),
     ("GET", "/wayleaves/kpis"): KEYS,
@@ -91,6 +98,15 @@ MATRIX: dict[tuple[str, str], tuple[object, ...]] = {
     ("GET", "/coverage/reports/{report_id}/demand.csv"): REPORT,
     ("GET", "/coverage/reports/{report_id}/priorities.csv"): REPORT,
     ("GET", "/coverage/reports/{report_id}/report.html"): REPORT,
+    ("GET", "/processes"): PUBLIC,
+    ("GET", "/processes/{process_id}"): PUBLIC,
+    ("POST", "/processes/{process_id}/execution"): KEYS,
+    ("GET", "/jobs"): KEYS,
+    ("GET", "/jobs/{job_id}"): REPORT,
+    ("GET", "/jobs/{job_id}/results"): REPORT,
+    ("GET", "/jobs/{job_id}/results/{output_id}"): REPORT,
+    # A queued job of the operator's: its dismissal stops it, the admin's then deletes it.
+    ("DELETE", "/jobs/{job_id}"): REPORT,
     ("POST", "/pipeline/imports"): ADMIN,
     ("GET", "/pipeline/imports/{import_id}"): ADMIN,
     ("GET", "/pipeline/imports/{import_id}/errors.csv"): ADMIN,
@@ -115,6 +131,9 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     },
     ("POST", "/wayleaves/{wayleave_id}/transitions"): {"json": {"to": "signed", "expected_version": 1}},
     ("POST", "/coverage/reports"): {"json": {"area": {"boroughs": ["E09000099"]}}},
+    ("POST", "/processes/{process_id}/execution"): {
+        "json": {"inputs": {"area": {"boroughs": ["E09000099"]}}}
+    },
     ("POST", "/pipeline/imports"): {"files": {"file": ("pipeline.json", b"not json")}},
     ("PUT", "/pipeline/projects/{project_id}/location"): {
         "json": {"type": "Point", "coordinates": [2.35, 48.85]}
@@ -187,8 +206,16 @@ def world(isolated, samples_module):
         "collection_id": "street_furniture", "feature_id": str(asset_id), "asset_id": str(asset_id),
         "z": "14", "x": "8186", "y": "5448", "upload_id": str(upload_id), "wayleave_id": str(wayleave.json()["id"]),
         "report_id": str(report.json()["id"]), "import_id": str(import_id), "project_id": str(project_id),
+        "tileMatrixSetId": "WebMercatorQuad", "tileMatrix": "14", "tileRow": "5448", "tileCol": "8186",
     }  # fmt: skip
-    return SimpleNamespace(client=client, headers=headers, values=values)
+    values |= {"process_id": "coverage", "job_id": values["report_id"], "output_id": "summary"}
+    with psycopg.connect(url, autocommit=True) as conn:  # a queued job to dismiss, the operator's
+        queued = conn.execute(
+            """INSERT INTO coverage_reports (parameters, created_by, key_id)
+               SELECT '{}', 'matrix', id FROM api_keys WHERE label = 'matrix operator' RETURNING id"""
+        ).fetchone()[0]
+    paths = {("DELETE", "/jobs/{job_id}"): {"job_id": str(queued)}}
+    return SimpleNamespace(client=client, headers=headers, values=values, paths=paths)
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +249,7 @@ def test_every_route_has_an_entry(isolated):
 def test_each_caller_gets_what_the_matrix_says(world, route, expected):
     method, template = route
     path = template
-    for name, value in world.values.items():
+    for name, value in {**world.values, **world.paths.get(route, {})}.items():
         path = path.replace("{" + name + "}", value)
     body = BODIES.get(route, {})
     seen = {}

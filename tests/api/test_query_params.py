@@ -38,7 +38,9 @@ def test_known_parameters_still_work(client, auth):
 
 
 def test_a_format_the_features_api_does_not_write_is_refused(client):
-    answer = client.get("/collections/street_furniture/items?f=csv")
+    answer = client.get("/collections/street_furniture/items?f=kml")
+    assert answer.status_code == 400 and "'kml' is not a format of this endpoint" in answer.json()["detail"]
+    answer = client.get("/collections/street_furniture?f=csv")  # the items take csv, the collection not
     assert answer.status_code == 400 and "'csv' is not a format of this endpoint" in answer.json()["detail"]
 
 

@@ -126,6 +126,33 @@ def test_etag_follows_the_data_version_and_gzip_is_offered(client, conn, auth):
     )
 
 
+def test_an_etag_is_valid_for_its_own_filters_only(client):
+    z, x, y = TRAFALGAR_Z14
+    url = f"/tiles/street_furniture/{z}/{x}/{y}.mvt"
+    every = client.get(url)
+    lamps = client.get(url, params={"subtype": "lamp_post"})
+    stops = client.get(url, params={"subtype": "bus_stop"})
+    assert len({every.headers["etag"], lamps.headers["etag"], stops.headers["etag"]}) == 3
+    # A client that changes the filters but sends the old tag gets the new tile, not a 304.
+    assert (
+        client.get(
+            url, params={"subtype": "bus_stop"}, headers={"If-None-Match": lamps.headers["etag"]}
+        ).status_code
+        == 200
+    )
+    assert (
+        client.get(
+            url, params={"subtype": "lamp_post"}, headers={"If-None-Match": lamps.headers["etag"]}
+        ).status_code
+        == 304
+    )
+    clusters = "/tiles/street_furniture/clusters/8/127/85.json"
+    assert (
+        client.get(clusters, params={"subtype": "lamp_post"}).headers["etag"]
+        != client.get(clusters).headers["etag"]
+    )
+
+
 def test_tilejson_and_bad_tiles(client):
     tj = client.get("/tiles/street_furniture.json").json()
     assert tj["tilejson"] == "3.0.0" and tj["tiles"][0].endswith("/tiles/street_furniture/{z}/{x}/{y}.mvt")

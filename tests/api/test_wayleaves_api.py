@@ -728,3 +728,89 @@ def test_the_response_models_hold_every_field_geo_answers(client, auth, db_url, 
     assert set(kpis["by_operator"][0]) == {"operator", *KpiSummary.model_fields}
     assert kpis["stalled"] and all(set(s) == set(Stalled.model_fields) for s in kpis["stalled"])
     assert set(me) == set(Me.model_fields)
+
+
+def test_several_statuses_at_once_combined_with_borough_and_operator(client, auth, assets):
+    admin = auth("admin")
+    camden = [
+        create(client, auth("camden"), [assets["camden"][20 + i][1]], operator="Multi Fibre")
+        for i in range(3)
+    ]
+    hackney = create(client, auth("hackney"), [assets["hackney"][20][1]], operator="Multi Fibre")
+    other = create(client, auth("camden"), [assets["camden"][24][1]], operator="Other Multi")
+    requested = move(client, auth("camden"), camden[1], "requested").json()
+    move(client, auth("camden"), requested, "survey_scheduled")
+    move(client, auth("hackney"), hackney, "requested")
+    move(client, auth("camden"), other, "requested")
+    ids = lambda **p: [r["id"] for r in client.get("/wayleaves", params=p, headers=admin).json()]  # noqa: E731
+    both = "identified,survey_scheduled"
+    assert ids(operator="Multi Fibre", status=both) == [camden[0]["id"], camden[1]["id"], camden[2]["id"]]
+    assert ids(operator="Multi Fibre", status="requested,survey_scheduled", borough=CAMDEN) == [
+        camden[1]["id"]
+    ]
+    assert ids(operator="Multi Fibre,Other Multi", status="requested", borough=f"{CAMDEN},{HACKNEY}") == [
+        hackney["id"],
+        other["id"],
+    ]
+    assert ids(operator="Multi Fibre", status=" requested , identified ", borough=HACKNEY) == [hackney["id"]]
+    counts = client.get(
+        "/wayleaves/counts", params={"operator": "Multi Fibre", "status": both}, headers=admin
+    )
+    assert counts.status_code == 200, counts.text
+    body = counts.json()
+    assert body["total"] == 3 and body["overdue"] == 0 and len(body["by_status"]) == len(wl.STATUSES)
+    assert body["by_status"]["identified"] == {"total": 2, "overdue": 0}
+    assert (
+        body["by_status"]["survey_scheduled"]["total"] == 1 and body["by_status"]["requested"]["total"] == 0
+    )
+
+
+@pytest.mark.parametrize("path", ["/wayleaves", "/wayleaves/counts"])
+def test_an_unknown_or_repeated_status_is_a_400_naming_it(client, auth, path):
+    bad = client.get(path, params={"status": "requested,signd,LIVE"}, headers=auth("admin"))
+    assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
+    assert bad.json()["detail"].startswith("status: signd, LIVE not one of identified, requested")
+    twice = client.get(f"{path}?status=requested&status=signed", headers=auth("admin"))
+    assert twice.status_code == 400 and "status: given 2 times (requested, signed)" in twice.json()["detail"]
+    assert "comma-separated in one parameter (status=requested,signed)" in twice.json()["detail"]
+    assert client.get(path, params={"borough": "E09000099"}, headers=auth("admin")).status_code == 400
+
+
+def test_pages_follow_the_next_link_to_the_end_with_overdue_filtered(client, auth, assets):
+    """Keyset pages: every wayleave once, in id order, the last page without a next link."""
+    admin = auth("admin")
+    made = [create(client, admin, [assets["hackney"][30 + i][1]], operator="Paged Fibre") for i in range(5)]
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=120)).isoformat()
+    late = create(
+        client, admin, [assets["hackney"][40][1]], operator="Paged Fibre", status="requested", at=old
+    )
+    seen, url, pages = [], "/wayleaves?operator=Paged%20Fibre&limit=2", 0
+    while url:
+        response = client.get(url, headers=admin)
+        assert response.status_code == 200 and len(response.json()) <= 2
+        seen += [r["id"] for r in response.json()]
+        link = response.headers.get("link")
+        url = link[link.index("<") + 1 : link.index(">")] if link else None
+        assert not link or link.endswith('rel="next"')
+        pages += 1
+    assert seen == [w["id"] for w in [*made, late]] and pages == 3
+    on_time = client.get("/wayleaves?operator=Paged%20Fibre&limit=5&overdue=false", headers=admin)
+    assert [r["id"] for r in on_time.json()] == [w["id"] for w in made] and "link" not in on_time.headers
+    overdue = client.get("/wayleaves?operator=Paged%20Fibre&limit=1&overdue=true", headers=admin)
+    assert [r["id"] for r in overdue.json()] == [late["id"]] and "link" not in overdue.headers
+    counts = client.get("/wayleaves/counts?operator=Paged%20Fibre", headers=admin).json()
+    assert (
+        counts["total"] == 6
+        and counts["overdue"] == 1
+        and counts["by_status"]["requested"]
+        == {
+            "total": 1,
+            "overdue": 1,
+        }
+    )
+    assert (
+        client.get("/wayleaves/counts?operator=Paged%20Fibre&overdue=true", headers=admin).json()["total"]
+        == 1
+    )
+    csv_page = client.get("/wayleaves?operator=Paged%20Fibre&limit=4&format=csv", headers=admin)
+    assert csv_page.text.count("\n") == 5 and "after=" in csv_page.headers["link"]

@@ -199,11 +199,10 @@ def test_a_file_through_the_page_to_preview_errors_mapping_and_apply(
     assert rows[2][1:4] == ["PG-11363", "TYPE", "Flux capacitor"] and "not a known subtype" in rows[2][4]
     assert "outside Camden" in rows[3][4]
     assert page.locator("[data-page-where]").inner_text() == "Page 1 of 1: errors 1 to 4 of 4"
-    # The map: valid rows from the file (WGS84 GeoJSON) on a canvas, the invalid ones as markers.
-    assert page.locator(".app-marker-invalid").count() == 4
-    assert (
-        "196 valid rows drawn; 4 of 4 rows with errors drawn" in page.locator("[data-map-note]").inner_text()
-    )
+    # The map (rows.geojson): the valid rows on a canvas, the invalid ones as markers.
+    until(page, "() => document.querySelectorAll('.app-marker-invalid').length === 4")
+    assert "Showing all 200 rows that have a location" in page.locator("[data-map-note]").inner_text()
+    assert page.locator("[data-legend-valid]").inner_text() == "Valid row (blue circle): 196 shown"
     assert page.locator("#upload-map canvas").count() >= 1
     assert "cannot be applied yet" in page.locator("[data-why-not]").inner_text()
     assert axe_violations(page) == []
@@ -353,7 +352,9 @@ def test_an_admin_chooses_the_borough_and_the_layer_and_drops_the_file(page, ser
     preview_of(page)
     assert "signs (of 2: columns, signs)" in page.locator("[data-facts]").inner_text()
     assert counts(page)["new"] == 100
-    assert "valid rows are drawn only for GeoJSON files" in page.locator("[data-map-note]").inner_text()
+    until(
+        page, "() => document.querySelector('[data-map-note]').textContent.startsWith('Showing all 100 rows')"
+    )
     assert "Camden: Street furniture" in page.locator("[data-history-rows]").inner_text()
     assert axe_violations(page) == []
     screenshot(page, "uploads-admin-layers")
@@ -369,4 +370,80 @@ def test_an_admin_chooses_the_borough_and_the_layer_and_drops_the_file(page, ser
     older.get_by_role("button", name=f"Open upload {number}").click()
     until(page, "(n) => document.querySelector('[data-facts]').textContent.includes(`number ${n},`)", number)
     assert page.locator("[data-preview-heading]").inner_text().startswith("2. ")
+    assert page.errors == []
+
+
+def canvas_colours(page: Any) -> dict[str, int]:
+    """Pixels of the map's canvas in the valid rows' blue and the invalid rows' vermillion."""
+    return page.evaluate(
+        """() => { const c = document.querySelector('#upload-map canvas');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            const near = (i, [r, g, b]) => Math.abs(d[i] - r) < 40 && Math.abs(d[i + 1] - g) < 40 && Math.abs(d[i + 2] - b) < 40;
+            let blue = 0, orange = 0;
+            for (let i = 0; i < d.length; i += 4) {
+                if (d[i + 3] > 0 && near(i, [0, 114, 178])) blue++;
+                if (d[i + 3] > 0 && near(i, [213, 94, 0])) orange++;
+            }
+            return {blue, orange}; }"""
+    )
+
+
+def test_a_bng_csv_is_drawn_valid_in_blue_invalid_in_vermillion_and_an_error_opens_from_its_marker(
+    page, server, own_keys, samples
+):
+    frame = samples.stops.copy()  # EPSG:27700, as boroughs export eastings and northings
+    frame["UNITNO"] = "BNGP-" + frame["UNITNO"]
+    frame.loc[[4, 40], "HEIGHT"] = -3.0  # rows 5 and 41: below the minimum height
+    frame.loc[90, "geometry"] = shapely.Point(540000, 168000)  # row 91: in Bromley
+    csv_path = samples.tmp / "lamps-bng.csv"
+    table = frame.drop(columns="geometry")
+    table["Easting"], table["Northing"] = frame.geometry.x, frame.geometry.y
+    table.to_csv(csv_path, index=False)
+    open_page(page, server, own_keys["camden"])
+    page.set_input_files("#file", str(csv_path))
+    page.select_option("#kind", "street_furniture")
+    page.get_by_role("button", name="Preview the upload").click()
+    preview_of(page)
+    assert "EPSG:27700" in page.locator("[data-facts]").inner_text()
+    assert counts(page)["invalid"] == 3
+    until(page, "() => document.querySelectorAll('.app-marker-invalid').length === 3")
+    legend = page.locator("[data-map-legend]").inner_text()
+    assert "Valid row (blue circle): 197 shown" in legend
+    assert "Row with an error (orange square with a cross): 3 shown" in legend
+    # Valid rows: blue circles on the canvas; the invalid ones: vermillion markers over it.
+    drawn = until(
+        page,
+        "() => { const c = document.querySelector('#upload-map canvas'); return c && c.width ? 1 : null; }",
+    )
+    assert drawn
+    colours = canvas_colours(page)
+    assert colours["blue"] > 500 and colours["orange"] == 0, colours
+    markers = page.locator(".app-marker-invalid")
+    assert (
+        markers.evaluate_all("ms => ms.map(m => getComputedStyle(m).backgroundColor)")
+        == ["rgb(213, 94, 0)"] * 3
+    )
+    assert markers.evaluate_all("ms => ms.map(m => m.dataset.row)") == ["5", "41", "91"]
+    # In London: the markers sit inside the map, the Bromley one south-east of the others.
+    boxes = [markers.nth(i).bounding_box() for i in range(3)]
+    assert boxes[2]["y"] > boxes[0]["y"] and boxes[2]["x"] > boxes[0]["x"]
+    # Keyboard: Tab reaches a marker, Enter opens its error.
+    markers.nth(0).focus()
+    page.keyboard.press("Enter")
+    popup = page.locator(".leaflet-popup-content")
+    until(page, "() => document.querySelector('.leaflet-popup-content')")
+    assert "Row 5 (BNGP-" in popup.inner_text() and "HEIGHT" in popup.inner_text()
+    assert "outside 0.1..400" in popup.inner_text()
+    # Leaflet fades a popup in: axe measures contrast only once it is opaque.
+    until(page, "() => getComputedStyle(document.querySelector('.leaflet-popup')).opacity === '1'")
+    assert axe_violations(page) == []
+    page.locator("#map-heading").scroll_into_view_if_needed()
+    page.evaluate("document.querySelector('#map-heading').scrollIntoView({block: 'start'})")
+    screenshot(page, "uploads-map-bng", full_page=False)
+    # A click on another opens its own, and leads to its row in the table.
+    markers.nth(2).click()
+    until(page, "() => document.querySelector('.leaflet-popup-content').textContent.includes('Row 91')")
+    assert "outside Camden" in popup.inner_text()
+    popup.get_by_role("button", name="Show in the error table").click()
+    assert page.evaluate("document.activeElement.dataset.errorRow") == "91"
     assert page.errors == []

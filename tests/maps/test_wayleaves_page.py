@@ -1,5 +1,5 @@
 """``/app/wayleaves`` in Chromium: the board by status per role, filters in the URL, a status change
-from the board (by keyboard too), the stale-version 409 shown, the KPI charts and their CSV.
+from the board (by keyboard too), the stale-version 409 shown, the KPI charts and their CSV, several statuses at once and "Show more".
 
 The wayleaves are created through the API in a database of this module's own (``isolated``),
 served by uvicorn; the events are backdated (admin imports) so that clocks run and some are overdue.
@@ -292,7 +292,7 @@ def test_a_status_change_from_the_board_by_keyboard_only(page, site):
     open_board(page, site, "camden")
     target = f"move-{wayleave['id']}"
     page.locator("body").focus()
-    for _ in range(120):  # from the top of the page, Tab by Tab, to the row's status control
+    for _ in range(200):  # from the top of the page, Tab by Tab, to the row's status control
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.id") == target:
             break
@@ -397,3 +397,62 @@ def test_the_kpi_charts_have_labelled_bars_and_the_csv_downloads(page, site):
     assert len(got) == 2 + len(kpis["by_borough"]) + len(kpis["by_operator"])  # header, overall, groups
     page.locator("#kpi-heading").scroll_into_view_if_needed()
     screenshot(page, "wayleaves-kpis", full_page=False)
+
+
+def statuses_shown(page: Any) -> set[str]:
+    return set(page.eval_on_selector_all("[data-group]", "gs => gs.map(g => g.dataset.group)"))
+
+
+def test_several_statuses_at_once_by_ticking_them(page, site):
+    open_board(page, site, "admin")
+    page.locator("#filter-status-requested").check()
+    page.locator("#filter-status-signed").focus()
+    page.keyboard.press("Space")  # the checkboxes work from the keyboard
+    page.get_by_role("button", name="Show wayleaves").click()
+    until(page, "() => location.search === '?status=requested%2Csigned'")
+    drawn(page)
+    expected = api_rows(site, "admin", "?status=requested,signed")
+    assert {r["status"] for r in expected} == {"requested", "signed"}
+    assert shown_ids(page) == sorted(r["id"] for r in expected)
+    assert statuses_shown(page) == {"requested", "signed"}
+    counts = site.client.get("/wayleaves/counts?status=requested,signed", headers=site.auth("admin"))
+    assert f"{counts.json()['total']} wayleave" in page.locator("[data-count]").inner_text()
+    assert axe_violations(page) == []
+    screenshot(page, "wayleaves-two-statuses")
+    page.goto(page.url, wait_until="networkidle")  # the link keeps both ticked
+    drawn(page)
+    ticked = page.eval_on_selector_all("[data-status-filter] input:checked", "bs => bs.map(b => b.value)")
+    assert ticked == ["requested", "signed"]
+
+
+def test_show_more_loads_the_next_page_of_a_status(page, site):
+    """Seven wayleaves of one operator in one status, pages of three: 3, then 6, then all 7."""
+    admin = site.auth("admin")
+    site_id = site.made["Kentish Town lamp columns"]["site_id"]
+    made = []
+    for i in range(7):
+        body = {"operator": "Gamma Paging", "site_id": site_id, "reference": f"GAM-{i}", "at": ago(10 + i)}
+        sent = site.client.post("/wayleaves", json=body, headers=admin)
+        assert sent.status_code == 201, sent.text
+        made.append(sent.json()["id"])
+    open_board(page, site, "admin", "?operator=Gamma+Paging&per_page=3")
+    group = page.locator('[data-group="identified"]')
+    assert group.locator("h3").inner_text() == "Identified: 7 wayleaves"
+    assert shown_ids(page) == made[:3]
+    assert group.locator("[data-shown]").inner_text() == "Showing 3 of 7 wayleaves: 4 more to load."
+    assert page.locator('[data-status-card="identified"] .app-wl-card-count').inner_text() == "7"
+    assert "7 wayleaves match, 0 overdue: 3 shown" in page.locator("[data-count]").inner_text()
+    button = group.get_by_role("button", name="Show 3 more Identified wayleaves")
+    button.focus()
+    page.keyboard.press("Enter")
+    until(page, "() => document.querySelectorAll('tr[data-wayleave]').length === 6")
+    assert shown_ids(page) == made[:6]
+    # Focus moves to the first row added, so a keyboard user carries on from there.
+    assert page.evaluate("document.activeElement.closest('tr').dataset.wayleave") == str(made[3])
+    group.get_by_role("button", name="Show 1 more Identified wayleaves").click()
+    until(page, "() => document.querySelectorAll('tr[data-wayleave]').length === 7")
+    assert shown_ids(page) == made
+    assert group.locator("[data-shown]").inner_text() == "Showing 7 of 7 wayleaves."
+    assert group.get_by_role("button", name="Show").count() == 0
+    assert axe_violations(page) == []
+    screenshot(page, "wayleaves-show-more")

@@ -1,6 +1,7 @@
-/* /app/uploads: the preview of a dry run, drawn from the upload's record (GET /uploads/{id})
- * and its row errors (errors.geojson): facts, counts, the column mapping (editable), the fields
- * that change, a paged table of row errors and a small map of the rows.
+/* /app/uploads: the preview of a dry run, drawn from the upload's record (GET /uploads/{id}),
+ * its row errors (errors.geojson) and its rows (rows.geojson, any format and CRS): facts,
+ * counts, the column mapping (editable), the fields that change, a paged table of row errors
+ * and a small map of the rows.
  *
  * Every value is set with textContent or DOM building: a file's cells never become markup.
  */
@@ -9,8 +10,6 @@ import { boroughName, el } from './app.js';
 const $ = (selector) => document.querySelector(selector);
 const number = (n) => Number(n || 0).toLocaleString('en-GB');
 const PAGE_SIZE = 20;
-const MAX_VALID_DRAWN = 5000;
-const MAX_INVALID_DRAWN = 1000;
 const KINDS = JSON.parse($('#upload-kinds').textContent);
 const FIELDS = JSON.parse($('#upload-fields').textContent);
 const AUTO_SUBTYPE_NOTE = 'no column gives the subtype';
@@ -20,7 +19,7 @@ export { el };
 export const kindLabel = (kind) => KINDS[kind] || kind || 'decided from the geometry';
 export { number };
 
-const view = {record: null, errors: [], byRow: new Map(), page: 0, map: null, layers: null, highlight: null};
+const view = {record: null, errors: [], page: 0, map: null, layers: null, highlight: null};
 
 /* ---- facts, counts, notes ---------------------------------------------------------------- */
 
@@ -239,15 +238,22 @@ function errorsSection(record, features) {
 
 /* ---- the map ----------------------------------------------------------------------------- */
 
-function popupFor(row) {
-  const list = view.byRow.get(row) || [];
-  const first = list[0]?.properties || {};
+// Okabe–Ito blue and vermillion, told apart in every common colour vision; the shapes differ too
+// (a circle, a square with a cross), so colour is never the only sign.
+export const MAP_COLOURS = {valid: '#0072b2', invalid: '#d55e00'};
+export const MAP_LIMIT = 5000;
+
+function popupFor(feature) {
+  const p = feature.properties;
+  const listed = view.errors.some((f) => f.properties.row === p.row);
   return el('div', {class: 'app-popup'},
-    el('p', {class: 'govuk-body-s govuk-!-font-weight-bold', text: `Row ${row}${first.source_id ? ` (${first.source_id})` : ''}`}),
-    el('ul', {class: 'govuk-list govuk-body-s'}, list.map((f) => el('li', {
-      text: `${f.properties.column ? `${f.properties.column}: ` : ''}${f.properties.message}`}))),
-    el('button', {type: 'button', class: 'govuk-button govuk-button--secondary app-popup__button', text: 'Show in the error table',
-      onclick: () => showErrorRow(row)}));
+    el('p', {class: 'govuk-body-s govuk-!-font-weight-bold', text: `Row ${p.row}${p.source_id ? ` (${p.source_id})` : ''}`}),
+    el('ul', {class: 'govuk-list govuk-body-s'}, p.errors.map((e) => el('li', {
+      text: `${e.column ? `${e.column}: ` : ''}${e.message}`}))),
+    listed
+      ? el('button', {type: 'button', class: 'govuk-button govuk-button--secondary app-popup__button',
+        text: 'Show in the error table', onclick: () => showErrorRow(p.row)})
+      : null);
 }
 
 function ensureMap() {
@@ -261,51 +267,81 @@ function ensureMap() {
 }
 
 function drawValid(features) {
-  const style = {color: '#1d70b8', weight: 2, fillColor: '#1d70b8', fillOpacity: 0.55};
+  const style = {color: MAP_COLOURS.valid, weight: 2, fillColor: MAP_COLOURS.valid, fillOpacity: 0.55, radius: 4,
+    renderer: view.canvas, interactive: false};
   L.geoJSON({type: 'FeatureCollection', features}, {
-    renderer: view.canvas, interactive: false, style: () => style,
-    pointToLayer: (_, latlng) => L.circleMarker(latlng, {...style, radius: 4, renderer: view.canvas, interactive: false}),
+    renderer: view.canvas, interactive: false,
+    pointToLayer: (_, latlng) => L.circleMarker(latlng, style),
   }).addTo(view.layers);
 }
 
 function drawInvalid(features) {
   const icon = L.divIcon({className: 'app-marker-invalid', html: '<span aria-hidden="true">✕</span>', iconSize: [16, 16]});
   L.geoJSON({type: 'FeatureCollection', features}, {
-    style: () => ({color: '#d4351c', weight: 3, dashArray: '6 4', fillOpacity: 0.25}),
-    pointToLayer: (feature, latlng) =>
-      L.marker(latlng, {icon, keyboard: true, title: `Row ${feature.properties.row}: ${feature.properties.message}`,
-        alt: `Row ${feature.properties.row} has an error`}),
-    onEachFeature: (feature, layer) => layer.bindPopup(() => popupFor(feature.properties.row)),
+    // A marker is focusable (keyboard: true): Enter opens its popup (Leaflet), Space too (here), as a click does.
+    pointToLayer: (feature, latlng) => L.marker(latlng, {icon, keyboard: true,
+      title: `Row ${feature.properties.row}: ${feature.properties.errors[0]?.message || 'has an error'}`,
+      alt: `Row ${feature.properties.row} has an error`}),
+    onEachFeature: (feature, layer) => {
+      layer.bindPopup(() => popupFor(feature));
+      layer.on('add', () => {
+        const node = layer.getElement();
+        node?.setAttribute('data-row', String(feature.properties.row));
+        node?.addEventListener('keydown', (event) => {
+          if (event.key === ' ') {
+            event.preventDefault();
+            layer.openPopup();
+          }
+        });
+      });
+    },
   }).addTo(view.layers);
 }
 
-/** Draw the rows: ``valid`` (features, or null when the file's own geometry is not readable here) and the invalid ones. */
-export function drawMap(valid, note, outline) {
+function mapNote(rows) {
+  const c = rows.counts;
+  const drawn = rows.numberReturned;
+  const parts = [drawn < rows.numberMatched
+    ? `Showing ${number(drawn)} of ${number(rows.numberMatched)} rows, evenly spread through the file`
+    : `Showing all ${number(drawn)} rows that have a location`];
+  const unlocated = c.invalid - c.invalid_located;
+  if (unlocated > 0) {
+    parts.push(`${number(unlocated)} row${unlocated === 1 ? '' : 's'} with errors ${unlocated === 1 ? 'has' : 'have'} no usable location`);
+  }
+  return parts;
+}
+
+function legend(rows) {
+  const c = rows.counts;
+  $('[data-legend-valid]').textContent =
+    `Valid row (blue circle): ${number(c.valid_returned)}${c.valid_returned < c.valid ? ` of ${number(c.valid)}` : ''} shown`;
+  $('[data-legend-invalid]').textContent =
+    `Row with an error (orange square with a cross): ${number(c.invalid_returned)}` +
+    `${c.invalid_returned < c.invalid ? ` of ${number(c.invalid)}` : ''} shown; select one to read its error`;
+}
+
+/** Draw the rows of GET /uploads/{id}/rows.geojson (``rows``; null if it could not be read, ``note`` says why). */
+export function drawMap(rows, outline, note = '') {
   ensureMap();
   if (outline) {
     L.geoJSON(outline, {interactive: false, style: () => ({color: '#505a5f', weight: 2, fill: false})}).addTo(view.layers);
   }
-  const invalidRows = new Set(view.byRow.keys());
-  const shownValid = (valid || []).filter((f) => !invalidRows.has(f.row)).slice(0, MAX_VALID_DRAWN);
-  drawValid(shownValid.map((f) => f.feature));
-  const firsts = [...view.byRow.values()].map((list) => list[0]).filter((f) => f.geometry);
-  drawInvalid(firsts.slice(0, MAX_INVALID_DRAWN));
   const parts = [];
-  if (valid) {
-    const total = (valid || []).filter((f) => !invalidRows.has(f.row)).length;
-    parts.push(`${number(shownValid.length)} valid row${shownValid.length === 1 ? '' : 's'}${shownValid.length < total ? ` of ${number(total)}` : ''} drawn`);
+  if (rows) {
+    drawValid(rows.features.filter((f) => f.properties.valid));
+    drawInvalid(rows.features.filter((f) => !f.properties.valid));
+    legend(rows);
+    parts.push(...mapNote(rows));
   }
-  if (view.byRow.size) {
-    parts.push(`${number(Math.min(firsts.length, MAX_INVALID_DRAWN))} of ${number(view.byRow.size)} rows with errors drawn` +
-      (firsts.length < view.byRow.size ? ' (the others have no usable geometry)' : ''));
-  } else {
-    parts.push('no row has an error');
+  $('[data-map-legend]').hidden = !rows;
+  if (note) {
+    parts.push(note);
   }
   if (outline) {
     parts.push(`the grey line is ${boroughName(view.record.borough_code)}’s boundary`);
   }
   const text = parts.join('; ');
-  $('[data-map-note]').textContent = `${text[0].toUpperCase()}${text.slice(1)}.${note ? ` ${note}` : ''}`;
+  $('[data-map-note]').textContent = text ? `${text[0].toUpperCase()}${text.slice(1)}.` : '';
   view.map.invalidateSize();
   const bounds = view.layers.getBounds();
   if (bounds.isValid()) {
@@ -320,12 +356,6 @@ export function drawMap(valid, note, outline) {
 /** Show a previewed (or applied) upload's record and its row errors (GeoJSON features). */
 export function showPreview(record, errorFeatures) {
   view.record = record;
-  view.byRow = new Map();
-  for (const f of errorFeatures) {
-    const list = view.byRow.get(f.properties.row) || [];
-    list.push(f);
-    view.byRow.set(f.properties.row, list);
-  }
   $('[data-preview]').hidden = false;
   const applied = record.state === 'applied';
   $('[data-preview-heading]').textContent = `2. ${applied ? 'Applied' : 'Preview of'} ${record.file_name}`;

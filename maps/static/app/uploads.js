@@ -9,13 +9,11 @@ import { api, ApiError, boroughName, caller, describe, onCaller, ready } from '.
 import { loadHistory as listUploads } from './uploads-history.js';
 import { download, follow, progress, save, sendForm } from './uploads-jobs.js';
 import {
-  drawMap, el, hidePreview, kindLabel, mappingEdited, mappingProblems, mappingSpec, number, showPreview, shownRecord,
+  MAP_LIMIT, drawMap, el, hidePreview, kindLabel, mappingEdited, mappingProblems, mappingSpec, number, showPreview,
+  shownRecord,
 } from './uploads-preview.js';
 
 const $ = (selector) => document.querySelector(selector);
-const NO_VALID_GEOMETRY =
-  'The service does not return the geometry of a dry run’s valid rows (errors.geojson has only the rows with errors), ' +
-  'so valid rows are drawn only for GeoJSON files in WGS84, which this page reads itself.';
 const form = $('[data-upload-form]');
 const fileInput = $('#file');
 const mappingInput = $('#mapping-file');
@@ -204,22 +202,13 @@ async function runPreview() {
 
 /* ---- after a job ----------------------------------------------------------------------------- */
 
-/** The valid rows' geometry, read from the file itself where this page can: GeoJSON in WGS84. */
-async function fileRows(file) {
-  if (!file || !/\.(geo)?json$/i.test(file.name) || file.size > 100 * 2 ** 20) {
-    return {rows: null, note: NO_VALID_GEOMETRY};
-  }
+/** The upload's rows for the map (any format and CRS, as the service read them), or why not. */
+async function fileRows(record) {
   try {
-    const data = JSON.parse(await file.text());
-    const crs = String(data.crs?.properties?.name || '');
-    const rows = (data.features || []).map((feature, i) => ({row: i + 1, feature})).filter((r) => r.feature?.geometry);
-    const first = JSON.stringify(rows[0]?.feature.geometry.coordinates || []).match(/-?[\d.]+/);
-    if ((crs && !/CRS84|4326/.test(crs)) || (first && Math.abs(Number(first[0])) > 180)) {
-      return {rows: null, note: `${NO_VALID_GEOMETRY} This file’s coordinates are not WGS84.`};
-    }
-    return {rows, note: 'Valid rows are drawn from the file as this browser read it.'};
-  } catch (e) {
-    return {rows: null, note: NO_VALID_GEOMETRY};
+    const rows = await api(`/uploads/${record.id}/rows.geojson?limit=${MAP_LIMIT}`, {headers: {Accept: 'application/geo+json'}});
+    return {rows, note: ''};
+  } catch (error) {
+    return {rows: null, note: `the rows could not be drawn: ${error.message}`};
   }
 }
 
@@ -259,8 +248,15 @@ async function finished(record, file, sentSpec = false) {
   } else {
     $('[data-preview-heading]').focus();
   }
-  const [rows, outline] = await Promise.all([fileRows(file), boroughOutline(record.borough_code)]);
-  drawMap(rows.rows, rows.note, outline);
+  await drawRows(record);
+}
+
+/** Draw ``record``'s rows on the map, unless another upload is shown by the time they come. */
+async function drawRows(record) {
+  const [rows, outline] = await Promise.all([fileRows(record), boroughOutline(record.borough_code)]);
+  if (shownRecord()?.id === record.id) {
+    drawMap(rows.rows, outline, rows.note);
+  }
 }
 
 /* ---- apply ------------------------------------------------------------------------------------ */
@@ -350,6 +346,7 @@ async function applyUpload(record) {
       showPreview(done, (await api(`/uploads/${done.id}/errors.geojson`)).features || []);
       renderApply(done);
       showResult(done);
+      await drawRows(done);
     } else {
       progress(`The upload was ${done.state}.`, 0, '');
       showErrors([{id: 'file', message: done.message || `the upload was ${done.state}`}]);

@@ -6,7 +6,12 @@
  * owning borough: the server removes them). A status change sends the version the page read
  * (If-Match and expected_version), as the API asks; when the wayleave changed in between, the
  * API's 409 is shown with what changed and a way to reload. The filters live in the query string,
- * so a link shows a colleague the same board.
+ * so a link shows a colleague the same board (several statuses comma-separated, status=a,b, as the
+ * API takes them).
+ *
+ * Nothing is cut off silently: GET /wayleaves/counts gives the totals per status (the cards and the
+ * headings), and each status's table loads its first page, then "Show more" loads the next one
+ * (keyset paging, after=the last id). The page size is PAGE, or per_page=N in the page's URL.
  */
 import { api, ApiError, authHeaders, boroughName, describe, onCaller, prefix, ready } from './app.js';
 import { drawKpis } from './wayleaves-kpis.js';
@@ -17,7 +22,10 @@ import {
 const $ = (selector, root = document) => root.querySelector(selector);
 const form = $('[data-filters]');
 const FILTERS = ['borough', 'operator', 'status', 'overdue'];
-const LIMIT = 2000;
+const PAGE = 100;
+/** The API's largest page, so the most the CSV download holds. */
+const CSV_LIMIT = 10_000;
+const perPage = Math.min(1000, Math.max(1, Number.parseInt(new URLSearchParams(location.search).get('per_page'), 10) || PAGE));
 const GROUPS = [
   ['main', 'Main route', 'ol'],
   ['code', 'Electronic Communications Code route', 'ol'],
@@ -29,6 +37,9 @@ const COMPARED = ['status', 'resume_status', 'template', 'template_version', 're
   'contact_name', 'contact_email', 'contact_phone'];
 let who = null;
 let rows = [];
+/** code -> {rows, total, overdue, loading}: the loaded pages of each status, and its totals. */
+let pages = {};
+let counts = null;
 let loading = 0;
 let generation = 0;
 const open = new Set();
@@ -61,20 +72,40 @@ function addOperator(name) {
 function fromUrl() {
   const params = new URLSearchParams(location.search);
   addOperator(params.get('operator'));
-  for (const name of FILTERS) {
+  const statuses = new Set((params.get('status') || '').split(',').filter(Boolean));
+  for (const box of statusBoxes()) box.checked = statuses.has(box.value);
+  for (const name of FILTERS.filter((n) => n !== 'status')) {
     const field = form.elements[name];
     if (field.type === 'checkbox') field.checked = params.get(name) === 'true';
     else field.value = params.get(name) || '';
   }
 }
 
+function statusBoxes() {
+  return [...form.querySelectorAll('[data-status-filter] input[type=checkbox]')];
+}
+
+/** The filters as the API's query: several statuses comma-separated in one parameter. */
 function filters() {
   const params = new URLSearchParams();
   for (const name of FILTERS) {
+    if (name === 'status') {
+      const ticked = statusBoxes().filter((b) => b.checked).map((b) => b.value);
+      if (ticked.length) params.set('status', ticked.join(','));
+      continue;
+    }
     const field = form.elements[name];
     if (field.type === 'checkbox' ? field.checked : field.value) params.set(name, field.type === 'checkbox' ? 'true' : field.value);
   }
   return params;
+}
+
+/** The page's own query: the filters, and per_page when the URL set it. */
+function pageQuery() {
+  const params = filters();
+  const size = new URLSearchParams(location.search).get('per_page');
+  if (size) params.set('per_page', size);
+  return params.toString();
 }
 
 // Messages ---------------------------------------------------------------------------------------------
@@ -260,56 +291,123 @@ function board(byStatus) {
   return GROUPS.map(([group, title, tag]) => el('div', {class: `app-wl-lane app-wl-lane--${group}`},
     el('h3', {class: 'govuk-heading-s'}, title),
     el(tag, {class: 'app-wl-cards'}, STATUSES.filter((s) => s.group === group).map((s) => {
-      const list = byStatus[s.code] || [];
-      const late = list.filter((w) => w.overdue).length;
-      const body = [el('span', {class: 'app-wl-card-name'}, s.label), el('span', {class: 'app-wl-card-count'}, String(list.length)),
-        late ? el('span', {class: 'app-wl-card-late'}, warningIcon(), `${late} overdue`) : null];
-      return el('li', {class: `app-wl-card${list.length ? '' : ' app-wl-card--empty'}`, 'data-status-card': s.code},
-        list.length ? el('a', {class: 'govuk-link app-wl-card-link', href: `#group-${s.code}`}, ...body) : el('span', {class: 'app-wl-card-link'}, ...body));
+      const {total, overdue: late} = byStatus[s.code] || {total: 0, overdue: 0};
+      const body = [el('span', {class: 'app-wl-card-name'}, s.label), el('span', {class: 'app-wl-card-count'}, total.toLocaleString('en-GB')),
+        late ? el('span', {class: 'app-wl-card-late'}, warningIcon(), `${late.toLocaleString('en-GB')} overdue`) : null];
+      return el('li', {class: `app-wl-card${total ? '' : ' app-wl-card--empty'}`, 'data-status-card': s.code},
+        total ? el('a', {class: 'govuk-link app-wl-card-link', href: `#group-${s.code}`}, ...body) : el('span', {class: 'app-wl-card-link'}, ...body));
     }))));
 }
 
+/** Under a status's table: how many are shown of how many, and a button for the next page. */
+function moreOf(s, state) {
+  const left = state.total - state.rows.length;
+  const line = el('p', {class: 'govuk-body-s app-wl-muted', 'data-shown': s.code},
+    `Showing ${state.rows.length.toLocaleString('en-GB')} of ${plural(state.total, 'wayleave')}${left > 0 ? `: ${left.toLocaleString('en-GB')} more to load` : ''}.`);
+  if (left <= 0) return el('div', {class: 'app-wl-more'}, line);
+  const next = Math.min(left, perPage);
+  const button = el('button', {type: 'button', class: 'govuk-button govuk-button--secondary', 'data-more': s.code,
+    ...(state.loading ? {disabled: true, 'aria-disabled': 'true'} : {})},
+  state.loading ? 'Loading…' : `Show ${next.toLocaleString('en-GB')} more`, el('span', {class: 'govuk-visually-hidden'}, ` ${s.label} wayleaves`));
+  button.addEventListener('click', () => more(s.code));
+  return el('div', {class: 'app-wl-more'}, line, button);
+}
+
+function countLine() {
+  const total = counts?.total || 0;
+  if (!total) return filters().toString() ? 'No wayleaves match the filters.' : 'There are no wayleaves your key may see.';
+  const csv = total > CSV_LIMIT ? ` The CSV download holds the first ${CSV_LIMIT.toLocaleString('en-GB')} of them: narrow the filters for the rest.` : '';
+  return `${plural(total, 'wayleave')} match, ${counts.overdue.toLocaleString('en-GB')} overdue: ${rows.length.toLocaleString('en-GB')} shown, by status below.${csv}`;
+}
+
 function draw() {
-  const byStatus = {};
-  for (const w of rows) (byStatus[w.status] ||= []).push(w);
-  const late = rows.filter((w) => w.overdue).length;
-  const capped = rows.length >= LIMIT ? ` Only the first ${LIMIT.toLocaleString('en-GB')} are shown: narrow the filters.` : '';
-  $('[data-count]').textContent = rows.length
-    ? `${plural(rows.length, 'wayleave')} shown, ${late.toLocaleString('en-GB')} overdue.${capped}`
-    : filters().toString() ? 'No wayleaves match the filters.' : 'There are no wayleaves your key may see.';
-  $('[data-board]').replaceChildren(...board(byStatus));
+  rows = STATUSES.flatMap((s) => pages[s.code]?.rows || []);
+  $('[data-count]').textContent = countLine();
+  $('[data-board]').replaceChildren(...board(counts?.by_status || {}));
   const cols = columns();
-  $('[data-groups]').replaceChildren(...STATUSES.filter((s) => byStatus[s.code]).map((s) => {
-    const list = byStatus[s.code];
-    const overdue = list.filter((w) => w.overdue).length;
+  $('[data-groups]').replaceChildren(...STATUSES.filter((s) => pages[s.code]?.total).map((s) => {
+    const state = pages[s.code];
     return el('section', {class: 'app-wl-group', 'data-group': s.code},
       el('h3', {class: 'govuk-heading-s', id: `group-${s.code}`, tabindex: '-1'},
-        `${s.label}: ${plural(list.length, 'wayleave')}${overdue ? `, ${overdue} overdue` : ''}`),
+        `${s.label}: ${plural(state.total, 'wayleave')}${state.overdue ? `, ${state.overdue.toLocaleString('en-GB')} overdue` : ''}`),
       el('table', {class: 'govuk-table app-wl-table', 'aria-labelledby': `group-${s.code}`},
         el('thead', {class: 'govuk-table__head'}, el('tr', {class: 'govuk-table__row'},
           cols.map(([key, title]) => el('th', {scope: 'col', class: `govuk-table__header app-wl-col-${key}`}, title)))),
-        el('tbody', {class: 'govuk-table__body'}, list.map((w) => rowsOf(w, cols)))));
+        el('tbody', {class: 'govuk-table__body'}, state.rows.map((w) => rowsOf(w, cols)))),
+      moreOf(s, state));
   }));
 }
 
 // Loading ----------------------------------------------------------------------------------------------
+/** One page of a status's wayleaves under the filters, after the id `after`. */
+function fetchPage(code, after) {
+  const params = filters();
+  params.set('status', code);
+  params.set('limit', String(perPage));
+  if (after) params.set('after', String(after));
+  return api(`/wayleaves?${params}`);
+}
+
+/** The totals per status, then the first page of every status that has wayleaves (as many as were shown, on a reload). */
 async function load(clear = true) {
   const token = ++loading;
   if (clear) clearMessages();
   $('[data-count]').textContent = 'Loading the wayleaves…';
-  const params = filters();
-  params.set('limit', String(LIMIT));
+  const before = pages;
   try {
-    const list = await api(`/wayleaves?${params}`);
+    const found = await api(`/wayleaves/counts?${filters()}`);
+    const codes = STATUSES.map((s) => s.code).filter((code) => found.by_status[code]?.total);
+    const lists = await Promise.all(codes.map(async (code) => {
+      const shown = Math.max(perPage, before[code]?.rows.length || 0);
+      let list = await fetchPage(code);
+      while (list.length < shown && list.length < found.by_status[code].total) {
+        const next = await fetchPage(code, list[list.length - 1].id);
+        if (!next.length) break;
+        list = list.concat(next);
+      }
+      return list;
+    }));
     if (token !== loading) return;
-    rows = list;
+    counts = found;
+    pages = Object.fromEntries(codes.map((code, i) => [code, {rows: lists[i], ...found.by_status[code], loading: false}]));
     draw();
   } catch (error) {
     if (token !== loading) return;
-    rows = [];
+    counts = null;
+    pages = {};
     draw();
     $('[data-count]').textContent = 'The wayleaves could not be loaded.';
     showProblem(`The wayleaves could not be loaded: ${error.message}`, [{href: '#filter-borough', text: 'Check the filters'}]);
+  }
+}
+
+/** "Show more": the next page of one status, added under the rows already shown. */
+async function more(code) {
+  const state = pages[code];
+  if (!state || state.loading) return;
+  const token = loading;
+  const first = state.rows.length;
+  state.loading = true;
+  draw();
+  try {
+    const next = await fetchPage(code, state.rows[state.rows.length - 1]?.id);
+    if (token !== loading || pages[code] !== state) return;
+    state.rows = state.rows.concat(next.filter((w) => !state.rows.some((r) => r.id === w.id)));
+    if (!next.length) state.total = state.rows.length; // fewer than counted: some changed status meanwhile
+  } catch (error) {
+    if (token === loading) showProblem(`More ${statusLabel(code)} wayleaves could not be loaded: ${error.message}`);
+  } finally {
+    state.loading = false;
+  }
+  if (token !== loading) return;
+  draw();
+  const added = state.rows[first];
+  const target = added && document.querySelector(`tr[data-wayleave="${added.id}"] th`);
+  if (target) {
+    target.tabIndex = -1;
+    target.focus();
+  } else {
+    document.getElementById(`group-${code}`)?.focus();
   }
 }
 
@@ -346,7 +444,7 @@ async function download(path, name) {
 
 form.addEventListener('submit', (event) => {
   event.preventDefault();
-  const query = filters().toString();
+  const query = pageQuery();
   if (query !== location.search.slice(1)) history.pushState(null, '', `${location.pathname}${query ? `?${query}` : ''}`);
   load();
 });
@@ -363,7 +461,7 @@ $('[data-kpi-csv]').addEventListener('click', () => download('/wayleaves/kpis?fo
 $('[data-list-csv]').addEventListener('click', () => {
   const params = filters();
   params.set('format', 'csv');
-  params.set('limit', '10000');
+  params.set('limit', String(CSV_LIMIT));
   download(`/wayleaves?${params}`, `wayleaves-${today()}.csv`);
 });
 
@@ -374,6 +472,8 @@ onCaller((next) => {
   $('[data-need-key]').hidden = Boolean(who);
   $('[data-signed-in]').hidden = !who;
   rows = [];
+  pages = {};
+  counts = null;
   open.clear();
   loading += 1; // answers for the previous key are dropped
   generation += 1;

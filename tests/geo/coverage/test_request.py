@@ -85,6 +85,7 @@ def test_the_body_model_documents_every_field():
     assert set(fields) == {
         "area", "thresholds", "demand", "cell_size", "gap_threshold", "kinds", "subtypes", "statuses",
         "asset_boroughs", "ready_now", "k", "radius", "premises", "premises_crs",
+        "priorities_method", "budget", "costs",
     }  # fmt: skip
     assert schema["required"] == ["area"] and schema["additionalProperties"] is False
     assert all(field.get("description") for field in fields.values())

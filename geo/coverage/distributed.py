@@ -1,0 +1,241 @@
+"""Partitioned coverage reports on ``dask.distributed``: the same answer as one process, over many.
+
+The area is cut into square partitions of ``CONNECTIVITY_DASK_PARTITION_M`` in EPSG:27700 (aligned
+to multiples of the size; a point belongs to the partition holding it, edges half-open, so every
+demand point is in exactly one). A task gets the request (scattered once), its partition's bounds
+and the data versions as plain values; it opens its own connection with the database URL, reads
+the qualifying and candidate assets of its partition **plus a halo of the report's reach + 1 m**
+(``reach`` is the largest threshold, gap threshold and prioritisation radius) over the GiST index,
+builds its demand (the same :func:`~geo.coverage.demand_layers.demand_layers`, cached per worker)
+and measures it with the same :class:`~geo.coverage.nearest.AssetIndex`. Any asset within
+``reach`` of a point lies inside the point's partition and halo, so each distance (exact up to
+``reach``) is the single-process one.
+
+It returns compact arrays: the global positions, distances and nearest asset of its points, and
+its sparse reach pairs (candidate id, demand position) from the engine's reach matrix over its
+uncovered demand. The client puts the distances in place and runs the single-process summary,
+profile and gaps on them (labelled after combining, so a gap across partition edges is one gap;
+summing per partition instead would change the order of the floating-point sums). Prioritisation
+stays exact: the pairs of all partitions are one (candidates x uncovered demand) matrix, the same
+matrix one process builds, and the unchanged greedy (:mod:`geo.coverage.optimality`) runs on it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from typing import Any
+
+import numpy as np
+import psycopg
+from scipy import sparse
+
+from geo.core.settings import DaskSettings
+from geo.coverage.costs import candidate_costs, certificate_of
+from geo.coverage.demand_layers import Layer, demand_layers
+from geo.coverage.engine import _priority_table, _reach_matrix
+from geo.coverage.errors import InvalidCoverageRequest
+from geo.coverage.nearest import AssetIndex
+from geo.coverage.optimality import choose, greedy_choice
+from geo.coverage.request import ReportRequest
+from geo.coverage.sources import asset_counts, read_assets
+
+
+class DataChanged(RuntimeError):
+    """The assets changed while a partitioned report ran: its partitions would not agree."""
+
+
+# Where it runs -----------------------------------------------------------------------------------
+_CLIENTS: dict[str, Any] = {}
+_LOCK = threading.Lock()
+
+
+def scheduler_for(request: ReportRequest, settings: DaskSettings | None = None) -> str | None:
+    """The scheduler a report runs on (``local`` or an address), None to run it in process."""
+    settings = settings or DaskSettings()
+    if not settings.scheduler or request.geometry is None:
+        return None
+    if request.geometry.area < settings.min_area_sq_km * 1e6:
+        return None
+    return settings.scheduler
+
+
+def client_for(scheduler: str) -> Any:
+    """One ``distributed.Client`` per scheduler and process: ``local`` starts a LocalCluster once."""
+    from distributed import Client, LocalCluster
+
+    with _LOCK:
+        client = _CLIENTS.get(scheduler)
+        if client is None or client.status in ("closed", "closing"):
+            if scheduler == "local":
+                cluster = LocalCluster(
+                    n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=None
+                )
+                client = Client(cluster)
+            else:
+                client = Client(scheduler)
+            _CLIENTS[scheduler] = client
+        return client
+
+
+@atexit.register
+def close_clients() -> None:
+    """Close the clients (and the local cluster) this process opened."""
+    with _LOCK:
+        for client in _CLIENTS.values():
+            cluster = client.cluster
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        _CLIENTS.clear()
+
+
+# Partitions --------------------------------------------------------------------------------------
+def partition_keys(layers: list[Layer], size: float) -> np.ndarray:
+    """The (column, row) of every partition holding a point of the layers, sorted."""
+    xy = np.vstack([layer.xy for layer in layers])
+    return np.unique(np.floor(xy / size).astype(np.int64), axis=0)
+
+
+def _in_box(xy: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    return np.flatnonzero((xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1))
+
+
+def partition_task(
+    url: str,
+    request: ReportRequest,
+    box: tuple[float, float, float, float],
+    versions: dict[str, Any],
+    boroughs_version: int,
+    spacing: float,
+) -> dict[str, np.ndarray]:
+    """One partition of a report, on a worker: its points' distances and its reach pairs.
+
+    ``box`` is the partition (half-open); ``versions`` the data versions the client read: the
+    assets read here must be at them (:class:`DataChanged` otherwise).
+    """
+    halo = request.reach + 1.0
+    x0, y0, x1, y1 = box
+    assets = read_assets(url, request, (x0 - halo, y0 - halo, x1 + halo, y1 + halo))
+    layers = ("assets", "wayleaves") if request.ready_now else ("assets",)
+    if any(assets.versions.get(layer) != versions.get(layer) for layer in layers):
+        raise DataChanged(f"the assets changed while the report ran (partition {box})")
+    demand, cells, _ = demand_layers(url, request, boroughs_version)
+    index = AssetIndex(*assets.qualifying(), spacing)
+    out: dict[str, np.ndarray] = {}
+    for name, layer in (("demand", demand), ("cells", cells)):
+        if layer is None:
+            continue
+        at = _in_box(layer.xy, box)
+        distance, asset_id = index.nearest(layer.xy[at], request.reach)
+        out[f"{name}_at"], out[f"{name}_distance"], out[f"{name}_asset"] = at, distance, asset_id
+    out["pair_asset"], out["pair_demand"] = np.empty(0, np.int64), np.empty(0, np.int64)
+    if request.k > 0:
+        at, distance = out["demand_at"], out["demand_distance"]
+        open_ = at[~(distance <= request.radius) & (demand.households[at] > 0)]
+        cands = AssetIndex(*assets.candidates(), spacing)
+        ids, row_of = np.unique(cands.ids, return_inverse=True)
+        reach = _reach_matrix(demand.xy[open_], cands, row_of, len(ids), request.radius).tocoo()
+        out["pair_asset"], out["pair_demand"] = ids[reach.row], open_[reach.col].astype(np.int64)
+    return out
+
+
+# The client --------------------------------------------------------------------------------------
+def measure_partitioned(
+    client: Any,
+    url: str,
+    request: ReportRequest,
+    demand: Layer,
+    cells: Layer | None,
+    versions: dict[str, Any],
+    spacing: float,
+    size: float,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Set the layers' distances and assets from the partitions; the reach pairs and where it ran."""
+    layers = [demand] if cells is None else [demand, cells]
+    keys = partition_keys(layers, size)
+    boxes = [
+        (float(c * size), float(r * size), float((c + 1) * size), float((r + 1) * size)) for c, r in keys
+    ]
+    scattered = client.scatter(request, broadcast=False, hash=False)
+    boroughs_version = versions.get("boroughs") or 0
+    futures = [
+        client.submit(partition_task, url, scattered, box, versions, boroughs_version, spacing, pure=False)
+        for box in boxes
+    ]
+    parts = client.gather(futures)
+    for name, layer in (("demand", demand), ("cells", cells)):
+        if layer is None:
+            continue
+        layer.distance = np.full(len(layer.xy), np.inf)
+        layer.asset_id = np.full(len(layer.xy), -1, dtype=np.int64)
+        for part in parts:
+            layer.distance[part[f"{name}_at"]] = part[f"{name}_distance"]
+            layer.asset_id[part[f"{name}_at"]] = part[f"{name}_asset"]
+    pair_asset = np.concatenate([p["pair_asset"] for p in parts])
+    pair_demand = np.concatenate([p["pair_demand"] for p in parts])
+    where = {
+        "scheduler": client.scheduler.address,
+        "partitions": len(boxes),
+        "partition_m": size,
+        "workers": len(client.scheduler_info().get("workers", {})),
+    }
+    return pair_asset, pair_demand, where
+
+
+def client_counts(conn: psycopg.Connection[Any], request: ReportRequest) -> tuple[dict[str, int], np.ndarray]:
+    """The asset counts of the summary and the sorted candidate ids of the area's box."""
+    return asset_counts(conn, request)
+
+
+def prioritise_pairs(
+    request: ReportRequest,
+    demand: Layer,
+    candidate_ids: np.ndarray,
+    pair_asset: np.ndarray,
+    pair_demand: np.ndarray,
+    conn: psycopg.Connection[Any] | None,
+) -> Any:
+    """The priorities from the combined reach pairs: the tail of :func:`geo.coverage.engine.prioritise`.
+
+    The matrix is (every candidate of the box x the uncovered demand, in demand order), exactly
+    the engine's; the greedy (or the certified choice) is then the same call on the same input.
+    """
+    households = demand.households
+    covered = demand.distance <= request.radius
+    if request.k == 0:
+        return _priority_table([], households, covered, candidate_ids.dtype)
+    open_ = np.flatnonzero(~covered & (households > 0))
+    rows = np.searchsorted(candidate_ids, pair_asset)
+    cols = np.searchsorted(open_, pair_demand)
+    reach = sparse.csr_matrix(
+        (np.ones(len(rows)), (rows, cols)), shape=(len(candidate_ids), len(open_)), dtype=np.float64
+    )
+    reach.data[:] = 1.0
+    weight = households[open_]
+    if request.priorities_method == "greedy" and request.budget is None and conn is None:
+        chosen = greedy_choice(reach, weight, candidate_ids, request.k)[0]
+        return _priority_table(chosen, households, covered, candidate_ids.dtype)
+    cost = None
+    if request.budget is not None:
+        assert conn is not None, "a budgeted prioritisation reads the candidates' costs"
+        cost = candidate_costs(conn, candidate_ids, request).reindex(candidate_ids).to_numpy(dtype=float)
+    try:
+        chosen, certificate = choose(
+            reach, weight, candidate_ids, request.k, method=request.priorities_method,  # type: ignore[arg-type]
+            costs=cost, budget=request.budget, time_limit=request.time_limit,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise InvalidCoverageRequest(str(exc)) from exc
+    table = _priority_table(chosen, households, covered, candidate_ids.dtype)
+    if cost is not None:
+        table["cost"] = (
+            cost[np.searchsorted(candidate_ids, table["asset_id"].to_numpy())] if len(table) else []
+        )
+    table.attrs["certificate"] = certificate.as_dict()
+    return table
+
+
+__all__ = ["DataChanged", "certificate_of", "client_for", "close_clients", "scheduler_for"]
