@@ -326,20 +326,9 @@ def compute_report(
         lap("gaps")
         priorities = _priorities(request, demand, entry, spacing, conn, summary)
         lap("priorities")
-        # The Pipeline projects in or touching the area (no personal data), listed and drawn by the report.
-        summary["pipeline_projects"] = pipeline_projects(
-            conn, url, current.get("database"), request.geometry, data
+        return _finish(
+            url, conn, current, data, source, lap, request, demand, cells, summary, gap_table, priorities
         )
-    lap("pipeline")
-    versions = {
-        "assets": data.get("assets"),
-        "boroughs": data.get("boroughs"),
-        "pipeline": data.get("pipeline"),
-    }
-    if request.ready_now:
-        versions["wayleaves"] = data.get("wayleaves")
-    versions["demand"] = source
-    return ReportResult(request, demand, cells, summary, gap_table, priorities, lap.timings, versions)
 
 
 def _partitioned(
@@ -378,6 +367,27 @@ def _partitioned(
     priorities = distributed.prioritise_pairs(request, demand, candidate_ids, pairs[0], pairs[1], conn)
     summary["priorities"] = certificate_of(priorities)
     lap("priorities")
+    return _finish(
+        url, conn, current, data, source, lap, request, demand, cells, summary, gap_table, priorities
+    )
+
+
+def _finish(
+    url: str,
+    conn: psycopg.Connection[Any],
+    current: dict[str, Any],
+    data: dict[str, Any],
+    source: Any,
+    lap: _Laps,
+    request: ReportRequest,
+    demand: Layer,
+    cells: Layer | None,
+    summary: dict[str, Any],
+    gap_table: gpd.GeoDataFrame,
+    priorities: pd.DataFrame,
+) -> ReportResult:
+    """The last step of both ways of computing a report: the Pipeline projects in or touching the
+    area (no personal data), listed and drawn by the report, and the data versions it was made from."""
     summary["pipeline_projects"] = pipeline_projects(
         conn, url, current.get("database"), request.geometry, data
     )
