@@ -111,16 +111,21 @@ def _reap_once(url: str, stale_s: float) -> dict[str, list[int]]:
         return reap(conn, stale_s)
 
 
+async def _reap(url: str, settings: Settings) -> None:
+    """Mark jobs whose owner is gone interrupted, once; a database that is away is tried next round."""
+    try:
+        marked = await asyncio.to_thread(_reap_once, url, settings.jobs.stale_s)
+        for table, ids in marked.items():
+            log.warning("%s %s: interrupted (their process stopped)", table, ", ".join(map(str, ids)))
+    except Exception as exc:
+        log.warning("checking for interrupted jobs failed: %s", exc)
+
+
 async def _reap_periodically(url: str, settings: Settings) -> None:
-    """Mark jobs whose owner is gone interrupted: at start, then every ``reap_every_s`` seconds."""
+    """:func:`_reap` every ``reap_every_s`` seconds (the first round runs before the app serves)."""
     while True:
-        try:
-            marked = await asyncio.to_thread(_reap_once, url, settings.jobs.stale_s)
-            for table, ids in marked.items():
-                log.warning("%s %s: interrupted (their process stopped)", table, ", ".join(map(str, ids)))
-        except Exception as exc:  # the database is away: try again next round
-            log.warning("checking for interrupted jobs failed: %s", exc)
         await asyncio.sleep(settings.jobs.reap_every_s)
+        await _reap(url, settings)
 
 
 def _image_sources(settings: Settings) -> tuple[str, ...]:
@@ -192,6 +197,8 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
 
         app.state.replace_pool = replace_pool
         heartbeat = Heartbeat(url, settings.jobs.heartbeat_s).start()
+        # Before the first request, so no one reads a dead process's job as still running.
+        await _reap(url, settings)
         reaper = asyncio.create_task(_reap_periodically(url, settings))
         purger = asyncio.create_task(_purge_periodically(url, settings))
         startup = app.state.summaries_startup = asyncio.create_task(app.state.summaries.rebuild_stale())

@@ -76,7 +76,8 @@ def process_upload(
         )  # fmt: skip
         status.set(state="running", started_at=_now(), message=None, progress_done=0)
         outcome = _run(url, upload_id, up, request, settings, raw_min_zoom, status, progress)
-        status.finish(finished_at=_now(), **outcome)
+        if outcome["state"] != "applied":  # an applied upload's record was written with its assets
+            status.finish(finished_at=_now(), **outcome)
     except UploadRejected as exc:
         status.finish(
             state="rejected", message=exc.message, report={"rejected": exc.to_dict()}, finished_at=_now()
@@ -288,7 +289,8 @@ def _write(
     # The state turns 'applied' in the same transaction as the assets and with its counts,
     # so nobody reading the upload sees one without the other.
     conn.execute(
-        """UPDATE uploads SET state = 'applied', load_id = %s, applied_at = now(), dry_run = false,
+        """UPDATE uploads SET state = 'applied', load_id = %s, applied_at = now(), finished_at = now(),
+                  dry_run = false,
                   counts = %s, changed_fields = %s, format = %s, crs = %s, mapping = %s, report = %s
            WHERE id = %s""",
         [load[0], *(Jsonb(summary[k]) for k in ("counts", "changed_fields")), summary["format"],
