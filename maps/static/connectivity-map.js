@@ -8,7 +8,7 @@
  * the key stays in this tab's sessionStorage and goes only to this app's own endpoints.
  */
 import { onCaller } from './app/app.js';
-import { config, debounce } from './map/util.js';
+import { afterTiles, config, debounce, loadingTiles } from './map/util.js';
 import { formatHash, parseHash, state } from './map/state.js';
 import { createPlaces, drawPlaces, placeAll, whereAmI } from './map/places.js';
 import { clearHighlight, createLayers, drawLayers, modeAt } from './map/layers.js';
@@ -50,6 +50,9 @@ function start() {
   const select = (selection) => showSelection(selection);
   const places = createPlaces(map, select);
   const layers = createLayers(map, select);
+  // The wards wait for the first asset tiles: they are context, and 1.9 MB to read.
+  const tileLayers = [...Object.values(layers.vector), layers.clusters];
+  places.afterTiles = (fn) => afterTiles(map, tileLayers, fn);
   const view = {report: null, reportLayer: null, pin: null};
   onZoomTo((bounds) => frame(map, bounds));
   onClose(clearHighlight);
@@ -187,7 +190,7 @@ function start() {
 
   // Handles for people debugging in the console, and for the browser tests.
   window.connectivityMap = {map, layers: layers.vector, clusters: layers.clusters, boroughs: places.boroughs,
-    places, state, config, view};
+    places, state, config, view, loading: () => loadingTiles(map, tileLayers).length > 0};
 }
 
 start();

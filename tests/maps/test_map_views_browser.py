@@ -59,8 +59,7 @@ def page(page: Any, live_server: str) -> Any:
     return page
 
 
-SETTLED = """() => { const cm = window.connectivityMap;
-    return cm && ![...Object.values(cm.layers), cm.clusters].some((l) => cm.map.hasLayer(l) && l.isLoading()); }"""
+SETTLED = "() => window.connectivityMap && !window.connectivityMap.loading()"
 
 
 def settle(page: Any) -> None:

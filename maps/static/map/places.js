@@ -175,7 +175,7 @@ export function boroughAt(latlng) {
 
 /** The borough outlines, labels and wards; ``onSelect({kind, properties})`` when one is clicked. */
 export function createPlaces(map, onSelect) {
-  const places = {map, report: null, wards: null, wardLabels: [], current: null};
+  const places = {map, report: null, wards: null, wardLabels: [], current: null, afterTiles: (fn) => fn()};
   places.boroughs = L.geoJSON(config.boroughs, {
     pane: 'places',
     onEachFeature(feature, layer) {
@@ -274,7 +274,7 @@ function drawWards(places) {
     // After the map's first tiles: the wards (1.9 MB of outlines) are context, the assets come first.
     places.loadingWards = true;
     const load = () => loadWards(places).catch(() => { places.loadingWards = false; });
-    (window.requestIdleCallback || ((fn) => setTimeout(fn, 200)))(load, {timeout: 1500});
+    places.afterTiles(() => (window.requestIdleCallback || ((fn) => setTimeout(fn, 200)))(load, {timeout: 1500}));
   }
   if (places.wards) {
     toggle(map, places.wards, on);

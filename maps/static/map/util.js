@@ -58,6 +58,43 @@ export function swatch(color, shape = 'dot') {
   return el('span', {class: `app-swatch app-swatch--${shape}`, style: {'--swatch': color}, 'aria-hidden': 'true'});
 }
 
+/** The tile layers of ``tileLayers`` that are on the map and still loading tiles at this zoom.
+ *
+ * A GridLayer zoomed out of its minZoom..maxZoom while loading keeps ``isLoading()`` true until it
+ * is back in range (Leaflet 1.9 fires no 'load' then), so a layer out of range is not counted.
+ */
+export function loadingTiles(map, tileLayers) {
+  const zoom = map.getZoom();
+  return tileLayers.filter((layer) => map.hasLayer(layer) && layer.isLoading()
+    && zoom >= (layer.options.minZoom ?? 0) && zoom <= (layer.options.maxZoom ?? Infinity));
+}
+
+/** Run ``fn`` once, when none of ``tileLayers`` is loading (at once if none is; after 5 s at the latest). */
+export function afterTiles(map, tileLayers, fn) {
+  let done = false;
+  const once = () => {
+    if (!done) {
+      done = true;
+      fn();
+    }
+  };
+  const busy = loadingTiles(map, tileLayers);
+  let left = busy.length;
+  if (!left) {
+    once();
+    return;
+  }
+  for (const layer of busy) {
+    layer.once('load', () => {
+      left -= 1;
+      if (!left) {
+        once();
+      }
+    });
+  }
+  setTimeout(once, 5000);  // a layer taken off or zoomed out of range while loading fires no 'load'
+}
+
 /** Wait `ms` after the last call before running `fn`. */
 export function debounce(fn, ms) {
   let timer = null;
