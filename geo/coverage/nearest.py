@@ -136,6 +136,31 @@ def _box_cells(bounds: np.ndarray) -> np.ndarray:
     return np.unique((ix << 32) + iy)
 
 
+def _ties(d: np.ndarray, best: np.ndarray, done: np.ndarray) -> np.ndarray:
+    """Rows of ``d`` (e, k) that are done with two or more entries at exactly their finite ``best``.
+
+    Counted a column at a time (k is small): several times faster than a reduction along rows.
+    """
+    count = np.zeros(len(d), np.int32)
+    for c in range(d.shape[1]):
+        count += d[:, c] == best
+    return np.flatnonzero(done & (count > 1) & np.isfinite(best))
+
+
+def _smallest_tied(d: np.ndarray, best: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The smallest asset id among each row's entries at exactly ``best`` (finite).
+
+    ``d`` and ``ids`` are (e, k): the exact distance and asset of each returned entry (entries
+    of the same asset may repeat: one per vertex).
+    """
+    if not len(d):
+        return np.empty(0, ids.dtype)
+    tied = d == best[:, None]
+    if ids.dtype.kind not in "iu":  # ids without an order: the first tied entry, as before
+        return ids[np.arange(len(d)), tied.argmax(axis=1)]
+    return np.where(tied, ids, np.iinfo(ids.dtype).max).min(axis=1)
+
+
 class AssetIndex:
     """Point assets and line vertices in one kd-tree, with the segments to measure exactly.
 
@@ -231,8 +256,9 @@ class AssetIndex:
         first = np.ones(len(point), dtype=bool)
         first[1:] = point[1:] != point[:-1]
         hit = maybe[point[first]]
+        # A line or point asset at 0 with a smaller id keeps the point (the smallest id of a tie).
+        asset_id[hit] = np.where(distance[hit] == 0, np.minimum(asset_id[hit], ids[first]), ids[first])
         distance[hit] = 0.0
-        asset_id[hit] = ids[first]
 
     def reach(self, distance: float) -> float:
         """Tree radius that finds every asset within ``distance``.
@@ -307,11 +333,14 @@ class AssetIndex:
             col = d.argmin(axis=1)
             rows = np.arange(len(todo))
             best = d[rows, col]
-            # Entries not returned are at >= r_k: their assets at >= sqrt(r_k^2 - h^2).
-            done = (r[:, -1] ** 2 >= best**2 + cands.half**2) | (kk == cands.n)
+            # Entries not returned are at >= r_k: their assets at >= sqrt(r_k^2 - h^2). Strictly
+            # beyond ``best``, so every asset exactly as near as ``best`` was returned (ties).
+            done = (r[:, -1] ** 2 > best**2 + cands.half**2) | (kk == cands.n) | ~np.isfinite(best)
             hit = todo[done]
             distance[hit] = best[done]
             asset_id[hit] = np.where(np.isfinite(best[done]), cands.ids[jj[rows, col]][done], -1)
+            ties = _ties(d, best, done)
+            asset_id[todo[ties]] = _smallest_tied(d[ties], best[ties], cands.ids[jj[ties]])
             todo = todo[~done]
             k *= 8
         cands._inside_is_zero(demand_xy, distance, asset_id)
@@ -364,7 +393,7 @@ def nearest_assets(
         none within ``max_distance``).
     asset_id : numpy.ndarray of int, shape (n,)
         Id of that asset, -1 where the distance is ``inf``. Between assets at exactly the same
-        distance, which one is reported is unspecified.
+        distance, the smallest id (so a partitioned report names the same asset as one process).
 
     Notes
     -----

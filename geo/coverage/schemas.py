@@ -140,6 +140,15 @@ class PriorityCertificate(_Schema):
     )
 
 
+class RanOn(_Schema):
+    """Where a partitioned report ran: the Dask cluster and its partitions."""
+
+    scheduler: str = Field(description="The Dask scheduler's address (a LocalCluster's own for local).")
+    partitions: int = Field(description="Square partitions of the area that held demand, one task each.")
+    partition_m: float = Field(description="Edge of a partition in metres (EPSG:27700).")
+    workers: int = Field(description="Dask workers connected to the scheduler when the report ran.")
+
+
 class SummaryHeadline(_Schema):
     """A report's summary as the list shows it: the whole area's numbers."""
 
@@ -159,6 +168,10 @@ class SummaryHeadline(_Schema):
     )
     priorities: PriorityCertificate | None = Field(
         None, description="The prioritisation's certificate (reports since it was added; null with k 0)."
+    )
+    ran_on: RanOn | None = Field(
+        None,
+        description="Where it ran when partitioned on Dask (CONNECTIVITY_DASK_SCHEDULER); null: in process.",
     )
 
 
