@@ -29,6 +29,7 @@ from api.routes import (
     boroughs,
     coverage,
     docs,
+    exports,
     features,
     gdpr,
     health,
@@ -41,6 +42,7 @@ from api.routes import (
     uploads,
     wayleaves,
     web_map,
+    webhooks,
 )
 from api.schemas import document_problems
 from api.summaries import SummaryRefresher
@@ -49,6 +51,7 @@ from geo.core.settings import Settings
 from geo.db.database import connect, database_url, with_statement_timeout
 from geo.db.versions import KnownVersions
 from geo.layers.tiles import TileCache
+from geo.webhooks import Sender
 
 log = logging.getLogger("connectivity.api")
 
@@ -177,7 +180,7 @@ def _pool(url: str, settings: Settings) -> AsyncConnectionPool:
 
 
 def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """The app's lifespan: the pool, the job heartbeat, the reaper, the purger and the listeners."""
+    """The app's lifespan: the pool, the job heartbeat, the reaper, the purger, the listeners and the webhook sender."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -203,6 +206,8 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         purger = asyncio.create_task(_purge_periodically(url, settings))
         startup = app.state.summaries_startup = asyncio.create_task(app.state.summaries.rebuild_stale())
         listener = asyncio.create_task(app.state.versions.listen(url))
+        # Webhook deliveries: a sender per process (they share the queue with SKIP LOCKED).
+        sender = asyncio.create_task(Sender(url, settings.webhook).run()) if settings.webhook.sender else None
         # Everything loaded so far (modules, settings, the app) lives as long as the process:
         # kept out of the garbage collector's full passes, each of which otherwise stalled a
         # busy worker for about 0.1 s (the tile p99). Garbage is collected first, not frozen.
@@ -216,9 +221,11 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
             listener.cancel()
             reaper.cancel()
             purger.cancel()
+            if sender is not None:
+                sender.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):  # logged where it failed
                 await startup
-            for task in (listener, reaper, purger):
+            for task in (listener, reaper, purger, *([sender] if sender is not None else [])):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await app.state.database_health.stop()
@@ -248,7 +255,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
 
 ROUTE_MODULES = (
     features, health, me, boroughs, assets, tiles, uploads, wayleaves, web_map, coverage, pipeline, docs, audit,
-    gdpr, pages, ogc_tiles, processes,
+    gdpr, pages, ogc_tiles, processes, exports, webhooks,
 )  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from cli.audit import audit_command
 from cli.coverage import coverage
 from cli.db import db_app
 from cli.demo import demo_app
+from cli.exports import export_app
 from cli.gdpr import gdpr_app, purge_command
 from cli.keys import keys_app
 from cli.pipeline import pipeline_app
@@ -29,6 +30,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(wayleaves_app, name="wayleaves")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(gdpr_app, name="gdpr")
+app.add_typer(export_app, name="export")
 
 
 app.command("import")(import_file)

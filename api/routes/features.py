@@ -7,14 +7,15 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from api.deps import Conn, Lazy, LazyConn, LazyReader, Reader
-from api.params import CRS_HELP, CollectionPath, FeaturesBbox, ItemsFormat, LayerFilters, OutputCrs, json_only
-from geo.core.crs import CRS84, EPSG, Crs
+from api.params import CRS_HELP, CollectionPath, FeaturesBbox, LayerFilters, OutputCrs
+from api.routes.ogc_html import HTML, HTML_RESPONSE, ItemsOrHtml, OgcFormat, Pages
+from geo.core.crs import CRS84, EPSG, WGS84, Crs
 from geo.core.errors import InvalidParameter, TooManyRequests
 from geo.core.query import SUPPORTED_CRS
 from geo.coverage import processes
@@ -22,14 +23,18 @@ from geo.db.database import database_url, with_statement_timeout
 from geo.layers import exports, features, filtering, tilesets
 from geo.layers.collections import COLLECTIONS, Collection
 from geo.layers.features import ItemsQuery
+from geo.reference.boroughs import borough_names
 
 router = APIRouter(tags=["OGC API Features"])
-#: ``f``: json only (the items take more formats, see :func:`api.params.items_format`).
-JSON_ONLY = [Depends(json_only)]
 GEOJSON = "application/geo+json"
+#: ``responses=`` of the JSON documents that are pages too (``f=html`` or ``Accept: text/html``).
+JSON_OR_HTML: dict[int | str, dict[str, Any]] = {
+    200: {"description": "JSON, or HTML for a browser", **HTML_RESPONSE}
+}
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     *filtering.CONFORMANCE,
@@ -63,15 +68,16 @@ def link(href: str, rel: str, type_: str, title: str | None = None) -> dict[str,
     return out
 
 
-@router.get("/", summary="Landing page", dependencies=JSON_ONLY)
-async def landing(request: Request) -> dict[str, Any]:
+@router.get("/", summary="Landing page", response_model=dict[str, Any], responses=JSON_OR_HTML)
+async def landing(request: Request, fmt: OgcFormat) -> dict[str, Any] | HTMLResponse:
     """Links to the API definition, the conformance classes, the collections and the web map."""
     base = base_url(request)
-    return {
+    doc = {
         "title": "connectivity",
         "description": "Candidate full-fibre assets of London's 33 authorities: OGC API Features and vector tiles.",
         "links": [
             link(f"{base}/", "self", "application/json", "This document"),
+            link(f"{base}/?f=html", "alternate", HTML, "This document as HTML"),
             link(
                 f"{base}/openapi.json",
                 "service-desc",
@@ -87,12 +93,25 @@ async def landing(request: Request) -> dict[str, Any]:
             link(f"{base}/map", "alternate", "text/html", "Web map"),
         ],
     }
+    return Pages(request, base).landing(doc) if fmt == "html" else doc
 
 
-@router.get("/conformance", summary="Conformance classes", dependencies=JSON_ONLY)
-async def conformance() -> dict[str, list[str]]:
+@router.get(
+    "/conformance", summary="Conformance classes", response_model=dict[str, Any], responses=JSON_OR_HTML
+)
+async def conformance(request: Request, fmt: OgcFormat) -> dict[str, Any] | HTMLResponse:
     """The OGC conformance classes this service implements."""
-    return {"conformsTo": CONFORMANCE}
+    base = base_url(request)
+    doc = {"conformsTo": CONFORMANCE, "links": _self_links(f"{base}/conformance")}
+    return Pages(request, base).conformance(doc) if fmt == "html" else doc
+
+
+def _self_links(href: str, type_: str = "application/json") -> list[dict[str, str]]:
+    """``self`` and the ``alternate`` HTML page of a document."""
+    return [
+        link(href, "self", type_, "This document"),
+        link(f"{href}?f=html", "alternate", HTML, "This document as HTML"),
+    ]
 
 
 async def describe(request: Request, conn: Any, collection: Collection) -> dict[str, Any]:
@@ -114,8 +133,9 @@ async def describe(request: Request, conn: Any, collection: Collection) -> dict[
         "storageCrs": EPSG.format(27700),
         "extent": {"spatial": {"bbox": [extent] if extent else [], "crs": CRS84}},
         "links": [
-            link(f"{base}/collections/{collection.id}", "self", "application/json"),
+            *_self_links(f"{base}/collections/{collection.id}"),
             link(items, "items", GEOJSON, "Features"),
+            link(f"{items}?f=html", "items", HTML, "Features as HTML"),
             # Every feature as a file (GDAL's OAPIF driver takes the GeoJSON link above).
             *(
                 link(
@@ -140,41 +160,57 @@ async def describe(request: Request, conn: Any, collection: Collection) -> dict[
     }
 
 
-@router.get("/collections", summary="The layers", dependencies=JSON_ONLY)
-async def collections(request: Request, conn: Conn, reader: Reader) -> dict[str, Any]:
+@router.get("/collections", summary="The layers", response_model=dict[str, Any], responses=JSON_OR_HTML)
+async def collections(
+    request: Request, conn: Conn, reader: Reader, fmt: OgcFormat
+) -> dict[str, Any] | HTMLResponse:
     """Every collection with its extent and links."""
     base = base_url(request)
-    return {
-        "links": [link(f"{base}/collections", "self", "application/json")],
+    doc = {
+        "links": _self_links(f"{base}/collections"),
         "crs": list(SUPPORTED_CRS),
         "collections": [await describe(request, conn, c) for c in COLLECTIONS.values()],
     }
+    return Pages(request, base).collections(doc) if fmt == "html" else doc
 
 
-@router.get("/collections/{collection_id}", summary="One layer", dependencies=JSON_ONLY)
-async def collection(coll: CollectionPath, request: Request, conn: Conn, reader: Reader) -> dict[str, Any]:
+@router.get(
+    "/collections/{collection_id}", summary="One layer", response_model=dict[str, Any], responses=JSON_OR_HTML
+)
+async def collection(
+    coll: CollectionPath, request: Request, conn: Conn, reader: Reader, fmt: OgcFormat
+) -> dict[str, Any] | HTMLResponse:
     """A collection's metadata."""
-    return await describe(request, conn, coll)
+    doc = await describe(request, conn, coll)
+    return Pages(request, base_url(request)).collection(doc) if fmt == "html" else doc
 
 
 @router.get(
     "/collections/{collection_id}/queryables",
     summary="What a filter may name",
-    dependencies=JSON_ONLY,
     response_class=Response,
-    responses={200: {"content": {SCHEMA_JSON: {"schema": {"type": "object"}}}, "description": "JSON Schema"}},
+    responses={
+        200: {
+            "content": {SCHEMA_JSON: {"schema": {"type": "object"}}, **HTML_RESPONSE["content"]},
+            "description": "JSON Schema (or HTML for a browser)",
+        }
+    },
 )
-async def queryables(coll: CollectionPath, request: Request, conn: Conn, reader: Reader) -> Response:
+async def queryables(
+    coll: CollectionPath, request: Request, conn: Conn, reader: Reader, fmt: OgcFormat
+) -> Response:
     """The properties ``filter`` may name, with their types, as JSON Schema; for this key's role (nothing it cannot see)."""
     url = f"{base_url(request)}/collections/{coll.id}/queryables"
     public_extra = request.app.state.settings.assets.public_extra
     body = await features.get_queryables(conn, coll, reader, url, public_extra)
+    if fmt == "html":
+        return Pages(request, base_url(request)).queryables(coll, body, reader)
     # Plain JSON to a client that asks for it and not for JSON Schema (GDAL's OAPIF driver).
     accept = request.headers.get("accept", "")
     media_type = (
         "application/json" if "application/json" in accept and SCHEMA_JSON not in accept else SCHEMA_JSON
     )
-    return Response(json.dumps(body), media_type=media_type)
+    return Response(json.dumps(body), media_type=media_type, headers={"Vary": "Accept"})
 
 
 def _crs_header(crs: Crs, files: bool = False) -> str:
@@ -189,8 +225,11 @@ LIMIT_HELP = (
 )
 #: The items' media types, for the OpenAPI document.
 ITEMS_CONTENT = {
-    fmt.media_type: {"schema": {"type": "object" if fmt is exports.GEOJSON else "string"}}
-    for fmt in exports.FORMATS.values()
+    **{
+        fmt.media_type: {"schema": {"type": "object" if fmt is exports.GEOJSON else "string"}}
+        for fmt in exports.FORMATS.values()
+    },
+    **HTML_RESPONSE["content"],
 }
 
 
@@ -212,6 +251,7 @@ def _items_links(
         links.append(
             link(f"{here}?{urlencode(plain + [('f', name)])}", "alternate", fmt.media_type, fmt.title)
         )
+    links.append(link(f"{here}?{urlencode(plain + [('f', 'html')])}", "alternate", HTML, "This page as HTML"))
     return links
 
 
@@ -272,7 +312,7 @@ async def items(
     request: Request,
     lazy: Lazy,
     reader: LazyReader,
-    fmt: ItemsFormat,
+    fmt: ItemsOrHtml,
     bbox: FeaturesBbox,
     crs: OutputCrs,
     filters: LayerFilters,
@@ -299,7 +339,7 @@ async def items(
     Every format carries the same features and properties for the same query (filters, bbox,
     CRS, ``limit`` and ``after``); files are streamed as they are written.
     """
-    if fmt == exports.GEOJSON.name and limit is not None and limit > features.MAX_LIMIT:
+    if fmt in (exports.GEOJSON.name, "html") and limit is not None and limit > features.MAX_LIMIT:
         raise InvalidParameter(
             f"query.limit: a GeoJSON page holds at most {features.MAX_LIMIT} features ({LIMIT_HELP})"
         )
@@ -316,9 +356,12 @@ async def items(
         datetime_from=dt_from,
         datetime_to=dt_to,
         properties=features.parse_properties(coll, properties),
-        crs=crs,
+        # A page's map is drawn in CRS84 whatever ``crs`` says (its JSON alternate keeps it).
+        crs=Crs(WGS84) if fmt == "html" else crs,
         where=where,
     )
+    if fmt == "html":
+        return await _items_page(request, conn, coll, query)
     if fmt != exports.GEOJSON.name:
         return await _download(request, lazy, coll, query, fmt, limit)
     page = await features.get_items(conn, coll, query)
@@ -333,15 +376,49 @@ async def items(
     return Response(body, media_type=GEOJSON, headers={"Content-Crs": _crs_header(crs), "Vary": "Accept"})
 
 
+async def _items_page(request: Request, conn: Any, coll: Collection, query: ItemsQuery) -> HTMLResponse:
+    """The items of ``query`` as a page: the same page of features as the GeoJSON, and the one before."""
+    page = await features.get_items(conn, coll, query)
+    links = _items_links(request, coll, query, page.next_after)
+    has_previous, previous_after = await features.previous_after(conn, coll, query)
+    previous = None
+    if has_previous:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "after"]
+        after = [] if previous_after is None else [("after", str(previous_after))]
+        previous = f"{base_url(request)}/collections/{coll.id}/items?{urlencode(params + after)}"
+    return Pages(request, base_url(request)).items(
+        coll, json.loads(page.features), features.selected_properties(coll, query), links, page.matched,
+        previous, await borough_names(conn),
+    )  # fmt: skip
+
+
 @router.get(
     "/collections/{collection_id}/items/{feature_id}",
     summary="One feature",
     response_class=Response,
-    dependencies=JSON_ONLY,
-)
+    responses={200: {"content": {GEOJSON: {"schema": {"type": "object"}}, **HTML_RESPONSE["content"]},
+                     "description": "The feature as GeoJSON (or HTML for a browser)"}},
+)  # fmt: skip
 async def item(
-    coll: CollectionPath, feature_id: str, request: Request, conn: Conn, reader: Reader, crs: OutputCrs
+    coll: CollectionPath,
+    feature_id: str,
+    request: Request,
+    conn: Conn,
+    reader: Reader,
+    crs: OutputCrs,
+    fmt: OgcFormat,
 ) -> Response:
-    """One feature as GeoJSON."""
+    """One feature as GeoJSON, with its ``self``, ``alternate`` (HTML) and ``collection`` links."""
+    if fmt == "html":
+        feature = await features.get_feature(conn, coll, feature_id, WGS84, False)
+        return Pages(request, base_url(request)).item(coll, json.loads(feature))
     body = await features.get_feature(conn, coll, feature_id, crs.srid, crs.lat_first)
-    return Response(body, media_type=GEOJSON, headers={"Content-Crs": _crs_header(crs)})
+    here = f"{base_url(request)}/collections/{coll.id}"
+    links = [
+        link(str(request.url), "self", GEOJSON, "This document"),
+        link(f"{here}/items/{quote(feature_id)}?f=html", "alternate", HTML, "This document as HTML"),
+        link(here, "collection", "application/json", coll.title),
+    ]
+    # The feature's GeoJSON is PostGIS's, kept as written: the links are added to its end.
+    body = body[:-1] + b',"links":' + json.dumps(links).encode() + b"}"
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": _crs_header(crs), "Vary": "Accept"})

@@ -11,14 +11,16 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caller, Conn, RequireRoles
 from api.routes.coverage import ROLES, get_coverage_settings
 from api.routes.features import base_url
+from api.routes.ogc_html import HTML, HTML_RESPONSE, OgcFormat, Pages
 from api.schemas import problems
 from geo import coverage
+from geo.access.principals import AuthenticationFailed
 from geo.coverage import InvalidCoverageRequest
 from geo.coverage import processes as ogc
 from geo.layers.features import parse_datetime
@@ -52,31 +54,52 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _jobs_list_links(base: str) -> list[dict[str, str]]:
-    return [{"href": f"{base}/jobs", "rel": "self", "type": "application/json", "title": "This list"}]
+def _self_links(href: str, title: str = "This list") -> list[dict[str, str]]:
+    """``self``, and the same as an HTML page."""
+    return [
+        {"href": href, "rel": "self", "type": "application/json", "title": title},
+        {"href": f"{href}?f=html", "rel": "alternate", "type": HTML, "title": f"{title} as HTML"},
+    ]
 
 
-@router.get("/processes", summary="The processes offered", responses=problems(400))
-async def process_list(
-    request: Request, limit: Annotated[int, Query(ge=1, le=10000, description="Most processes listed.")] = 10
-) -> dict[str, Any]:
-    """One process, ``coverage``: a coverage report computed as a job."""
-    base = base_url(request)
-    return {
-        "processes": [ogc.process_summary(base)][:limit],
-        "links": [
-            {"href": f"{base}/processes", "rel": "self", "type": "application/json", "title": "This list"}
-        ],
-    }
+#: ``responses=`` of the documents that are pages too (``f=html`` or ``Accept: text/html``).
+JSON_OR_HTML: dict[int | str, dict[str, Any]] = {
+    200: {"description": "JSON, or HTML for a browser", **HTML_RESPONSE}
+}
 
 
 @router.get(
-    "/processes/{process_id}", summary="A process description", responses=problems(400, NO_SUCH_PROCESS)
-)
-async def process_description(request: Request, process_id: str) -> dict[str, Any]:
+    "/processes", summary="The processes offered", response_model=dict[str, Any],
+    responses={**JSON_OR_HTML, **problems(400)},
+)  # fmt: skip
+async def process_list(
+    request: Request,
+    fmt: OgcFormat,
+    limit: Annotated[int, Query(ge=1, le=10000, description="Most processes listed.")] = 10,
+) -> dict[str, Any] | HTMLResponse:
+    """One process, ``coverage``: a coverage report computed as a job."""
+    base = base_url(request)
+    doc = {"processes": [ogc.process_summary(base)][:limit], "links": _self_links(f"{base}/processes")}
+    return Pages(request, base).processes(doc) if fmt == "html" else doc
+
+
+@router.get(
+    "/processes/{process_id}", summary="A process description", response_model=dict[str, Any],
+    responses={**JSON_OR_HTML, **problems(400, NO_SUCH_PROCESS)},
+)  # fmt: skip
+async def process_description(
+    request: Request, process_id: str, fmt: OgcFormat
+) -> dict[str, Any] | HTMLResponse:
     """Its inputs (the JSON Schema of the coverage request, field by field) and outputs (the report's)."""
     ogc.get_process(process_id)
-    return ogc.process_description(base_url(request))
+    base = base_url(request)
+    doc = ogc.process_description(base)
+    here = f"{base}/processes/{process_id}"
+    doc["links"] = [
+        *doc["links"],
+        {"href": f"{here}?f=html", "rel": "alternate", "type": HTML, "title": "As HTML"},
+    ]
+    return Pages(request, base).process(doc) if fmt == "html" else doc
 
 
 @router.post(
@@ -128,11 +151,15 @@ async def execute(
     return _json(ogc.status_info(row, base_url(request)), 201, headers)
 
 
-@router.get("/jobs", summary="Jobs (coverage reports) of this key", responses=problems(400, 401, 403))
+@router.get(
+    "/jobs", summary="Jobs (coverage reports) of this key", response_model=dict[str, Any],
+    responses={**JSON_OR_HTML, **problems(400, 401, 403)},
+)  # fmt: skip
 async def job_list(
     request: Request,
     conn: Conn,
     caller: Caller,
+    fmt: OgcFormat,
     limit: Annotated[int, Query(ge=1, le=10000, description="Most jobs listed, newest first.")] = 10,
     status: Annotated[
         str | None, Query(description="accepted, running, successful, failed, dismissed; comma-separated.")
@@ -150,15 +177,21 @@ async def job_list(
     max_duration: Annotated[
         float | None, Query(alias="maxDuration", ge=0, description="Seconds, at most.")
     ] = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | HTMLResponse:
     """Every job for admins, a key's own jobs for other keys (the same as ``/coverage/reports``)."""
-    rows = await ogc.list_jobs(
-        conn, caller, limit=limit, statuses=_listed(status), process_ids=_listed(process_id),
-        types=_listed(type_), created=parse_datetime(datetime), min_duration=min_duration,
-        max_duration=max_duration,
-    )  # fmt: skip
     base = base_url(request)
-    return {"jobs": [ogc.status_info(r, base) for r in rows], "links": _jobs_list_links(base)}
+    try:
+        rows = await ogc.list_jobs(
+            conn, caller, limit=limit, statuses=_listed(status), process_ids=_listed(process_id),
+            types=_listed(type_), created=parse_datetime(datetime), min_duration=min_duration,
+            max_duration=max_duration,
+        )  # fmt: skip
+    except AuthenticationFailed:
+        if fmt != "html":
+            raise
+        return Pages(request, base).jobs(None, caller)  # a 401 page saying a key is needed
+    doc = {"jobs": [ogc.status_info(r, base) for r in rows], "links": _self_links(f"{base}/jobs")}
+    return Pages(request, base).jobs(doc, caller) if fmt == "html" else doc
 
 
 def _listed(value: str | None) -> list[str] | None:

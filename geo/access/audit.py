@@ -53,6 +53,8 @@ ACTIONS = {
     "gdpr.export": "everything held about a person was exported",
     "gdpr.erase": "a person's data was erased everywhere",
     "retention.purge": "data past its retention period was deleted",
+    "webhook.create": "a webhook was registered (its URL's host and events)",
+    "webhook.delete": "a webhook was deleted (its pending deliveries cancelled)",
 }
 
 

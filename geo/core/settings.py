@@ -6,6 +6,7 @@ each name in that table maps to a field here and the other way round.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
@@ -377,6 +378,72 @@ class DaskSettings(BaseSettings):
     )
 
 
+class OfdsSettings(BaseSettings):
+    """The Open Fibre Data Standard export: the network's identity and how duct ends meet nodes."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTIVITY_OFDS_", extra="ignore")
+
+    network_id: uuid.UUID = Field(
+        # uuid5(NAMESPACE_URL, "urn:connectivity:ofds:network"): a deployment publishing its own
+        # network sets its own, once, and keeps it.
+        default=uuid.uuid5(uuid.NAMESPACE_URL, "urn:connectivity:ofds:network"),
+        description="The network's UUID, the same in every export (OFDS: consistent across versions); "
+        "node and span ids are derived from it.",
+    )
+    network_name: str = Field(
+        default="London public-sector candidate fibre infrastructure",
+        min_length=1,
+        description="Network name.",
+    )
+    publisher_name: str = Field(
+        default="Greater London Authority", min_length=1, description="Publisher name."
+    )
+    website: str | None = Field(default=None, description="URL of the network's website (OFDS website).")
+    snap_m: float = Field(
+        default=5.0,
+        ge=0,
+        le=100,
+        description="How near a duct end must be to an asset to start or end there, m.",
+    )
+    max_spans: int = Field(default=200_000, ge=1, description="Most spans (duct parts) one export may hold.")
+
+
+class WebhookSettings(BaseSettings):
+    """Webhook deliveries: what may be registered, and how the sender posts and retries."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTIVITY_WEBHOOK_", extra="ignore")
+
+    sender: bool = Field(default=True, description="Whether the service's processes run the sender.")
+    allow_private: bool = Field(
+        default=False,
+        description="Allow URLs on loopback, private and link-local addresses (tests, closed networks).",
+    )
+    poll_s: float = Field(
+        default=1.0, gt=0, le=60, description="Seconds between the sender's rounds when idle."
+    )
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="Seconds one delivery attempt may take.")
+    max_response_bytes: int = Field(
+        default=64 * 2**10, ge=0, description="Bytes of an answer read before the connection is closed."
+    )
+    backoff_base_s: float = Field(default=30.0, gt=0, description="Seconds before the first retry.")
+    backoff_max_s: float = Field(default=3600.0, gt=0, description="Longest wait between two attempts.")
+    max_age_hours: float = Field(
+        default=24.0, gt=0, le=24 * 7, description="Hours a delivery is retried before it is failed."
+    )
+    batch: int = Field(default=50, ge=1, le=1000, description="Deliveries claimed per round.")
+    concurrency: int = Field(default=8, ge=1, le=100, description="Deliveries posted at once per process.")
+    max_per_key: int = Field(default=20, ge=1, description="Live webhooks one key may have.")
+    retention_days: int = Field(default=30, ge=1, description="Days finished deliveries stay in the log.")
+
+    @model_validator(mode="after")
+    def _backoff(self) -> WebhookSettings:
+        if self.backoff_max_s < self.backoff_base_s:
+            raise ValueError(
+                "CONNECTIVITY_WEBHOOK_BACKOFF_MAX_S must not be below CONNECTIVITY_WEBHOOK_BACKOFF_BASE_S"
+            )
+        return self
+
+
 class Settings(BaseModel):
     """All settings, grouped by concern. ``Settings()`` reads them all from the environment."""
 
@@ -392,6 +459,8 @@ class Settings(BaseModel):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     coverage: CoverageSettings = Field(default_factory=CoverageSettings)
     dask: DaskSettings = Field(default_factory=DaskSettings)
+    ofds: OfdsSettings = Field(default_factory=OfdsSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
 
 
 def env_names() -> set[str]:

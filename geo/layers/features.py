@@ -374,3 +374,32 @@ async def data_version(conn: psycopg.AsyncConnection[Any], layer: str) -> int:
     cur = await conn.execute("SELECT version FROM data_versions WHERE layer = %s", [layer])
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+async def previous_after(
+    conn: psycopg.AsyncConnection[Any], collection: Collection, query: ItemsQuery
+) -> tuple[bool, Any]:
+    """Whether the page of ``query`` has one before it, and that page's cursor (None: the first page).
+
+    The same conditions as :func:`get_items`, read backwards from the cursor: the page before
+    holds the ``limit`` ids at or below it, and starts after the next lower one. (For the HTML
+    pages' "Previous" link; the JSON pages, as OGC API Features, link forward only.)
+    """
+    if query.after is None:
+        return False, None
+    conds, params = _conditions(collection, query)
+    conds.append(sql.SQL("{} <= %(after)s").format(sql.Identifier(collection.id_column)))
+    params.update(after=query.after, limit=query.limit + 1)
+    statement = sql.SQL(
+        "{with_box} SELECT {id} FROM {table}{from_box} WHERE {conds} ORDER BY {id} DESC LIMIT %(limit)s"
+    ).format(
+        with_box=sql.SQL("WITH " + BOX_SQL) if query.bbox is not None else sql.SQL(""),  # type: ignore[arg-type]
+        id=sql.Identifier(collection.id_column),
+        table=sql.Identifier(collection.table),
+        from_box=sql.SQL(", b") if query.bbox is not None else sql.SQL(""),
+        conds=sql.SQL(" AND ").join(conds),
+    )
+    rows = await (await conn.execute(statement, params)).fetchall()
+    if not rows:
+        return False, None
+    return True, rows[query.limit][0] if len(rows) > query.limit else None

@@ -40,6 +40,7 @@ MATRIX: dict[tuple[str, str], tuple[object, ...]] = {
     ("GET", "/tiles/{collection_id}.json"): PUBLIC,
     ("GET", "/tiles/{collection_id}/{z}/{x}/{y}.mvt"): PUBLIC,
     ("GET", "/boroughs"): PUBLIC,
+    ("GET", "/exports/ofds"): PUBLIC,
     ("GET", "/health"): PUBLIC,
     ("GET", "/map"): PUBLIC,
     ("GET", "/map/wards.geojson"): PUBLIC,
@@ -113,6 +114,11 @@ MATRIX: dict[tuple[str, str], tuple[object, ...]] = {
     ("GET", "/pipeline/projects"): PUBLIC,
     ("GET", "/pipeline/projects/{project_id}"): PUBLIC,
     ("PUT", "/pipeline/projects/{project_id}/location"): BOROUGH_WRITE,
+    ("POST", "/webhooks"): KEYS,
+    ("GET", "/webhooks"): KEYS,
+    ("GET", "/webhooks/{webhook_id}"): REPORT,  # the operator's: the key that made it, and admins
+    ("GET", "/webhooks/{webhook_id}/deliveries"): REPORT,
+    ("DELETE", "/webhooks/{webhook_id}"): (401, 404, 404, 404, 404, OK),  # an admin's: no one else sees it
     ("GET", "/pipeline/unplaced"): PUBLIC,
 }
 
@@ -138,6 +144,7 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("PUT", "/pipeline/projects/{project_id}/location"): {
         "json": {"type": "Point", "coordinates": [2.35, 48.85]}
     },
+    ("POST", "/webhooks"): {"json": {"url": "ftp://example.org/hook"}},
 }
 
 
@@ -214,7 +221,20 @@ def world(isolated, samples_module):
             """INSERT INTO coverage_reports (parameters, created_by, key_id)
                SELECT '{}', 'matrix', id FROM api_keys WHERE label = 'matrix operator' RETURNING id"""
         ).fetchone()[0]
-    paths = {("DELETE", "/jobs/{job_id}"): {"job_id": str(queued)}}
+        hooks = [
+            conn.execute(
+                """INSERT INTO webhooks (key_id, url, events, secret, created_by)
+                   SELECT id, 'https://example.org/hook', '{report.done}', repeat('s', 40), 'matrix'
+                   FROM api_keys WHERE label = %s RETURNING id""",
+                [label],
+            ).fetchone()[0]
+            for label in ("matrix operator", "test admin")
+        ]
+    values["webhook_id"] = str(hooks[0])
+    paths = {
+        ("DELETE", "/jobs/{job_id}"): {"job_id": str(queued)},
+        ("DELETE", "/webhooks/{webhook_id}"): {"webhook_id": str(hooks[1])},
+    }
     return SimpleNamespace(client=client, headers=headers, values=values, paths=paths)
 
 

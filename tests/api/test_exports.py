@@ -356,7 +356,7 @@ def test_csv_cells_follow_the_rule_of_every_csv_the_service_writes(values):
 
 
 def test_unknown_formats_are_400_naming_those_there_are(world):
-    for f in ("xml", "html", "shp"):
+    for f in ("xml", "shp"):  # (html is the page: tests/api/test_ogc_html.py)
         answer = world.client.get(ITEMS.format("ducts"), params={"f": f})
         assert answer.status_code == 400
         assert answer.headers["content-type"] == "application/problem+json"
@@ -372,7 +372,7 @@ def test_unknown_formats_are_400_naming_those_there_are(world):
         ("text/csv;q=0.5, application/vnd.apache.parquet", "application/vnd.apache.parquet"),
         ("application/geopackage+sqlite3;q=0.9, text/csv;q=0.2", "application/geopackage+sqlite3"),
         ("application/geo+json", "application/geo+json"),
-        ("text/html,*/*;q=0.8", "application/geo+json"),
+        ("text/html,*/*;q=0.8", "text/html"),  # a browser: the page
         ("text/csv;q=0, application/json", "application/geo+json"),
     ],
 )
@@ -404,13 +404,13 @@ def test_geojson_pages_stay_at_most_10000_while_files_take_more(world):
 def test_the_documents_link_to_every_format(world):
     body = world.client.get(ITEMS.format("ducts"), params={"limit": 2, "status": "in_service"}).json()
     alternates = {x["type"]: x["href"] for x in body["links"] if x["rel"] == "alternate"}
-    assert set(alternates) == {exports.FORMATS[f].media_type for f in FILES}
+    assert set(alternates) == {exports.FORMATS[f].media_type for f in FILES} | {"text/html"}
     for href in alternates.values():
         answer = world.client.get(href.replace("http://testserver", ""))
         assert answer.status_code == 200 and "status=in_service" in href and "f=" in href
     collection = world.client.get("/collections/ducts").json()
     items = {x["type"] for x in collection["links"] if x["rel"] == "items"}
-    assert items == {"application/geo+json", *(exports.FORMATS[f].media_type for f in FILES)}
+    assert items == {"application/geo+json", "text/html", *(exports.FORMATS[f].media_type for f in FILES)}
 
 
 def test_the_openapi_document_lists_the_media_types(world):
