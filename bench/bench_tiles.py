@@ -36,6 +36,8 @@ DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
 # Two connections per worker, kept open (PERFORMANCE.md: on 2 cores a pool of 2 beat 4 or 8).
 POOL = {"CONNECTIVITY_DB_POOL_MIN_SIZE": "2", "CONNECTIVITY_DB_POOL_MAX_SIZE": "2"}
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+#: ``features``: only the features pages (the tiles take most of the run).
+ONLY = os.environ.get("BENCH_ONLY", "")
 VIEW = f"""
 DROP VIEW IF EXISTS tipg_street_furniture;
 CREATE VIEW tipg_street_furniture AS
@@ -171,7 +173,7 @@ def main() -> None:
         print(f"{'zoom':>4} {'tiles':>5} | {'ours req/s':>10} {'p50':>6} {'p99':>6} {'max KB':>7} {'med KB':>6} {'1-req ms':>8} | "
               f"{'tipg req/s':>10} {'p50':>6} {'p99':>6} {'max KB':>7} | {'ratio':>5} | "
               f"{'cached req/s':>12} {'p99':>6} {'ratio':>6}")  # fmt: skip
-        for z in ZOOMS:
+        for z in ZOOMS if ONLY != "features" else []:
             tiles = london_tiles(url, z)
             our_paths = [f"/tiles/street_furniture/{z}/{x}/{y}.mvt" for z, x, y in tiles]
             tipg_paths = [

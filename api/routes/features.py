@@ -239,11 +239,16 @@ def _items_links(
     """``self``, ``next`` and an ``alternate`` per file format (the same query; without limit, every feature)."""
     here = f"{base_url(request)}/collections/{coll.id}/items"
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "after"]
-    current = params + [("after", str(query.after))] if query.after is not None else params
+    current = params + [("after", features.cursor_text(query.after))] if query.after is not None else params
     links = [link(f"{here}?{urlencode(current)}", "self", GEOJSON)]
     if next_after is not None:
         links.append(
-            link(f"{here}?{urlencode(params + [('after', str(next_after))])}", "next", GEOJSON, "Next page")
+            link(
+                f"{here}?{urlencode(params + [('after', features.cursor_text(next_after))])}",
+                "next",
+                GEOJSON,
+                "Next page",
+            )
         )
     plain = [(k, v) for k, v in current if k != "f"]
     for name in exports.FILE_FORMATS:
@@ -334,7 +339,8 @@ async def items(
         ),
     ] = None,
 ) -> Response:
-    """Features in id order: GeoJSON pages (follow the ``next`` link), or a file (``f``) of every matching feature.
+    """Features in id order (an asset layer's with a bbox: in place order): GeoJSON pages (follow the
+    ``next`` link), or a file (``f``) of every matching feature.
 
     Every format carries the same features and properties for the same query (filters, bbox,
     CRS, ``limit`` and ``after``); files are streamed as they are written.
@@ -350,7 +356,7 @@ async def items(
     )
     query = ItemsQuery(
         limit=limit or features.DEFAULT_LIMIT,
-        after=features.parse_after(coll, after),
+        after=features.parse_after(coll, after, bbox),
         bbox=bbox,
         filters=filters,
         datetime_from=dt_from,
@@ -384,7 +390,7 @@ async def _items_page(request: Request, conn: Any, coll: Collection, query: Item
     previous = None
     if has_previous:
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "after"]
-        after = [] if previous_after is None else [("after", str(previous_after))]
+        after = [] if previous_after is None else [("after", features.cursor_text(previous_after))]
         previous = f"{base_url(request)}/collections/{coll.id}/items?{urlencode(params + after)}"
     return Pages(request, base_url(request)).items(
         coll, json.loads(page.features), features.selected_properties(coll, query), links, page.matched,
