@@ -113,6 +113,11 @@ def hooks(admin_url, server_url, app_server_url, template):
     drop_database(admin_url, name)
 
 
+def in_order(requests):
+    """The events of received requests in the order they happened (they may arrive out of order)."""
+    return sorted((json.loads(r["body"]) for r in requests), key=lambda e: e["created_at"])
+
+
 def register(hooks, who: str, path: str, events=None) -> dict:
     body = {"url": hooks.receiver.base + path, **({"events": events} if events is not None else {})}
     response = hooks.client.post("/webhooks", json=body, headers=hooks.auth(who))
@@ -216,7 +221,10 @@ def test_each_key_hears_only_what_it_may_see(hooks):
     hooks.receiver.wait("/seen/fibre_a", 3)
 
     def mine(who):
-        return [e for e in hooks.receiver.events(f"/seen/{who}") if e["object"]["id"] == str(wayleave["id"])]
+        # In the order they happened: deliveries are posted several at a time, so they may arrive
+        # out of order (the README says so), and each carries when its event was written.
+        seen = [e for e in hooks.receiver.events(f"/seen/{who}") if e["object"]["id"] == str(wayleave["id"])]
+        return sorted(seen, key=lambda e: e["created_at"])
 
     owner, operator = mine("camden"), mine("fibre_a")
     assert [e["type"] for e in owner] == [
@@ -456,7 +464,7 @@ def test_uploads_reports_and_pipeline_imports_are_heard_by_who_may_see_them(hook
     applied = hooks.client.post(f"/uploads/{upload_id}/apply", headers=hooks.auth("camden"))
     assert applied.status_code == 202, applied.text
     assert wait(hooks.client, hooks.auth, upload_id)["state"] == "applied"
-    heard = [json.loads(r["body"]) for r in hooks.receiver.wait("/jobs/camden", 2)]
+    heard = in_order(hooks.receiver.wait("/jobs/camden", 2))
     assert [e["type"] for e in heard] == ["upload.previewed", "upload.applied"]
     assert (
         heard[1]["data"]["upload"]["counts"]["new"] > 0
@@ -485,7 +493,7 @@ def test_uploads_reports_and_pipeline_imports_are_heard_by_who_may_see_them(hook
         headers=hooks.auth("admin"),
     )  # fmt: skip
     assert imported.status_code == 201, imported.text
-    pipeline = [json.loads(r["body"]) for r in hooks.receiver.wait("/jobs/admin", 3)][1:]
+    pipeline = in_order(hooks.receiver.wait("/jobs/admin", 3))[1:]
     assert [e["type"] for e in pipeline] == ["pipeline_import.failed", "pipeline_import.done"]
     assert pipeline[1]["data"]["import"]["id"] == imported.json()["id"]
     assert pipeline[1]["data"]["import"]["counts"]["new"] == imported.json()["counts"]["new"] > 0
