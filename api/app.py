@@ -34,6 +34,7 @@ from api.routes import (
     gdpr,
     health,
     me,
+    ogc_html,
     ogc_tiles,
     pages,
     pipeline,
@@ -288,7 +289,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _add_middleware(app, settings)
     app.state.summaries = SummaryRefresher(app)
     app.state.jobs = Jobs(settings.jobs)
-    errors.install(app)
+    errors.install(app, ogc_html.error_page)
     _include_routers(app)
     web_map.mount_static(app)
     plain_openapi = app.openapi

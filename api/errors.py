@@ -13,12 +13,13 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -100,16 +101,34 @@ def status_for(exc: Exception, table: dict[type[Exception], int]) -> int | None:
     return None
 
 
-def install(app: FastAPI) -> None:
-    """Install the error handlers on ``app``: :data:`STATUS_CODES`, validation, HTTP and database errors."""
+def install(app: FastAPI, page: Callable[[Request, dict[str, Any]], Response | None] | None = None) -> None:
+    """Install the error handlers on ``app``: :data:`STATUS_CODES`, validation, HTTP and database errors.
+
+    ``page(request, problem)``, when given, may answer a problem as an HTML page instead (the OGC
+    API's pages for a browser), with the same status and headers.
+    """
     table = STATUS_CODES
 
-    async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+    def respond(
+        request: Request, status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> Response:
+        answer = problem(status, detail, headers, **extra)
+        shown = page(request, problem_body(status, detail, **extra)) if page else None
+        if shown is None:
+            return answer
+        # The problem's own headers (Retry-After, WWW-Authenticate…), not its body's.
+        for name, value in (headers or {}).items():
+            shown.headers[name] = value
+        if "www-authenticate" in answer.headers:
+            shown.headers["WWW-Authenticate"] = answer.headers["www-authenticate"]
+        return shown
+
+    async def domain_error(request: Request, exc: Exception) -> Response:
         status = status_for(exc, table) or 500  # every domain error derives from a class of the table
         extra = getattr(exc, "problem_extra", None) or {}
-        return problem(status, str(exc), getattr(exc, "problem_headers", None), **extra)
+        return respond(request, status, str(exc), getattr(exc, "problem_headers", None), **extra)
 
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         # A bad query or path parameter is a 400 (as OGC API asks); a bad body a 422.
         status = 422 if any(e.get("loc", ("",))[0] == "body" for e in exc.errors()) else 400
         errors = [
@@ -121,25 +140,25 @@ def install(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['where']}: {e['message']}" for e in errors)
-        return problem(status, detail, errors=errors)
+        return respond(request, status, detail, errors=errors)
 
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return respond(request, exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
-    async def database_away(request: Request, exc: Exception) -> JSONResponse:
+    async def database_away(request: Request, exc: Exception) -> Response:
         request.app.state.database_health.failed()
         log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
-        return problem(503, DATABASE_AWAY, {"Retry-After": RETRY_AFTER})
+        return respond(request, 503, DATABASE_AWAY, {"Retry-After": RETRY_AFTER})
 
-    async def too_slow(request: Request, exc: Exception) -> JSONResponse:
-        return problem(
-            503, "the request took longer than the service allows (statement timeout); narrow it down",
+    async def too_slow(request: Request, exc: Exception) -> Response:
+        return respond(
+            request, 503, "the request took longer than the service allows (statement timeout); narrow it down",
             {"Retry-After": "5"},
         )  # fmt: skip
 
-    async def refused_value(request: Request, exc: Exception) -> JSONResponse:
+    async def refused_value(request: Request, exc: Exception) -> Response:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return problem(400, f"a value of the request cannot be stored or compared: {first}")
+        return respond(request, 400, f"a value of the request cannot be stored or compared: {first}")
 
     app.add_exception_handler(domain.DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]

@@ -282,3 +282,9 @@ def json_only(
         raise InvalidParameter(
             f"f: {f!r} is not a format of this endpoint; it answers json (GeoJSON for features)"
         )
+
+
+def base_url(request: Request) -> str:
+    """The service's base URL (setting, else the request's)."""
+    configured = request.app.state.settings.api.public_url
+    return (configured or str(request.base_url)).rstrip("/")

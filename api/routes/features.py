@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from api.deps import Conn, Lazy, LazyConn, LazyReader, Reader
-from api.params import CRS_HELP, CollectionPath, FeaturesBbox, LayerFilters, OutputCrs
+from api.params import CRS_HELP, CollectionPath, FeaturesBbox, LayerFilters, OutputCrs, base_url
 from api.routes.ogc_html import HTML, HTML_RESPONSE, ItemsOrHtml, OgcFormat, Pages
 from geo.core.crs import CRS84, EPSG, WGS84, Crs
 from geo.core.errors import InvalidParameter, TooManyRequests
@@ -52,12 +52,6 @@ FILTER_HELP = (
 
 class ExportsBusy(TooManyRequests):
     """Every download slot of the process is taken (429)."""
-
-
-def base_url(request: Request) -> str:
-    """The service's base URL (setting, else the request's)."""
-    configured = request.app.state.settings.api.public_url
-    return (configured or str(request.base_url)).rstrip("/")
 
 
 def link(href: str, rel: str, type_: str, title: str | None = None) -> dict[str, str]:

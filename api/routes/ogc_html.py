@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.params import _accepted, items_format
+from api.params import _accepted, base_url, items_format
 from geo.access.principals import Principal
 from geo.core.errors import InvalidParameter
 from geo.layers import exports
@@ -34,7 +34,7 @@ HTML_RESPONSE = {"content": {HTML: {"schema": {"type": "string"}}}}
 _JSON_TYPES = ("application/json", "application/geo+json", "application/schema+json")
 #: The paths (under the base URL) that answer HTML too: their links on a page lead to their page.
 _HTML_PATHS = re.compile(
-    r"/|/conformance|/collections(?:/[^/]+(?:/items(?:/[^/]+)?|/queryables)?)?|/processes(?:/[^/]+)?|/jobs"
+    r"/|/conformance|/collections(?:/[^/]+(?:/items(?:/[^/]+)?|/queryables)?)?|/processes(?:/[^/]+)?|/jobs(?:/[^/]+)?"
 )
 #: Properties that name a feature, best first (the map's tooltip).
 _LABELS = ("name", "title", "site_name", "source_id", "code")
@@ -277,11 +277,48 @@ class Pages:
             status_code=200 if doc is not None else 401,
         )  # fmt: skip
 
+    def job(self, doc: dict[str, Any] | None, principal: Principal) -> HTMLResponse:
+        """A job's status, progress and links; without a key, a page saying a key is needed (401)."""
+        crumbs = [("Jobs", f"{self.base}/jobs?f=html"), (doc["jobID"] if doc else "A job", None)]
+        return self.render(
+            "ogc_job.html", f"Job {doc['jobID']}" if doc else "A job", crumbs, principal=principal, doc=doc,
+            status_code=200 if doc is not None else 401,
+        )  # fmt: skip
+
+    def error(self, status: int, title: str, detail: str, errors: list[dict[str, Any]]) -> HTMLResponse:
+        """An error as a page: what and where, as the problem document says it (the same status)."""
+        return self.render(
+            "ogc_error.html", title, [(title, None)], status_code=status,
+            alternates=[self.json("application/problem+json", "The problem as JSON")],
+            status=status, detail=detail, errors=errors,
+        )  # fmt: skip
+
     def _collection_crumbs(self, coll: Collection) -> list[tuple[str, str | None]]:
         return [
             ("Collections", f"{self.base}/collections?f=html"),
             (coll.title, f"{self.base}/collections/{coll.id}?f=html"),
         ]
+
+
+def wants_html(request: Request) -> bool:
+    """Whether a browser asked for a page: a GET of a resource that has one, with ``f=html`` or ``Accept`` preferring it."""
+    path = request.url.path[len(request.scope.get("root_path", "")) :] or "/"
+    if request.method not in ("GET", "HEAD") or not _HTML_PATHS.fullmatch(path):
+        return False
+    f = request.query_params.get("f")
+    if f is not None:
+        return f.lower() == "html"
+    media_types = {HTML: "html", **dict.fromkeys(_JSON_TYPES, "json")}
+    return _accepted(request.headers.get("accept", ""), media_types) == "html"
+
+
+def error_page(request: Request, problem: dict[str, Any]) -> HTMLResponse | None:
+    """The problem document as a page when a browser asked for one (:func:`wants_html`), else None."""
+    if not wants_html(request):
+        return None
+    return Pages(request, base_url(request)).error(
+        problem["status"], problem["title"], problem["detail"], problem.get("errors", [])
+    )
 
 
 def _without(query: dict[str, str], *names: str) -> dict[str, str]:

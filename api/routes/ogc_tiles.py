@@ -10,8 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.deps import AppSettings, Conn, Lazy, LazyReader, Reader
-from api.params import CollectionPath, CqlFilter, LayerFilters, json_only
-from api.routes.features import base_url
+from api.params import CollectionPath, CqlFilter, LayerFilters, base_url, json_only
 from api.routes.tiles import TILE_RESPONSES, serve_tile
 from api.schemas import problems
 from geo.layers import features, tilesets

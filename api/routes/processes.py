@@ -15,8 +15,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caller, Conn, RequireRoles
+from api.params import base_url
 from api.routes.coverage import ROLES, get_coverage_settings
-from api.routes.features import base_url
 from api.routes.ogc_html import HTML, HTML_RESPONSE, OgcFormat, Pages
 from api.schemas import problems
 from geo import coverage
@@ -201,11 +201,23 @@ def _listed(value: str | None) -> list[str] | None:
 JobId = Annotated[str, Path(description="The job's id (a coverage report's id).")]
 
 
-@router.get("/jobs/{job_id}", summary="A job's status", responses=problems(400, 401, 403, NO_SUCH_JOB))
-async def job_status(request: Request, job_id: JobId, conn: Conn, caller: Caller) -> dict[str, Any]:
+@router.get(
+    "/jobs/{job_id}", summary="A job's status", response_model=dict[str, Any],
+    responses={**JSON_OR_HTML, **problems(400, 401, 403, NO_SUCH_JOB)},
+)  # fmt: skip
+async def job_status(
+    request: Request, job_id: JobId, conn: Conn, caller: Caller, fmt: OgcFormat
+) -> dict[str, Any] | HTMLResponse:
     """Status (accepted, running, successful, failed, dismissed), progress 0-100, times, links."""
-    row = await ogc.read_job(conn, ogc.job_id(job_id), caller)
-    return ogc.status_info(row, base_url(request))
+    base = base_url(request)
+    try:
+        row = await ogc.read_job(conn, ogc.job_id(job_id), caller)
+    except AuthenticationFailed:
+        if fmt != "html":
+            raise
+        return Pages(request, base).job(None, caller)  # a 401 page saying a key is needed
+    doc = ogc.status_info(row, base)
+    return Pages(request, base).job(doc, caller) if fmt == "html" else doc
 
 
 @router.get(

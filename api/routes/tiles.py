@@ -10,8 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.deps import AppSettings, Conn, Lazy, LazyConn, LazyReader, Reader
-from api.params import CqlFilter, CqlQuery, LayerFilters
-from api.routes.features import base_url
+from api.params import CqlFilter, CqlQuery, LayerFilters, base_url
 from api.schemas import problems
 from geo.access.principals import Principal
 from geo.core.settings import Settings

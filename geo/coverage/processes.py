@@ -40,6 +40,7 @@ CONFORMANCE = [
     CONF + "oas30",
     CONF + "job-list",
     CONF + "dismiss",
+    CONF + "html",
 ]
 EXCEPTIONS = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
 REL = "http://www.opengis.net/def/rel/ogc/1.0/"

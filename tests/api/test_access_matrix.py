@@ -218,8 +218,9 @@ def world(isolated, samples_module):
     values |= {"process_id": "coverage", "job_id": values["report_id"], "output_id": "summary"}
     with psycopg.connect(url, autocommit=True) as conn:  # a queued job to dismiss, the operator's
         queued = conn.execute(
-            """INSERT INTO coverage_reports (parameters, created_by, key_id)
-               SELECT '{}', 'matrix', id FROM api_keys WHERE label = 'matrix operator' RETURNING id"""
+            """INSERT INTO coverage_reports (parameters, created_by, key_id, owner, heartbeat_at)
+               SELECT '{}', 'matrix', id, 'another-host:1:0', now() FROM api_keys
+               WHERE label = 'matrix operator' RETURNING id"""  # a live job elsewhere: never reaped meanwhile
         ).fetchone()[0]
         hooks = [
             conn.execute(

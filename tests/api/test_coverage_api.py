@@ -228,7 +228,9 @@ def test_reading_results_of_an_unfinished_report_is_a_conflict(client, auth, db_
     with psycopg.connect(db_url, autocommit=True) as conn:
         key_id = conn.execute("SELECT id FROM api_keys WHERE label = 'test operator'").fetchone()[0]
         rid = conn.execute(
-            "INSERT INTO coverage_reports (parameters, created_by, key_id) VALUES ('{}', 'test', %s) RETURNING id",
+            # Owned by a live process on another host: no reaper marks it interrupted meanwhile.
+            """INSERT INTO coverage_reports (parameters, created_by, key_id, owner, heartbeat_at)
+               VALUES ('{}', 'test', %s, 'another-host:1:0', now()) RETURNING id""",
             [key_id],
         ).fetchone()[0]
     answer = client.get(f"/coverage/reports/{rid}/demand.csv", headers=auth("operator"))

@@ -179,3 +179,31 @@ def test_a_previous_page_in_the_middle_of_a_bbox_has_its_key_and_id_cursor(clien
     previous = re.search(r'href="([^"]+)" rel="prev"', third).group(1).replace("&amp;", "&")
     assert re.search(r"after=\d+%3A\d+", previous)
     assert ids_on(client.get(previous.replace("http://testserver", "")).text) == pages[1]
+
+
+def test_an_error_is_a_page_for_a_browser_and_a_problem_for_everyone_else(client):
+    url = "/collections/street_furniture/items"
+    page = client.get(url, params={"limit": "0", "f": "html"})
+    assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
+    assert "query.limit" in page.text and "application/problem+json" in page.text
+    browser = client.get("/collections/nope", headers={"Accept": "text/html,application/xhtml+xml;q=0.9"})
+    assert browser.status_code == 404 and browser.headers["content-type"].startswith("text/html")
+    for answer in (client.get(url, params={"limit": "0"}), client.get("/collections/nope"),
+                   client.get(url, params={"limit": "0", "f": "csv"})):  # fmt: skip
+        assert answer.headers["content-type"] == "application/problem+json", answer.text
+    # Only where a page exists: an upload's errors stay problems whatever the Accept.
+    assert client.get("/uploads/1", headers={"Accept": "text/html"}).headers["content-type"] == (
+        "application/problem+json"
+    )
+
+
+def test_a_job_is_a_page_and_processes_declare_html(client, auth):
+    assert (
+        "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/html"
+        in client.get("/conformance").json()["conformsTo"]
+    )
+    anonymous = client.get("/jobs/1", params={"f": "html"})
+    assert anonymous.status_code == 401 and "needs an API key" in anonymous.text
+    assert client.get("/jobs/1").status_code == 401  # JSON: the problem, as before
+    missing = client.get("/jobs/999999", params={"f": "html"}, headers=auth("operator"))
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")

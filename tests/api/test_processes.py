@@ -172,8 +172,10 @@ def _queued_report(db_url, label):
     with psycopg.connect(db_url, autocommit=True) as conn:
         key_id = conn.execute("SELECT id FROM api_keys WHERE label = %s", [label]).fetchone()[0]
         return conn.execute(
-            """INSERT INTO coverage_reports (parameters, created_by, key_id, progress_total)
-               VALUES ('{}', 'test', %s, 9) RETURNING id""",
+            # Owned by a live process on another host (its heartbeat is fresh): no reaper's round
+            # marks it interrupted while the test looks at it.
+            """INSERT INTO coverage_reports (parameters, created_by, key_id, progress_total, owner, heartbeat_at)
+               VALUES ('{}', 'test', %s, 9, 'another-host:1:0', now()) RETURNING id""",
             [key_id],
         ).fetchone()[0]
 

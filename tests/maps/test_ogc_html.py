@@ -8,6 +8,7 @@ anonymous pages.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -139,3 +140,34 @@ def test_values_are_text_and_borough_fields_stay_hidden(page, site):
     camden = page.locator("[data-queryables]").inner_text()
     assert f"extra.{SECRET_FIELD}" in camden and "changed_by" in camden
     assert "borough E09000007" in page.locator(".app-ogc-who").inner_text()
+
+
+def test_errors_and_jobs_are_pages_too(page, site):
+    hostile = "<b>1</b>,2,3"
+    answer = page.goto(
+        f"{site.url}/collections/street_furniture/items?bbox={hostile}", wait_until="networkidle"
+    )
+    assert answer.status == 400 and answer.headers["content-type"].startswith("text/html")
+    detail = page.locator("[data-detail]").inner_text()
+    assert "bbox" in detail and "<b>1</b>" in detail and page.locator("main b").count() == 0
+    checked(page, "error", "Bad request")
+    answer = page.goto(f"{site.url}/collections/no_such_layer", wait_until="networkidle")
+    assert answer.status == 404 and "no_such_layer" in page.locator("[data-detail]").inner_text()
+    # A job: its status page needs the key that made it; with it, status, progress and links.
+    report = site.client.post(
+        "/coverage/reports", json={"area": {"boroughs": ["E09000001"]}}, headers=site.auth("camden")
+    )
+    assert report.status_code == 201, report.text
+    job = report.json()["id"]
+    answer = page.goto(f"{site.url}/jobs/{job}", wait_until="networkidle")
+    assert answer.status == 401 and "needs an API key" in page.locator("main").inner_text()
+    deadline = time.monotonic() + 60
+    while site.client.get(f"/jobs/{job}", headers=site.auth("camden")).json()["status"] != "successful":
+        assert time.monotonic() < deadline, "the report did not finish"
+        time.sleep(0.2)
+    page.set_extra_http_headers(site.auth("camden"))
+    page.goto(f"{site.url}/jobs/{job}", wait_until="networkidle")
+    assert "successful" in page.locator("[data-status]").inner_text()
+    assert page.locator("#job-progress").get_attribute("value") == "100"
+    assert page.get_by_role("link", name="The job's results").count() == 1
+    checked(page, "job", f"Job {job}")
