@@ -49,6 +49,7 @@ from api.schemas import document_problems
 from api.summaries import SummaryRefresher
 from geo.core.jobs import Heartbeat, reap
 from geo.core.settings import Settings
+from geo.coverage import processes as processes_ogc
 from geo.db.database import connect, database_url, with_statement_timeout
 from geo.db.versions import KnownVersions
 from geo.layers.tiles import TileCache
@@ -208,7 +209,11 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         startup = app.state.summaries_startup = asyncio.create_task(app.state.summaries.rebuild_stale())
         listener = asyncio.create_task(app.state.versions.listen(url))
         # Webhook deliveries: a sender per process (they share the queue with SKIP LOCKED).
-        sender = asyncio.create_task(Sender(url, settings.webhook).run()) if settings.webhook.sender else None
+        sender = (
+            asyncio.create_task(Sender(url, settings.webhook, processes_ogc.callback_documents()).run())
+            if settings.webhook.sender
+            else None
+        )
         # Everything loaded so far (modules, settings, the app) lives as long as the process:
         # kept out of the garbage collector's full passes, each of which otherwise stalled a
         # busy worker for about 0.1 s (the tile p99). Garbage is collected first, not frozen.

@@ -19,7 +19,7 @@ from api.params import base_url
 from api.routes.coverage import ROLES, get_coverage_settings
 from api.routes.ogc_html import HTML, HTML_RESPONSE, OgcFormat, Pages
 from api.schemas import problems
-from geo import coverage
+from geo import coverage, webhooks
 from geo.access.principals import AuthenticationFailed
 from geo.coverage import InvalidCoverageRequest
 from geo.coverage import processes as ogc
@@ -46,7 +46,10 @@ class ExecuteRequest(BaseModel):
         None, description="Ignored: every output is kept; choose at /jobs/{id}/results?outputs=."
     )
     subscriber: dict[str, Any] | None = Field(
-        None, description="Callbacks: not supported (a 400 names it), until webhooks exist."
+        None,
+        description="Callbacks: successUri is sent the job's results when it is done, failedUri its "
+        "status when it failed (posted, signed and retried as webhooks are; public http(s) URLs). "
+        "inProgressUri is refused: follow /jobs/{id} for progress.",
     )
 
 
@@ -109,7 +112,7 @@ async def process_description(
     response_model=dict[str, Any],
     dependencies=[Depends(RequireRoles(*ROLES))],
     responses=problems(
-        (400, "An input cannot be used, or a subscriber was sent: `errors` say where (inputs.<id>…)."),
+        (400, "An input or a subscriber URL cannot be used: `errors` say where (inputs.<id>…, subscriber.<uri>)."),
         401, 403, NO_SUCH_PROCESS, (409, "ready_now was asked of a database without wayleaves."), 413, 422, 429,
     ),
 )  # fmt: skip
@@ -127,7 +130,12 @@ async def execute(
     """
     ogc.get_process(process_id)
     settings = get_coverage_settings(request)
-    model = ogc.read_inputs(body.inputs, body.subscriber)
+    model = ogc.read_inputs(body.inputs)
+    callbacks = {}
+    if body.subscriber is not None:
+        caller.require_key()
+        allow_private = request.app.state.settings.webhook.allow_private
+        callbacks = webhooks.check_subscriber(body.subscriber, allow_private=allow_private)
     try:
         parsed = coverage.build_request(model, settings)
     except InvalidCoverageRequest as exc:
@@ -137,6 +145,8 @@ async def execute(
     ticket = jobs.admit(caller.key_id)
     try:
         report_id = await asyncio.to_thread(coverage.open_report, url, parsed, caller)
+        if callbacks:  # before the job starts: its end cannot come first
+            await webhooks.create_job_callbacks(conn, caller, report_id, base_url(request), callbacks)
     except BaseException:
         ticket.release()
         raise

@@ -40,6 +40,7 @@ CONFORMANCE = [
     CONF + "oas30",
     CONF + "job-list",
     CONF + "dismiss",
+    CONF + "callback",
     CONF + "html",
 ]
 EXCEPTIONS = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
@@ -197,17 +198,12 @@ def _link(href: str, rel: str, media_type: str, title: str | None = None) -> dic
 
 
 # The execute request ----------------------------------------------------------------------------------
-def read_inputs(inputs: dict[str, Any], subscriber: Any) -> CoverageRequest:
+def read_inputs(inputs: dict[str, Any]) -> CoverageRequest:
     """An execute request's ``inputs`` as a validated :class:`CoverageRequest`, or :class:`InvalidProcessInput`.
 
     A value may be given plainly or qualified (``{"value": …, "mediaType": …}``); a value by
-    reference (``{"href": …}``) is refused, as the server fetches no URL a caller names. A
-    ``subscriber`` is refused too: callbacks are not supported (yet).
+    reference (``{"href": …}``) is refused, as the server fetches no URL a caller names.
     """
-    if subscriber is not None:
-        raise InvalidProcessInput(
-            [{"where": "subscriber", "message": "callbacks are not supported by this server", "value": None}]
-        )
     values: dict[str, Any] = {}
     for name, value in inputs.items():
         if isinstance(value, dict) and "href" in value and "value" not in value:
@@ -417,3 +413,26 @@ async def dismiss(
         "message": "Dismissed",
         "finished_at": row["finished_at"] or dt.datetime.now(dt.UTC),
     }
+
+
+def callback_documents() -> dict[str, Any]:
+    """What a job's callbacks are sent when it ends (:data:`geo.webhooks.fanout.JobDocuments`).
+
+    ``success`` (the subscriber's successUri): the job's results, as ``GET /jobs/{id}/results``
+    answers them; ``failed`` (its failedUri): the job's status, failed with its message. Made from
+    the report as the job's end event carries it (its id, state, summary and message).
+    """
+
+    def success(report: dict[str, Any], base: str) -> dict[str, Any]:
+        return results_document(report, base, None)
+
+    def failed(report: dict[str, Any], base: str) -> dict[str, Any]:
+        job = f"{base}/jobs/{report['id']}"
+        return {
+            "processID": PROCESS_ID, "type": "process", "jobID": str(report["id"]),
+            "status": STATUS[report["state"]], "message": report.get("message") or _MESSAGES["failed"],
+            "created": report.get("created_at"), "finished": report.get("finished_at"),
+            "links": [_link(job, "self", "application/json", "This job's status")],
+        }  # fmt: skip
+
+    return {"success": success, "failed": failed}

@@ -17,14 +17,16 @@ from geo.webhooks.events import (
     signature,
     verify,
 )
-from geo.webhooks.fanout import Subscriber, fan_out, payload_for
+from geo.webhooks.fanout import JobDocuments, Subscriber, fan_out, payload_for
 from geo.webhooks.registry import (
     DELIVERY_STATES,
     InvalidWebhook,
     NewWebhook,
     TooManyWebhooks,
     WebhookNotFound,
+    check_subscriber,
     check_url,
+    create_job_callbacks,
     create_webhook,
     delete_webhook,
     get_webhook,
@@ -42,12 +44,15 @@ __all__ = [
     "ROLE_EVENTS",
     "SIGNATURE_HEADER",
     "InvalidWebhook",
+    "JobDocuments",
     "NewWebhook",
     "Sender",
     "Subscriber",
     "TooManyWebhooks",
     "WebhookNotFound",
+    "check_subscriber",
     "check_url",
+    "create_job_callbacks",
     "create_webhook",
     "delete_webhook",
     "fan_out",

@@ -27,16 +27,24 @@ from psycopg.types.json import Jsonb
 from geo.access.principals import Principal
 from geo.wayleaves.visibility import RESTRICTED, Viewer, redact, redact_event
 
+#: What a job's callback is sent, by callback (``success``, ``failed``): a function of the report
+#: as the event carries it and the service's base URL. The coverage package makes these
+#: documents (the OGC API Processes ones), so the service hands them in (:class:`Sender`).
+JobDocuments = dict[str, Callable[[dict[str, Any], str], dict[str, Any]]]
+
 
 @dataclass(frozen=True)
 class Subscriber:
-    """A live webhook and the key it speaks for."""
+    """A live webhook and the key it speaks for (a job's callback: for that job only)."""
 
     webhook_id: int
     events: tuple[str, ...]
     created_at: dt.datetime
     principal: Principal
     operator: str | None = None
+    job_id: int | None = None
+    job_callback: str | None = None
+    job_base: str | None = None
 
     @property
     def viewer(self) -> Viewer:
@@ -91,14 +99,22 @@ SHAPES: dict[str, tuple[Callable[[dict[str, Any], Subscriber], dict[str, Any] | 
 }
 
 
-def payload_for(event: dict[str, Any], sub: Subscriber) -> dict[str, Any] | None:
+def payload_for(
+    event: dict[str, Any], sub: Subscriber, documents: JobDocuments | None = None
+) -> dict[str, Any] | None:
     """The JSON a subscriber is sent for ``event`` (a ``webhook_events`` row); None if it may not see it.
 
     ``{"id", "type", "created_at", "object": {"type", "id", "href"}, "data": {...}}``, the data
-    redacted for the subscriber's key as the API redacts it.
+    redacted for the subscriber's key as the API redacts it. A job's callback is sent the
+    document of ``documents`` for its callback, of its own job's end only (its key ran the job).
     """
     if event["type"] not in sub.events or event["at"] < sub.created_at:
         return None
+    if sub.job_id is not None:
+        build = (documents or {}).get(sub.job_callback or "")
+        if build is None or event["object_type"] != "report" or event["object_id"] != str(sub.job_id):
+            return None
+        return build(event["data"]["report"], sub.job_base or "")
     shape, href = SHAPES[event["object_type"]]
     data = shape(event["data"], sub)
     if data is None:
@@ -119,7 +135,8 @@ def payload_for(event: dict[str, Any], sub: Subscriber) -> dict[str, Any] | None
 EVENTS_SQL = """SELECT id, event_id, type, object_type, object_id, at, data FROM webhook_events
                 ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"""
 SUBSCRIBERS_SQL = """
-SELECT w.id, w.events, w.created_at, k.id AS key_id, k.role, k.borough_code, k.operator, k.label
+SELECT w.id, w.events, w.created_at, w.job_id, w.job_callback, w.job_base,
+       k.id AS key_id, k.role, k.borough_code, k.operator, k.label
 FROM webhooks w JOIN api_keys k ON k.id = w.key_id
 WHERE w.active AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
   AND w.events && %s::text[]
@@ -145,13 +162,21 @@ async def subscribers(conn: psycopg.AsyncConnection[Any], types: list[str]) -> l
                 label=r["label"] or r["role"],
             ),
             r["operator"],
+            r["job_id"],
+            r["job_callback"],
+            r["job_base"],
         )  # fmt: skip
         for r in rows
     ]
 
 
-async def fan_out(conn: psycopg.AsyncConnection[Any], limit: int = 500) -> int:
-    """Turn up to ``limit`` outbox events into deliveries (one transaction); the number of events taken."""
+async def fan_out(
+    conn: psycopg.AsyncConnection[Any], limit: int = 500, documents: JobDocuments | None = None
+) -> int:
+    """Turn up to ``limit`` outbox events into deliveries (one transaction); the number of events taken.
+
+    ``documents``: what jobs' callbacks are sent (:data:`JobDocuments`; without them, nothing).
+    """
     async with conn.transaction():
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(EVENTS_SQL, [limit])
@@ -162,7 +187,7 @@ async def fan_out(conn: psycopg.AsyncConnection[Any], limit: int = 500) -> int:
         rows = []
         for event in events:
             for sub in subs:
-                payload = payload_for(event, sub)
+                payload = payload_for(event, sub, documents)
                 if payload is not None:
                     rows.append((sub.webhook_id, event["event_id"], event["type"], Jsonb(payload)))
         if rows:

@@ -59,13 +59,12 @@ def _refused_host(host: str) -> str | None:
     return None if address.is_global else f"{host} is not a public address"
 
 
-def check_url(url: str, *, allow_private: bool = False) -> str:
+def check_url(url: str, *, allow_private: bool = False, where: str = "body.url") -> str:
     """The URL a webhook may post to: http or https, a host, no credentials, no fragment.
 
     Without ``allow_private``, loopback, private and link-local addresses and local names are
-    refused. Raises :class:`InvalidWebhook` (``where``: ``body.url``).
+    refused. Raises :class:`InvalidWebhook` (at ``where``).
     """
-    where = "body.url"
     if not isinstance(url, str) or not url.strip():
         raise InvalidWebhook(where, "a webhook needs a URL", url)
     url = url.strip()
@@ -147,7 +146,8 @@ async def create_webhook(
         # One registration at a time per key, so the count below cannot be raced past.
         await conn.execute("SELECT 1 FROM api_keys WHERE id = %s FOR UPDATE", [principal.key_id])
         cur = await conn.execute(
-            "SELECT count(*) FROM webhooks WHERE key_id = %s AND active", [principal.key_id]
+            "SELECT count(*) FROM webhooks WHERE key_id = %s AND active AND job_id IS NULL",
+            [principal.key_id],
         )
         count = await cur.fetchone()
         if count is not None and count[0] >= settings.max_per_key:
@@ -167,6 +167,67 @@ async def create_webhook(
             {"host": urlsplit(url).hostname, "events": wanted},
         )  # fmt: skip
     return NewWebhook(record, secret)
+
+
+#: An execute request's subscriber member -> the job's callback it asks for.
+CALLBACKS = {"successUri": ("success", "report.done"), "failedUri": ("failed", "report.failed")}
+
+
+def check_subscriber(subscriber: Any, *, allow_private: bool = False) -> dict[str, str]:
+    """An OGC API Processes ``subscriber`` as {callback: URL}: each URL checked as a webhook's is.
+
+    ``inProgressUri`` is refused: this server sends no progress callbacks (a job's status page
+    and ``GET /jobs/{id}`` give its progress). Raises :class:`InvalidWebhook` (``subscriber.…``).
+    """
+    if not isinstance(subscriber, dict):
+        raise InvalidWebhook("subscriber", "an object with successUri and failedUri", str(subscriber))
+    if "inProgressUri" in subscriber:
+        raise InvalidWebhook(
+            "subscriber.inProgressUri",
+            "progress callbacks are not sent by this server; follow GET /jobs/{jobId} for progress",
+            subscriber["inProgressUri"],
+        )
+    unknown = [name for name in subscriber if name not in CALLBACKS]
+    if unknown:
+        raise InvalidWebhook(
+            f"subscriber.{unknown[0]}", f"not a member of a subscriber ({', '.join(CALLBACKS)})"
+        )
+    if not subscriber:
+        raise InvalidWebhook("subscriber", "give successUri, failedUri or both")
+    return {
+        CALLBACKS[name][0]: check_url(url, allow_private=allow_private, where=f"subscriber.{name}")
+        for name, url in subscriber.items()
+    }
+
+
+async def create_job_callbacks(
+    conn: psycopg.AsyncConnection[Any], principal: Principal, job_id: int, base: str, urls: dict[str, str]
+) -> list[int]:
+    """Register a job's callbacks (:func:`check_subscriber`) for ``principal``'s key; their webhook ids.
+
+    Before the job starts, so its end cannot come first. Each is a webhook for that job only
+    (migration 0022), posted, signed, retried and logged like any other; its secret is not
+    shown (the standard's callbacks carry no signature a client expects), and it is audited.
+    """
+    principal.require_key()
+    events = dict(CALLBACKS.values())
+    ids = []
+    async with conn.transaction():
+        for callback, url in urls.items():
+            cur = await conn.execute(
+                """INSERT INTO webhooks (key_id, url, events, secret, created_by, job_id, job_callback, job_base)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+                [principal.key_id, url, [events[callback]], SECRET_PREFIX + secrets.token_urlsafe(32),
+                 principal.name, job_id, callback, base],
+            )  # fmt: skip
+            row = await cur.fetchone()
+            assert row is not None
+            ids.append(row[0])
+            await record_async(
+                conn, principal, "webhook.create", "webhook", row[0],
+                {"host": urlsplit(url).hostname, "events": [events[callback]], "job": job_id},
+            )  # fmt: skip
+    return ids
 
 
 def _visible(row: dict[str, Any] | None, webhook_id: int, principal: Principal) -> dict[str, Any]:
@@ -193,7 +254,8 @@ async def list_webhooks(
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             f"""SELECT {COLUMNS} FROM webhooks
-                WHERE (%(admin)s OR key_id = %(key)s) AND (active OR %(deleted)s) ORDER BY id LIMIT 1000""",
+                WHERE (%(admin)s OR key_id = %(key)s) AND (active OR %(deleted)s) AND job_id IS NULL
+                ORDER BY id LIMIT 1000""",
             {"admin": principal.is_admin, "key": principal.key_id, "deleted": deleted},
         )
         return await cur.fetchall()

@@ -40,7 +40,7 @@ from geo.webhooks.events import (
     SIGNATURE_HEADER,
     signature,
 )
-from geo.webhooks.fanout import fan_out
+from geo.webhooks.fanout import JobDocuments, fan_out
 
 log = logging.getLogger("connectivity.webhooks")
 USER_AGENT = "connectivity-webhooks/1"
@@ -197,9 +197,11 @@ PURGE_SQL = """DELETE FROM webhook_deliveries
 class Sender:
     """The webhook sender of one process: :meth:`run` loops until cancelled (the app's lifespan, or the CLI)."""
 
-    def __init__(self, url: str, settings: WebhookSettings) -> None:
+    def __init__(self, url: str, settings: WebhookSettings, documents: JobDocuments | None = None) -> None:
         self.url = url
         self.settings = settings
+        #: What jobs' callbacks are sent (:data:`~geo.webhooks.fanout.JobDocuments`).
+        self.documents = documents
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._client: httpx.AsyncClient | None = None
         self._purged_at = 0.0
@@ -222,7 +224,7 @@ class Sender:
     async def run_once(self) -> int:
         """One round: fan out, claim, post, record; the number of deliveries attempted."""
         conn = await self._connection()
-        while await fan_out(conn) > 0:
+        while await fan_out(conn, documents=self.documents) > 0:
             pass
         lease = self.settings.timeout_s * 2 + 10
         async with conn.cursor(row_factory=dict_row) as cur:

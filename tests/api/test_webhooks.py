@@ -500,3 +500,83 @@ def test_uploads_reports_and_pipeline_imports_are_heard_by_who_may_see_them(hook
     for quiet in (hackney, other_op):
         assert log_of(hooks, "admin", quiet["id"])["count"] == 0
     assert log_of(hooks, "camden", camden["id"])["count"] == 2 and fibre_a
+
+
+def test_a_jobs_subscriber_is_sent_its_results_or_its_failure_and_nothing_else(hooks):
+    cb = hooks.receiver.base
+    body = {
+        "inputs": {"area": {"boroughs": ["E09000001"]}},
+        "subscriber": {"successUri": f"{cb}/cb/done", "failedUri": f"{cb}/cb/failed"},
+    }
+    started = hooks.client.post(
+        "/processes/coverage/execution",
+        json=body,
+        headers={**hooks.auth("fibre_a"), "Prefer": "respond-async"},
+    )
+    assert started.status_code == 201, started.text
+    job = started.json()["jobID"]
+    (done,) = hooks.receiver.wait("/cb/done", 1, seconds=60)
+    results = json.loads(done["body"])
+    # The results, as GET /jobs/{id}/results gives them, signed as any delivery is.
+    assert results == hooks.client.get(f"/jobs/{job}/results", headers=hooks.auth("fibre_a")).json()
+    assert results["summary"]["value"]["whole_area"] and results["gaps"]["href"].endswith(
+        f"/coverage/reports/{job}/gaps.geojson"
+    )
+    assert done["headers"][webhooks.SIGNATURE_HEADER]
+    # A callback is a webhook for its own job only: another report of the same key sends it nothing,
+    # and it is neither listed with the key's webhooks nor counted against their limit.
+    again = hooks.client.post(
+        "/coverage/reports", json={"area": {"boroughs": ["E09000001"]}}, headers=hooks.auth("fibre_a")
+    )
+    assert again.status_code == 201
+    listed = hooks.client.get("/webhooks", headers=hooks.auth("fibre_a")).json()
+    assert not any("/cb/" in w["url"] for w in listed)
+    # A failed job: its failedUri hears its status, failed, with the reason.
+    failing = hooks.client.post(
+        "/processes/coverage/execution", json={**body, "subscriber": {"failedUri": f"{cb}/cb/failed"}},
+        headers=hooks.auth("fibre_a"),
+    )  # fmt: skip
+    failing_id = failing.json()["jobID"]
+    with psycopg.connect(
+        hooks.url, autocommit=True
+    ) as conn:  # the job ends badly, as an interrupted one would
+        until(
+            lambda: (
+                conn.execute("SELECT state FROM coverage_reports WHERE id = %s", [failing_id]).fetchone()[0]
+                == "done"
+            )
+        )
+        conn.execute("UPDATE coverage_reports SET state = 'running' WHERE id = %s", [failing_id])
+        conn.execute(
+            "UPDATE coverage_reports SET state = 'failed', message = 'out of memory' WHERE id = %s",
+            [failing_id],
+        )
+    (failed,) = hooks.receiver.wait("/cb/failed", 1)
+    status = json.loads(failed["body"])
+    assert (
+        status["jobID"] == failing_id
+        and status["status"] == "failed"
+        and status["message"] == "out of memory"
+    )
+    time.sleep(0.5)
+    assert len(hooks.receiver.received["/cb/done"]) == 1  # the second report and the failed job: not to it
+
+
+@pytest.mark.parametrize(
+    ("subscriber", "where"),
+    [
+        ({"successUri": "ftp://example.org/x"}, "subscriber.successUri"),
+        ({"inProgressUri": "https://example.org/p"}, "subscriber.inProgressUri"),
+        ({"successUri": "https://example.org/x", "elseUri": "https://example.org/y"}, "subscriber.elseUri"),
+        ({}, "subscriber"),
+    ],
+)
+def test_a_subscriber_that_cannot_be_used_is_a_400_before_any_job_starts(hooks, subscriber, where):
+    before = hooks.client.get("/jobs?limit=1000", headers=hooks.auth("other_op")).json()["jobs"]
+    answer = hooks.client.post(
+        "/processes/coverage/execution",
+        json={"inputs": {"area": {"boroughs": ["E09000001"]}}, "subscriber": subscriber},
+        headers=hooks.auth("other_op"),
+    )
+    assert answer.status_code == 400 and answer.json()["errors"][0]["where"] == where, answer.text
+    assert hooks.client.get("/jobs?limit=1000", headers=hooks.auth("other_op")).json()["jobs"] == before
