@@ -242,17 +242,19 @@ def _accepted(accept: str, media_types: dict[str, str]) -> str | None:
     return best[2] if best else None
 
 
+#: The ``f`` parameter of a collection's items.
+FORMAT_HELP = (
+    f"Output format: {', '.join(exports.FORMATS)} ({exports.GEOJSON.name}, GeoJSON, by default; "
+    "or send Accept with a media type). The file formats hold every matching feature "
+    f"unless limit says fewer (at most {exports.MAX_FEATURES:,})."
+)
+
+
 def items_format(
     request: Request,
     f: Annotated[
         str | None,
-        Query(
-            description=(
-                f"Output format: {', '.join(exports.FORMATS)} ({exports.GEOJSON.name}, GeoJSON, by default; "
-                "or send Accept with a media type). The file formats hold every matching feature "
-                f"unless limit says fewer (at most {exports.MAX_FEATURES:,})."
-            )
-        ),
+        Query(description=FORMAT_HELP),
     ] = None,
 ) -> str:
     """The format of a collection's items: ``f`` if given (400 for an unknown one), else ``Accept``, else GeoJSON."""

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.params import _accepted, base_url, items_format
+from api.params import FORMAT_HELP, _accepted, base_url, items_format
 from geo.access.principals import Principal
 from geo.core.errors import InvalidParameter
 from geo.layers import exports
@@ -58,8 +58,13 @@ def ogc_format(
         if name in ("json", "geojson", "html"):
             return "html" if name == "html" else "json"
         raise InvalidParameter(f"f: {f[:40]!r} is not a format of this endpoint; it answers json or html")
+    return "html" if _accepts_html(request) else "json"
+
+
+def _accepts_html(request: Request) -> bool:
+    """Whether the request's ``Accept`` prefers a page to JSON."""
     media_types = {HTML: "html", **dict.fromkeys(_JSON_TYPES, "json")}
-    return _accepted(request.headers.get("accept", ""), media_types) or "json"
+    return _accepted(request.headers.get("accept", ""), media_types) == "html"
 
 
 #: ``f`` (or ``Accept``) of an OGC resource: json (the default) or html.
@@ -70,13 +75,7 @@ def items_or_html(
     request: Request,
     f: Annotated[
         str | None,
-        Query(
-            description=(
-                f"Output format: {', '.join(exports.FORMATS)} ({exports.GEOJSON.name}, GeoJSON, by default; "
-                "or send Accept with a media type), or html (the page as a table and a map). The file "
-                f"formats hold every matching feature unless limit says fewer (at most {exports.MAX_FEATURES:,})."
-            )
-        ),
+        Query(description=FORMAT_HELP + " Or html: the page as a table and a map."),
     ] = None,
 ) -> str:
     """The items' format (:func:`api.params.items_format`), or ``html`` (``f=html``, or ``Accept`` preferring it)."""
@@ -306,10 +305,7 @@ def wants_html(request: Request) -> bool:
     if request.method not in ("GET", "HEAD") or not _HTML_PATHS.fullmatch(path):
         return False
     f = request.query_params.get("f")
-    if f is not None:
-        return f.lower() == "html"
-    media_types = {HTML: "html", **dict.fromkeys(_JSON_TYPES, "json")}
-    return _accepted(request.headers.get("accept", ""), media_types) == "html"
+    return f.lower() == "html" if f is not None else _accepts_html(request)
 
 
 def error_page(request: Request, problem: dict[str, Any]) -> HTMLResponse | None:

@@ -334,29 +334,24 @@ async def get_items(conn: psycopg.AsyncConnection[Any], collection: Collection, 
     """
     if by_place(collection, query.bbox):
         return await _get_items_by_place(conn, collection, query)
-    props = selected_properties(collection, query)
     conds, params = _conditions(collection, query)
     _after(collection, query, conds, params)
     with_box = sql.SQL("WITH " + BOX_SQL) if query.bbox is not None else sql.SQL("WITH")  # type: ignore[arg-type]
     from_box = sql.SQL(", b") if query.bbox is not None else sql.SQL("")
-    properties = sql.SQL(", ").join(
-        sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier(p)) for p in props
-    )
     statement = sql.SQL(
         """{with_box}{comma}
         -- The page's keys first: the GeoJSON is then built for these rows only, not for every
         -- row the bbox matches before the sort.
         page AS (SELECT {id} AS page_key FROM {table}{from_box} WHERE {conds} ORDER BY {id} LIMIT %(limit)s)
-        SELECT {id}, json_build_object('type', 'Feature', 'id', {id}, 'geometry', {geometry},
-                                       'properties', json_build_object({properties}))::text
-        FROM {table} JOIN page ON {id} = page.page_key
+        SELECT {id}, {feature} FROM {table} JOIN page ON {id} = page.page_key
         ORDER BY {id}"""
     ).format(
         with_box=with_box,
         comma=sql.SQL(",") if query.bbox is not None else sql.SQL(""),
         id=sql.Identifier(collection.id_column),
-        geometry=_geometry(query.crs.srid, query.crs.lat_first),
-        properties=properties if props else sql.SQL(""),
+        feature=_feature_json(
+            collection, selected_properties(collection, query), query.crs.srid, query.crs.lat_first
+        ),
         table=sql.Identifier(collection.table),
         from_box=from_box,
         conds=sql.SQL(" AND ").join(conds),
@@ -371,19 +366,17 @@ async def get_items(conn: psycopg.AsyncConnection[Any], collection: Collection, 
     return Page(features, len(rows), rows[-1][0] if more else None, matched)
 
 
-def _feature_json(collection: Collection, query: ItemsQuery) -> sql.Composable:
-    props = selected_properties(collection, query)
-    properties = sql.SQL(", ").join(
-        sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier(p)) for p in props
+def _feature_json(
+    collection: Collection, properties: tuple[str, ...], srid: int, lat_first: bool
+) -> sql.Composable:
+    """A row as its GeoJSON Feature (text), written by PostGIS: id, geometry in ``srid``, ``properties``."""
+    pairs = sql.SQL(", ").join(
+        sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier(p)) for p in properties
     )
     return sql.SQL(
         "json_build_object('type', 'Feature', 'id', {id}, 'geometry', {geometry}, "
         "'properties', json_build_object({properties}))::text"
-    ).format(
-        id=sql.Identifier(collection.id_column),
-        geometry=_geometry(query.crs.srid, query.crs.lat_first),
-        properties=properties,
-    )
+    ).format(id=sql.Identifier(collection.id_column), geometry=_geometry(srid, lat_first), properties=pairs)
 
 
 #: Rows first read at a time for a page in place order (doubled while the page is not full, up
@@ -405,12 +398,17 @@ async def _segments(
     key = (*bbox.box, bbox.srid)
     if (found := _SEGMENTS.get(key)) is None:
         row = await (await conn.execute(
-            f"WITH {BOX_SQL} SELECT ST_AsBinary(box) FROM b", bbox.params()  # type: ignore[arg-type]
+            f"WITH {BOX_SQL} SELECT ST_AsBinary(box), ST_XMin(box), ST_YMin(box), ST_XMax(box), ST_YMax(box) FROM b",  # type: ignore[arg-type]
+            bbox.params(),
         )).fetchone()  # fmt: skip
         assert row is not None
+        # A box of no width or height is a polygon GEOS may not even read: its envelope is the area then.
+        area = shapely.box(*row[1:])
+        if area.area > 0:
+            area = shapely.from_wkb(bytes(row[0]))
         if len(_SEGMENTS) >= MAX_SEGMENTS:
             del _SEGMENTS[next(iter(_SEGMENTS))]
-        found = _SEGMENTS[key] = cells.segments(shapely.from_wkb(bytes(row[0])))
+        found = _SEGMENTS[key] = cells.segments(area)
     return found
 
 
@@ -442,11 +440,13 @@ async def _get_items_by_place(
         # (cells.geometry_key, the function's twin): asked of the function, they took half the time.
         # Each range is read in key order from the layer's key index (the LIMIT right on the
         # ordered scan: the planner never reads the box through the GiST index to sort it), the
-        # ranges one after the other, and reading stops after ``chunk`` rows in all.
+        # ranges one after the other, and reading stops after ``chunk`` rows in all. The box is a
+        # scalar subquery, not joined: joined, the sort carried its copy in every row (770 MB for
+        # a London-wide box's thousands of vertices).
         """WITH {box}
         SELECT ST_XMin(p.geom), ST_YMin(p.geom), ST_XMax(p.geom), ST_YMax(p.geom), p.id,
-               p.geom && b.box AND ST_Intersects(p.geom, b.box)
-        FROM b, unnest(%(lo)s::bigint[], %(hi)s::bigint[]) WITH ORDINALITY AS seg(lo, hi, n),
+               p.geom && (SELECT box FROM b) AND ST_Intersects(p.geom, (SELECT box FROM b))
+        FROM unnest(%(lo)s::bigint[], %(hi)s::bigint[]) WITH ORDINALITY AS seg(lo, hi, n),
              LATERAL (SELECT id, geom, row_number() OVER (ORDER BY {key}, id) AS rn FROM {table}
                       WHERE {key} BETWEEN seg.lo AND seg.hi AND {conds}
                       ORDER BY {key}, id LIMIT %(chunk)s) AS p
@@ -478,7 +478,10 @@ async def _get_items_by_place(
     page = page[: query.limit]
     # The GeoJSON of the page's rows only, once they are known.
     features_of = sql.SQL("SELECT id, {feature} FROM {table} WHERE id = ANY(%(ids)s)").format(
-        feature=_feature_json(collection, query), table=sql.Identifier(collection.table)
+        feature=_feature_json(
+            collection, selected_properties(collection, query), query.crs.srid, query.crs.lat_first
+        ),
+        table=sql.Identifier(collection.table),
     )
     ids = [r[4] for r in page]
     built = dict(await (await conn.execute(features_of, {"ids": ids})).fetchall()) if ids else {}
@@ -498,17 +501,9 @@ async def get_feature(
             raise missing
     else:
         key = feature_id
-    properties = sql.SQL(", ").join(
-        sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier(p)) for p in collection.properties
-    )
-    statement = sql.SQL(
-        """SELECT json_build_object('type', 'Feature', 'id', {id}, 'geometry', {geometry},
-                                    'properties', json_build_object({properties}))::text
-           FROM {table} WHERE {where} AND {id} = %s"""
-    ).format(
+    statement = sql.SQL("SELECT {feature} FROM {table} WHERE {where} AND {id} = %s").format(
+        feature=_feature_json(collection, collection.properties, srid, lat_first),
         id=sql.Identifier(collection.id_column),
-        geometry=_geometry(srid, lat_first),
-        properties=properties,
         table=sql.Identifier(collection.table),
         where=sql.SQL(collection.where),  # type: ignore[arg-type]
     )

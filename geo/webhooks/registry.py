@@ -32,7 +32,8 @@ class InvalidWebhook(InvalidParameter):
 
     def __init__(self, where: str, message: str, value: Any = None) -> None:
         super().__init__(f"{where}: {message}")
-        shown = value if not isinstance(value, str) else value[:200]
+        # The value as sent, short: a string's first 200 characters, anything else as its repr.
+        shown = value[:200] if isinstance(value, str) else value if value is None else repr(value)[:200]
         self.problem_extra = {"errors": [{"where": where, "message": message, "value": shown}]}
 
 

@@ -281,3 +281,42 @@ def test_a_file_with_a_bbox_limit_and_cursor_holds_the_geojson_page_in_its_order
     rows = csv.DictReader(io.StringIO(client.get(href + "&f=csv").text.lstrip("\ufeff")))
     ids = [int(row["id"]) for row in rows]
     assert ids == [f["id"] for f in second["features"]] and len(ids) == 25
+
+
+@pytest.mark.parametrize(
+    "after", ["1:²", "1:2:3", ":", "1:", "99999999999999999999:1", "1:-", "１:2", "1_0:2", " 1:2"]
+)
+def test_a_bbox_cursor_that_is_not_two_ints_is_a_400(client, after):
+    answer = client.get(
+        "/collections/street_furniture/items", params={"bbox": CAMDEN_BBOX_84, "after": after}
+    )
+    assert answer.status_code == 400 and "key:id" in answer.json()["detail"], answer.text
+
+
+@pytest.mark.parametrize(
+    ("bbox", "crs"),
+    [
+        ("-0.14,51.53,-0.14,51.54", None),  # no width
+        ("-0.14,51.53,-0.14,51.53", None),  # a point
+        ("-180,-90,180,90", None),  # the world (clamped to the service's extent)
+        ("1.5,52.5,1.6,52.6", None),  # beyond London and the key square
+        ("529000,182000,529000.5,210000", "EPSG:27700"),  # half a metre wide, 28 km tall
+    ],
+)
+def test_odd_boxes_page_as_the_database_finds_them(client, conn, bbox, crs):
+    params = {
+        "bbox": bbox,
+        "limit": 500,
+        **({"bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/27700"} if crs else {}),
+    }
+    ids, _ = all_pages(client, "/collections/street_furniture/items", params)
+    first = client.get("/collections/street_furniture/items", params=params)
+    assert first.status_code == 200
+    srid = 27700 if crs else 4326
+    box = f"ST_Transform(ST_Segmentize(ST_MakeEnvelope({bbox}, {srid}), {100 if crs else 0.001}), 27700)"
+    if bbox.startswith("-180"):
+        assert len(ids) == len(set(ids)) and set(ids) == db_ids(conn, "kind = 'street_furniture'")
+    else:
+        assert sorted(ids) == sorted(
+            db_ids(conn, f"kind = 'street_furniture' AND ST_Intersects(geom, {box})")
+        )

@@ -580,3 +580,17 @@ def test_a_subscriber_that_cannot_be_used_is_a_400_before_any_job_starts(hooks, 
     )
     assert answer.status_code == 400 and answer.json()["errors"][0]["where"] == where, answer.text
     assert hooks.client.get("/jobs?limit=1000", headers=hooks.auth("other_op")).json()["jobs"] == before
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"a": [{"b": [1] * 10}] * 10}, ["https://example.org"], 12, None, "x" * 5000, "https://ex ample.org"],
+)
+def test_a_subscriber_url_that_is_not_a_url_is_a_short_400(hooks, value):
+    answer = hooks.client.post(
+        "/processes/coverage/execution",
+        json={"inputs": {"area": {"boroughs": ["E09000001"]}}, "subscriber": {"successUri": value}},
+        headers=hooks.auth("other_op"),
+    )
+    assert answer.status_code == 400 and answer.json()["errors"][0]["where"] == "subscriber.successUri"
+    assert len(answer.text) < 1500
